@@ -1,0 +1,52 @@
+# Signet. Every target runs with the project's Node.js 24 (installed into ~/.cache/signet when
+# the system node is older) first on PATH.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+NODE_BIN := $(shell hack/node.sh)
+export PATH := $(NODE_BIN):$(PATH)
+
+.PHONY: all deps build lint typecheck unit e2e test controlplane cluster-up cluster-down demo bench clean
+
+all: build
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+
+deps: node_modules/.package-lock.json
+
+build: deps
+	npx tsc -p tsconfig.build.json
+
+lint: deps
+	npx biome check .
+
+typecheck: deps
+	npx tsc --noEmit -p tsconfig.json
+
+controlplane:
+	hack/controlplane/build.sh >/dev/null
+
+unit: deps
+	npx vitest run --project unit
+
+e2e: deps build controlplane
+	npx vitest run --project e2e
+
+# The whole suite: lint, typecheck, unit and real-cluster tests; ends with `N passed, N failed`.
+test: deps
+	hack/test.sh
+
+cluster-up: deps controlplane
+	node e2e/support/cluster-cli.ts up
+
+cluster-down: deps
+	node e2e/support/cluster-cli.ts down
+
+demo: deps build controlplane
+	node hack/demo.ts
+
+bench: deps build controlplane
+	node bench/run.ts
+
+clean:
+	rm -rf dist .signet
