@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import {
+  canAcquire,
+  LeaderElector,
+  type LeaseRecord,
+  type LeaseStore,
+  type StoredLease,
+} from '../../src/controller/leader.ts';
+
+/** An in-memory lease with resourceVersion-checked updates, as the API server does. */
+class MemoryLeaseStore implements LeaseStore {
+  lease: StoredLease | undefined;
+  #version = 0;
+  async get(): Promise<StoredLease | undefined> {
+    return this.lease;
+  }
+  async create(spec: LeaseRecord): Promise<boolean> {
+    if (this.lease) return false;
+    this.lease = { spec, resourceVersion: String(++this.#version) };
+    return true;
+  }
+  async update(spec: LeaseRecord, resourceVersion: string): Promise<boolean> {
+    if (this.lease?.resourceVersion !== resourceVersion) return false;
+    this.lease = { spec, resourceVersion: String(++this.#version) };
+    return true;
+  }
+}
+
+async function until(predicate: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('condition not met before deadline');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function elector(store: LeaseStore, identity: string, log: string[]): LeaderElector {
+  return new LeaderElector({
+    store,
+    identity,
+    leaseDurationMs: 300,
+    renewDeadlineMs: 200,
+    retryPeriodMs: 50,
+    onStartedLeading: () => log.push(`${identity}+`),
+    onStoppedLeading: () => log.push(`${identity}-`),
+  });
+}
+
+describe('canAcquire', () => {
+  it('allows a free, own or expired lease and refuses a live one held by another', () => {
+    const now = new Date('2026-01-01T00:00:10Z');
+    expect(canAcquire(undefined, 'a', now)).toBe(true);
+    const held = { holderIdentity: 'b', leaseDurationSeconds: 15, renewTime: '2026-01-01T00:00:00Z' };
+    expect(canAcquire(held, 'a', now)).toBe(false);
+    expect(canAcquire(held, 'b', now)).toBe(true);
+    expect(canAcquire(held, 'a', new Date('2026-01-01T00:00:16Z'))).toBe(true);
+  });
+});
+
+describe('LeaderElector', () => {
+  it('elects exactly one of two candidates, and hands over after the leader releases', async () => {
+    const store = new MemoryLeaseStore();
+    const log: string[] = [];
+    const a = elector(store, 'a', log);
+    const b = elector(store, 'b', log);
+    const stopA = new AbortController();
+    const stopB = new AbortController();
+    const runA = a.run(stopA.signal);
+    const runB = b.run(stopB.signal);
+    await until(() => a.isLeader || b.isLeader);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(a.isLeader && b.isLeader).toBe(false);
+    const [leader, follower, stopLeader] = a.isLeader ? [a, b, stopA] : [b, a, stopB];
+    stopLeader.abort();
+    await (leader === a ? runA : runB);
+    await until(() => follower.isLeader);
+    stopA.abort();
+    stopB.abort();
+    await Promise.all([runA, runB]);
+    expect(log.filter((entry) => entry.endsWith('+'))).toHaveLength(2);
+  });
+
+  it('steps down when renewals fail past the renew deadline', async () => {
+    const store = new MemoryLeaseStore();
+    const log: string[] = [];
+    const a = elector(store, 'a', log);
+    const stop = new AbortController();
+    const run = a.run(stop.signal);
+    await until(() => a.isLeader);
+    // Another holder steals the lease (e.g. after a network partition): renewals now fail.
+    store.lease = {
+      spec: { holderIdentity: 'thief', leaseDurationSeconds: 60, renewTime: new Date().toISOString() },
+      resourceVersion: 'stolen',
+    };
+    await until(() => !a.isLeader);
+    expect(log).toEqual(['a+', 'a-']);
+    stop.abort();
+    await run;
+  });
+});
