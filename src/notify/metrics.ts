@@ -1,0 +1,40 @@
+import { Counter, type Registry } from 'prom-client';
+import type { AlertKind } from './alert.ts';
+
+/** Alert counters, by alert kind. Each alert counts once: sent, failed or dropped. */
+export interface NotifyMetrics {
+  readonly sent: Counter<'kind'>;
+  readonly failed: Counter<'kind'>;
+  readonly dropped: Counter<'kind'>;
+}
+
+function counter(registry: Registry, name: string, help: string): Counter<'kind'> {
+  const existing = registry.getSingleMetric(name);
+  if (existing instanceof Counter) return existing as Counter<'kind'>;
+  return new Counter({ name, help, labelNames: ['kind'], registers: [registry] });
+}
+
+/** Register (or reuse, so several notifiers can share one registry) the notifier's counters. */
+export function notifyMetrics(registry: Registry): NotifyMetrics {
+  return {
+    sent: counter(
+      registry,
+      'signet_alerts_sent_total',
+      'Alerts delivered to a notification provider, by kind.',
+    ),
+    failed: counter(
+      registry,
+      'signet_alerts_failed_total',
+      'Alerts the provider refused or that could not be delivered without a configuration change, by kind.',
+    ),
+    dropped: counter(
+      registry,
+      'signet_alerts_dropped_total',
+      'Alerts dropped because the notifier queue was full or the notifier was closed, by kind.',
+    ),
+  };
+}
+
+export function countAlerts(counter: Counter<'kind'>, kinds: readonly AlertKind[]): void {
+  for (const kind of kinds) counter.inc({ kind });
+}
