@@ -1,0 +1,103 @@
+import { isJsonObject, type JsonObject, splitApiVersion } from '../render/object.ts';
+import type { ResourceScope } from '../render/scope.ts';
+import { KubeApiError } from './errors.ts';
+
+export interface ResourceInfo {
+  readonly group: string;
+  readonly version: string;
+  readonly kind: string;
+  /** Plural resource name used in URLs, e.g. `configmaps`. */
+  readonly resource: string;
+  readonly namespaced: boolean;
+}
+
+/** Fetches a discovery document (`/api/v1` or `/apis/<group>/<version>`); undefined on 404. */
+export type DiscoveryFetcher = (path: string, signal?: AbortSignal) => Promise<JsonObject | undefined>;
+
+function groupVersionPath(apiVersion: string): string {
+  const { group } = splitApiVersion(apiVersion);
+  return group === '' ? `/api/${apiVersion}` : `/apis/${apiVersion}`;
+}
+
+/**
+ * Resolves (apiVersion, kind) → resource with a per-group-version cache. A miss (unknown
+ * group-version, or a kind not yet listed) refetches that one group-version document, so CRDs
+ * created earlier in the same run resolve; concurrent misses share one request.
+ */
+export class Discovery {
+  readonly #fetch: DiscoveryFetcher;
+  readonly #byGroupVersion = new Map<string, Map<string, ResourceInfo>>();
+  readonly #inFlight = new Map<string, Promise<Map<string, ResourceInfo>>>();
+
+  constructor(fetcher: DiscoveryFetcher) {
+    this.#fetch = fetcher;
+  }
+
+  /** Cached answer only (no request): for `applyScope`. */
+  scopeOf(apiVersion: string, kind: string): ResourceScope | undefined {
+    const info = this.#byGroupVersion.get(apiVersion)?.get(kind);
+    if (info === undefined) return undefined;
+    return info.namespaced ? 'Namespaced' : 'Cluster';
+  }
+
+  /** Loads the group-versions not cached yet (one request each). */
+  async prefetch(apiVersions: Iterable<string>, signal?: AbortSignal): Promise<void> {
+    const missing = [...new Set(apiVersions)].filter((apiVersion) => !this.#byGroupVersion.has(apiVersion));
+    await Promise.all(missing.map((apiVersion) => this.#load(apiVersion, signal)));
+  }
+
+  async resolve(apiVersion: string, kind: string, signal?: AbortSignal): Promise<ResourceInfo> {
+    const cached = this.#byGroupVersion.get(apiVersion)?.get(kind);
+    if (cached !== undefined) return cached;
+    const fresh = await this.#load(apiVersion, signal);
+    const info = fresh.get(kind);
+    if (info === undefined) {
+      throw new KubeApiError({
+        code: 'NoKindMatch',
+        status: 0,
+        reason: 'NoKindMatch',
+        subject: `${apiVersion} ${kind}`,
+        verb: 'discovery',
+        serverMessage: `the server does not serve kind ${kind} in ${apiVersion}`,
+      });
+    }
+    return info;
+  }
+
+  /** Drops the cache (e.g. after CRDs were deleted). */
+  invalidate(): void {
+    this.#byGroupVersion.clear();
+  }
+
+  #load(apiVersion: string, signal?: AbortSignal): Promise<Map<string, ResourceInfo>> {
+    const pending = this.#inFlight.get(apiVersion);
+    if (pending !== undefined) return pending;
+    const loading = this.#fetch(groupVersionPath(apiVersion), signal)
+      .then((document) => {
+        const resources = parseResourceList(apiVersion, document);
+        this.#byGroupVersion.set(apiVersion, resources);
+        return resources;
+      })
+      .finally(() => this.#inFlight.delete(apiVersion));
+    this.#inFlight.set(apiVersion, loading);
+    return loading;
+  }
+}
+
+/** Parses an APIResourceList; subresources (`pods/status`) are skipped. */
+export function parseResourceList(
+  apiVersion: string,
+  document: JsonObject | undefined,
+): Map<string, ResourceInfo> {
+  const resources = new Map<string, ResourceInfo>();
+  const { group, version } = splitApiVersion(apiVersion);
+  const list = document?.resources;
+  if (!Array.isArray(list)) return resources;
+  for (const entry of list) {
+    if (!isJsonObject(entry)) continue;
+    const { name, kind, namespaced } = entry;
+    if (typeof name !== 'string' || typeof kind !== 'string' || name.includes('/')) continue;
+    resources.set(kind, { group, version, kind, resource: name, namespaced: namespaced === true });
+  }
+  return resources;
+}

@@ -1,0 +1,225 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Dispatcher } from 'undici';
+import { KubeRequestError } from './errors.ts';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface TransportRequest {
+  readonly method: HttpMethod;
+  /** Path and query, relative to the server URL (e.g. `/api/v1/namespaces`). */
+  readonly path: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string;
+  /** Per-attempt timeout in ms (default: the transport's). */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+  /** `Kind/ns/name` (or a path) for error messages. */
+  readonly subject: string;
+  /** False for requests that must not be repeated after the server may have acted (POST create). */
+  readonly idempotent?: boolean;
+}
+
+export interface TransportResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: string;
+}
+
+export interface Transport {
+  request(request: TransportRequest): Promise<TransportResponse>;
+  close(): Promise<void>;
+}
+
+export interface RetryPolicy {
+  /** Attempts in total, first included (default 5). */
+  readonly maxAttempts: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+  /** Cap on a server's Retry-After (seconds). */
+  readonly maxRetryAfterSeconds: number;
+}
+
+export const defaultRetryPolicy: RetryPolicy = {
+  maxAttempts: 5,
+  baseDelayMs: 100,
+  maxDelayMs: 5_000,
+  maxRetryAfterSeconds: 30,
+};
+
+/** Counts of requests sent (every attempt, retries included), by method and by status. */
+export interface RequestStats {
+  total: number;
+  retries: number;
+  byMethod: Record<string, number>;
+  byStatus: Record<string, number>;
+}
+
+export function emptyRequestStats(): RequestStats {
+  return { total: 0, retries: 0, byMethod: {}, byStatus: {} };
+}
+
+export interface UndiciTransportOptions {
+  /** Server URL; a path prefix is kept (e.g. `https://host/k8s/clusters/c-1`). */
+  readonly server: string;
+  readonly dispatcher: Dispatcher;
+  /** Credentials headers (Authorization…), re-read for every attempt so rotated tokens apply. */
+  readonly authHeaders: () => Promise<Record<string, string>>;
+  readonly userAgent: string;
+  /** Extra headers on every request (impersonation). Values may repeat (groups). */
+  readonly extraHeaders?: Readonly<Record<string, string | readonly string[]>>;
+  readonly timeoutMs?: number;
+  readonly retry?: Partial<RetryPolicy>;
+  readonly stats?: RequestStats;
+  /** Injectable for tests. */
+  readonly delay?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
+}
+
+const retriableErrorCodes = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+function errorCodeOf(error: unknown): string | undefined {
+  for (let current: unknown = error, depth = 0; current !== undefined && depth < 4; depth++) {
+    if (typeof current !== 'object' || current === null) return undefined;
+    if ('code' in current && typeof current.code === 'string') return current.code;
+    current = 'cause' in current ? current.cause : undefined;
+  }
+  return undefined;
+}
+
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined) return undefined;
+  const seconds = Number(text);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
+}
+
+function defaultDelay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return sleep(ms, undefined, signal === undefined ? undefined : { signal });
+}
+
+/**
+ * A raw HTTP transport on an undici dispatcher: bodies go out and come back as strings, untouched.
+ * Retries 429 (honouring Retry-After), 5xx on idempotent requests, and connection errors, with
+ * bounded exponential backoff. No client-side QPS limit: API Priority and Fairness limits on the server.
+ */
+export function createUndiciTransport(options: UndiciTransportOptions): Transport {
+  const url = new URL(options.server);
+  const origin = url.origin;
+  const basePath = url.pathname.replace(/\/+$/, '');
+  const retry: RetryPolicy = { ...defaultRetryPolicy, ...options.retry };
+  const stats = options.stats;
+  const delay = options.delay ?? defaultDelay;
+  const defaultTimeoutMs = options.timeoutMs ?? 30_000;
+
+  async function attempt(request: TransportRequest): Promise<TransportResponse> {
+    const timeoutMs = request.timeoutMs ?? defaultTimeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = request.signal === undefined ? timeout : AbortSignal.any([request.signal, timeout]);
+    const headers: Record<string, string | string[]> = {
+      accept: 'application/json',
+      'user-agent': options.userAgent,
+      ...(await options.authHeaders()),
+    };
+    for (const [name, value] of Object.entries(options.extraHeaders ?? {})) {
+      headers[name] = typeof value === 'string' ? value : [...value];
+    }
+    for (const [name, value] of Object.entries(request.headers ?? {})) headers[name.toLowerCase()] = value;
+    if (stats !== undefined) {
+      stats.total++;
+      stats.byMethod[request.method] = (stats.byMethod[request.method] ?? 0) + 1;
+    }
+    try {
+      const response = await options.dispatcher.request({
+        origin,
+        path: `${basePath}${request.path}`,
+        method: request.method,
+        headers,
+        body: request.body ?? null,
+        signal,
+      });
+      const body = await response.body.text();
+      if (stats !== undefined) {
+        const key = String(response.statusCode);
+        stats.byStatus[key] = (stats.byStatus[key] ?? 0) + 1;
+      }
+      return { status: response.statusCode, headers: response.headers, body };
+    } catch (error) {
+      if (request.signal?.aborted === true) {
+        throw new KubeRequestError('Aborted', request.subject, 'request aborted', error);
+      }
+      if (timeout.aborted) {
+        throw new KubeRequestError('Timeout', request.subject, `no answer within ${timeoutMs} ms`, error);
+      }
+      throw new KubeRequestError(
+        'Connection',
+        request.subject,
+        `connection failed (${errorCodeOf(error) ?? 'unknown'})`,
+        error,
+      );
+    }
+  }
+
+  function backoffMs(attemptIndex: number): number {
+    const exponential = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** attemptIndex);
+    return exponential / 2 + Math.random() * (exponential / 2);
+  }
+
+  return {
+    async request(request: TransportRequest): Promise<TransportResponse> {
+      const idempotent = request.idempotent ?? request.method !== 'POST';
+      for (let attemptIndex = 0; ; attemptIndex++) {
+        const last = attemptIndex + 1 >= retry.maxAttempts;
+        let waitMs: number;
+        try {
+          const response = await attempt(request);
+          if (last) return response;
+          if (response.status === 429) {
+            const retryAfter = parseRetryAfter(response.headers['retry-after']);
+            waitMs =
+              retryAfter === undefined
+                ? backoffMs(attemptIndex)
+                : Math.min(retryAfter, retry.maxRetryAfterSeconds) * 1000;
+          } else if (idempotent && response.status >= 500 && response.status !== 501) {
+            const retryAfter = parseRetryAfter(response.headers['retry-after']);
+            waitMs =
+              retryAfter === undefined
+                ? backoffMs(attemptIndex)
+                : Math.min(retryAfter, retry.maxRetryAfterSeconds) * 1000;
+          } else {
+            return response;
+          }
+        } catch (error) {
+          const retriable =
+            error instanceof KubeRequestError &&
+            error.code === 'Connection' &&
+            (idempotent || retriableErrorCodes.has(errorCodeOf(error.cause) ?? '')) &&
+            (idempotent || errorCodeOf(error.cause) === 'ECONNREFUSED');
+          if (last || !retriable) throw error;
+          waitMs = backoffMs(attemptIndex);
+        }
+        if (stats !== undefined) stats.retries++;
+        try {
+          await delay(waitMs, request.signal);
+        } catch (error) {
+          throw new KubeRequestError(
+            'Aborted',
+            request.subject,
+            'request aborted while waiting to retry',
+            error,
+          );
+        }
+      }
+    },
+    async close(): Promise<void> {
+      await options.dispatcher.close();
+    },
+  };
+}
