@@ -1,0 +1,189 @@
+/**
+ * OpenPGP detached signatures over git payloads, with openpgp.js.
+ *
+ * Key validity policy (documented behaviour):
+ * - A signature made while the key was valid is accepted even when the key has expired since (like git with
+ *   gpg's "expired key, good signature"); the key's validity is judged at the signature creation time, which
+ *   the signer controls. A signature created at or after the key's expiry is rejected (UntrustedSigner).
+ * - A revoked primary key or signing subkey is rejected whatever the signature time (UntrustedSigner).
+ */
+import {
+  createMessage,
+  type Key,
+  type PublicKey,
+  readKeys,
+  readSignature,
+  type Signature,
+  type Subkey,
+  verify,
+} from 'openpgp';
+import { describeError, VerificationError } from './errors.ts';
+import type { GitIdentity, SignatureCheck } from './types.ts';
+
+export interface OpenPgpKeyEntry {
+  readonly key: PublicKey;
+  readonly keyName: string;
+  /** Lower-cased emails of the user ids. */
+  readonly emails: readonly string[];
+}
+
+export interface OpenPgpKeysParseResult {
+  readonly keys: readonly OpenPgpKeyEntry[];
+  readonly problems: readonly VerificationError[];
+}
+
+const PUBLIC_BLOCK = /-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g;
+const EMAIL_IN_USER_ID = /<([^<>]+)>\s*$/;
+
+function emailsOf(key: PublicKey): string[] {
+  const emails: string[] = [];
+  for (const userId of key.getUserIDs()) {
+    const match = EMAIL_IN_USER_ID.exec(userId);
+    const email = match?.[1] ?? (userId.includes('@') ? userId.trim() : undefined);
+    if (email !== undefined) emails.push(email.toLowerCase());
+  }
+  return emails;
+}
+
+/** Reads every armored public-key block in `text` (openpgp.readKeys alone reads only the first block). */
+export async function parseArmoredPublicKeys(text: string, keyName: string): Promise<OpenPgpKeysParseResult> {
+  const problems: VerificationError[] = [];
+  const keys: OpenPgpKeyEntry[] = [];
+  if (text.includes('PRIVATE KEY BLOCK')) {
+    problems.push(
+      new VerificationError(
+        'PrivateKeyMaterial',
+        `signers key ${JSON.stringify(keyName)} contains an OpenPGP PRIVATE key block; only public keys belong there (the private block was ignored)`,
+        { keyName },
+      ),
+    );
+  }
+  const blocks = text.match(PUBLIC_BLOCK) ?? [];
+  if (blocks.length === 0 && problems.length === 0) {
+    problems.push(
+      new VerificationError(
+        'MalformedKey',
+        `signers key ${JSON.stringify(keyName)} holds no armored public key`,
+        {
+          keyName,
+        },
+      ),
+    );
+  }
+  for (const [index, block] of blocks.entries()) {
+    try {
+      for (const key of await readKeys({ armoredKeys: block })) {
+        if (key.isPrivate()) throw new VerificationError('PrivateKeyMaterial', 'private key found');
+        keys.push({ key, keyName, emails: emailsOf(key) });
+      }
+    } catch (error) {
+      problems.push(
+        new VerificationError(
+          'MalformedKey',
+          `signers key ${JSON.stringify(keyName)} public key block ${index + 1}: ${describeError(error)}`,
+          { keyName },
+        ),
+      );
+    }
+  }
+  return { keys, problems };
+}
+
+async function isRevoked(key: Key | Subkey, now: Date): Promise<boolean> {
+  if ('mainKey' in key) {
+    return (
+      key.revocationSignatures.length > 0 &&
+      (await key.isRevoked(undefined as never, undefined as never, now))
+    );
+  }
+  return key.isRevoked(undefined, undefined, now);
+}
+
+function fail(reason: 'UntrustedSigner' | 'InvalidSignature', message: string): SignatureCheck {
+  return { ok: false, reason, message };
+}
+
+export interface OpenPgpVerifyOptions {
+  readonly now: Date;
+  /** Tolerated clock skew for signatures dated in the future (default 5 minutes). */
+  readonly clockSkewMs?: number;
+}
+
+/** Verifies an armored detached OpenPGP signature over `payload`. Never throws. */
+export async function verifyOpenPgpSignature(
+  payload: Uint8Array,
+  armored: string,
+  keyring: readonly OpenPgpKeyEntry[],
+  identity: GitIdentity | undefined,
+  options: OpenPgpVerifyOptions,
+): Promise<SignatureCheck> {
+  let signature: Signature;
+  try {
+    signature = await readSignature({ armoredSignature: armored });
+  } catch (error) {
+    return fail('InvalidSignature', `unreadable OpenPGP signature: ${describeError(error)}`);
+  }
+  const packets = [...signature.packets];
+  if (packets.length !== 1 || packets[0] === undefined) {
+    return fail('InvalidSignature', `expected exactly one OpenPGP signature packet, found ${packets.length}`);
+  }
+  const packet = packets[0];
+  const keyIds = signature.getSigningKeyIDs();
+  const keyIdHex = keyIds.map((id) => id.toHex().toUpperCase()).join(', ');
+  const entry = keyring.find((candidate) => keyIds.some((id) => candidate.key.getKeys(id).length > 0));
+  if (entry === undefined) {
+    return fail(
+      'UntrustedSigner',
+      `signed by OpenPGP key ${keyIdHex || '(no issuer)'}, which is not a trusted signer`,
+    );
+  }
+  const fingerprint = entry.key.getFingerprint().toUpperCase();
+  const created = packet.created;
+  try {
+    if (await isRevoked(entry.key, options.now)) {
+      return fail('UntrustedSigner', `OpenPGP key ${fingerprint} is revoked`);
+    }
+    for (const id of keyIds) {
+      for (const subkey of entry.key.getSubkeys(id)) {
+        if (await isRevoked(subkey, options.now)) {
+          return fail(
+            'UntrustedSigner',
+            `OpenPGP signing subkey ${subkey.getFingerprint().toUpperCase()} is revoked`,
+          );
+        }
+      }
+    }
+    const expires = await entry.key.getExpirationTime();
+    if (created !== null && expires instanceof Date && created.getTime() >= expires.getTime()) {
+      return fail(
+        'UntrustedSigner',
+        `OpenPGP key ${fingerprint} expired at ${expires.toISOString()}, before the signature was made (${created.toISOString()})`,
+      );
+    }
+  } catch (error) {
+    return fail('UntrustedSigner', `OpenPGP key ${fingerprint} is not usable: ${describeError(error)}`);
+  }
+  try {
+    const message = await createMessage({ binary: payload });
+    const result = await verify({
+      message,
+      signature,
+      verificationKeys: [entry.key],
+      date: new Date(options.now.getTime() + (options.clockSkewMs ?? 300_000)),
+    });
+    if (result.signatures.length !== 1) {
+      return fail('InvalidSignature', `expected one verification result, got ${result.signatures.length}`);
+    }
+    for (const one of result.signatures) await one.verified;
+  } catch (error) {
+    return fail(
+      'InvalidSignature',
+      `OpenPGP signature by ${fingerprint} does not verify: ${describeError(error)}`,
+    );
+  }
+  const committerEmail = identity?.email.toLowerCase();
+  const committerMatches = committerEmail !== undefined && entry.emails.includes(committerEmail);
+  const principal =
+    committerMatches && committerEmail !== undefined ? committerEmail : (entry.emails[0] ?? '');
+  return { ok: true, signer: { type: 'openpgp', keyFingerprint: fingerprint, principal }, committerMatches };
+}
