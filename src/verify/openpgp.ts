@@ -2,9 +2,12 @@
  * OpenPGP detached signatures over git payloads, with openpgp.js.
  *
  * Key validity policy (documented behaviour):
- * - A signature made while the key was valid is accepted even when the key has expired since (like git with
- *   gpg's "expired key, good signature"); the key's validity is judged at the signature creation time, which
- *   the signer controls. A signature created at or after the key's expiry is rejected (UntrustedSigner).
+ * - A signature made while the key was valid is accepted even when the key has expired since; the key's
+ *   validity is judged at the signature creation time (which the signer controls). gpg calls this "Good
+ *   signature ... [expired]" (`%G?` = `Y`); note that `git verify-commit` exits 1 for it (measured with
+ *   git 2.39 / gpg 2.2), so Signet is more lenient than `git verify-commit` here, on purpose: history signed
+ *   before a key expired stays deployable. A signature created at or after the key's expiry is rejected
+ *   (UntrustedSigner), as is one dated in the future beyond a 5-minute clock skew (InvalidSignature).
  * - A revoked primary key or signing subkey is rejected whatever the signature time (UntrustedSigner).
  */
 import {
