@@ -171,5 +171,3 @@ export async function applyPlan(
   );
   return mergeChangeSets({ entries: unchanged }, applied, pruned, { entries: skipped });
 }
-
-export { mapConcurrent } from './manager.ts';
