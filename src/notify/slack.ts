@@ -100,6 +100,7 @@ export class SlackNotifier implements QueueingNotifier {
   #flushing = 0;
   #idleWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
   readonly #worker: Promise<void>;
+  #closing: Promise<void> | undefined;
 
   constructor(options: SlackNotifierOptions) {
     this.#target = options.target;
@@ -172,26 +173,27 @@ export class SlackNotifier implements QueueingNotifier {
   }
 
   async close(): Promise<void> {
-    if (!this.#closeController.signal.aborted) {
-      let dropped = 0;
-      for (const batch of this.#batches.values()) {
-        countAlerts(
-          this.#metrics.dropped,
-          batch.alerts.map((alert) => alert.kind),
-        );
-        dropped += batch.alerts.length;
-      }
-      this.#queued -= dropped;
-      this.#batches.clear();
-      if (dropped > 0) this.#logger.warn({ dropped }, 'slack notifier closed with undelivered alerts');
-      this.#closeController.abort();
-      for (const waiter of this.#idleWaiters) {
-        waiter.reject(
-          new NotifierStateError('Closed', 'notifier closed before pending alerts were delivered'),
-        );
-      }
-      this.#idleWaiters = [];
+    this.#closing ??= this.#shutDown();
+    await this.#closing;
+  }
+
+  async #shutDown(): Promise<void> {
+    let dropped = 0;
+    for (const batch of this.#batches.values()) {
+      countAlerts(
+        this.#metrics.dropped,
+        batch.alerts.map((alert) => alert.kind),
+      );
+      dropped += batch.alerts.length;
     }
+    this.#queued -= dropped;
+    this.#batches.clear();
+    if (dropped > 0) this.#logger.warn({ dropped }, 'slack notifier closed with undelivered alerts');
+    this.#closeController.abort();
+    for (const waiter of this.#idleWaiters) {
+      waiter.reject(new NotifierStateError('Closed', 'notifier closed before pending alerts were delivered'));
+    }
+    this.#idleWaiters = [];
     await this.#worker;
     await this.#client.close();
   }
