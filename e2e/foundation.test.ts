@@ -2,6 +2,8 @@
 // Signet depends on (CRDs, custom objects, server-side apply, watch, namespace deletion,
 // garbage collection, TokenRequest + RBAC).
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   ApiextensionsV1Api,
   AuthenticationV1Api,
@@ -13,9 +15,11 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ControlPlane, repoRoot, startControlPlane } from './support/controlplane.ts';
 import {
   adminKubeConfig,
   isApiError,
+  loadKubeConfig,
   objectApi,
   requestOptions,
   serviceAccountKubeConfig,
@@ -267,5 +271,61 @@ describe('TokenRequest and RBAC', () => {
       .makeApiClient(CoreV1Api)
       .listNamespacedSecret({ namespace: namespace.name }, requestOptions());
     await expect(denied).rejects.toMatchObject({ code: 403 });
+  });
+});
+
+describe('control-plane process control (own plane)', () => {
+  let plane: ControlPlane | undefined;
+
+  afterAll(async () => {
+    await plane?.stop();
+  });
+
+  it('restarts kube-apiserver and stops/starts etcd without losing data', async () => {
+    plane = await startControlPlane({
+      stateDir: join(repoRoot, '.signet', 'e2e', `${process.pid}-process-control`),
+      reuse: false,
+      ownerPid: process.pid,
+      signal: AbortSignal.timeout(120_000),
+    });
+    const started = plane;
+    const faultCore = loadKubeConfig(started.kubeconfigPath).makeApiClient(CoreV1Api);
+    await faultCore.createNamespacedConfigMap(
+      { namespace: 'default', body: { metadata: { name: 'survivor' }, data: { kept: 'yes' } } },
+      requestOptions(),
+    );
+
+    const apiServerPid = started.pidOf('kube-apiserver');
+    await started.restartApiServer();
+    expect(started.pidOf('kube-apiserver')).not.toBe(apiServerPid);
+    expect(await started.isReady()).toBe(true);
+
+    await started.stopEtcd({ force: true });
+    expect(started.pidOf('etcd')).toBeUndefined();
+    await waitFor(async () => !(await started.isReady()), {
+      timeoutMs: 30_000,
+      description: '/readyz to fail while etcd is down',
+    });
+    await started.startEtcd();
+    await started.waitForReady(60_000);
+
+    const survivor = await waitFor(
+      () => faultCore.readNamespacedConfigMap({ name: 'survivor', namespace: 'default' }, requestOptions()),
+      { timeoutMs: 30_000, description: 'the ConfigMap to be readable again' },
+    );
+    expect(survivor.data).toEqual({ kept: 'yes' });
+
+    const pids = (['etcd', 'kube-apiserver', 'kube-controller-manager'] as const).map((c) =>
+      started.pidOf(c),
+    );
+    await started.stop();
+    plane = undefined;
+    for (const pid of pids) {
+      expect(pid).toBeTypeOf('number');
+      expect(
+        existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').length > 0,
+      ).toBe(false);
+    }
+    expect(existsSync(started.stateDir)).toBe(false);
   });
 });
