@@ -117,7 +117,14 @@ export class KubeClient {
     this.discovery =
       options.discovery ??
       new Discovery(async (path, signal) => {
-        const response = await this.#send({ method: 'GET', path, subject: path, verb: 'discovery', signal });
+        const response = await this.#send({
+          method: 'GET',
+          path,
+          subject: path,
+          verb: 'discovery',
+          signal,
+          acceptStatus: [404],
+        });
         if (response.status === 404) return undefined;
         const document = parseJson(response.body, path);
         return isJsonObject(document) ? document : undefined;

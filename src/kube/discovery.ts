@@ -75,7 +75,8 @@ export class Discovery {
     const loading = this.#fetch(groupVersionPath(apiVersion), signal)
       .then((document) => {
         const resources = parseResourceList(apiVersion, document);
-        this.#byGroupVersion.set(apiVersion, resources);
+        // An unknown group-version is not cached: its CRD may be created later in this run.
+        if (document !== undefined) this.#byGroupVersion.set(apiVersion, resources);
         return resources;
       })
       .finally(() => this.#inFlight.delete(apiVersion));
