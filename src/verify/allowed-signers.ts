@@ -79,14 +79,23 @@ export function parseSshTime(value: string): Date {
   return date;
 }
 
+const compiledPatterns = new Map<string, RegExp>();
+
+/** Compiles an ssh glob (`*`, `?`), case-sensitive like ssh-keygen; memoised (patterns come from trust files). */
 function globToRegExp(pattern: string): RegExp {
-  let source = '';
-  for (const char of pattern) {
-    if (char === '*') source += '.*';
-    else if (char === '?') source += '.';
-    else source += char.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  let compiled = compiledPatterns.get(pattern);
+  if (compiled === undefined) {
+    let source = '';
+    for (const char of pattern) {
+      if (char === '*') source += '.*';
+      else if (char === '?') source += '.';
+      else source += char.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    }
+    compiled = new RegExp(`^${source}$`, 's');
+    if (compiledPatterns.size > 10_000) compiledPatterns.clear();
+    compiledPatterns.set(pattern, compiled);
   }
-  return new RegExp(`^${source}$`, 'i');
+  return compiled;
 }
 
 /** ssh's match_pattern_list: true when a positive pattern matches and no negated one does. */

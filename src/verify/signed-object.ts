@@ -64,6 +64,7 @@ const SIGNATURE_MARKERS: ReadonlyArray<readonly [string, SignatureFormat]> = [
   ['-----BEGIN SIGNED MESSAGE-----', 'x509'],
 ];
 
+const KNOWN_COMMIT_HEADERS = new Set(['tree', 'parent', 'author', 'committer', 'encoding']);
 const NEWLINE = 0x0a;
 const SPACE = 0x20;
 const utf8 = new TextDecoder('utf-8');
@@ -152,7 +153,7 @@ export function parseCommit(raw: Uint8Array, options: ParseOptions = {}): Parsed
   interface Header {
     readonly name: string;
     readonly first: Line;
-    readonly end: number;
+    end: number;
     readonly continuations: Line[];
   }
   const headers: Header[] = [];
@@ -170,7 +171,7 @@ export function parseCommit(raw: Uint8Array, options: ParseOptions = {}): Parsed
         throw new VerificationError('MalformedObject', 'commit starts with a continuation line', { oid });
       }
       last.continuations.push(line);
-      headers[headers.length - 1] = { ...last, end: line.end };
+      last.end = line.end;
     } else {
       headers.push({ name: headerName(raw, line), first: line, end: line.end, continuations: [] });
     }
@@ -193,6 +194,7 @@ export function parseCommit(raw: Uint8Array, options: ParseOptions = {}): Parsed
   const signatureHeader = chosen[0];
 
   headers.forEach((header, index) => {
+    if (!KNOWN_COMMIT_HEADERS.has(header.name)) return;
     const value = headerValue(raw, header.first, header.name.length);
     switch (header.name) {
       case 'tree':

@@ -3,9 +3,11 @@
  * signed/unsigned commits and tags, and a RevisionReader implemented with the git CLI.
  */
 import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import type { GitObjectType, RevisionReader } from '../../src/verify/verify-revision.ts';
 
 export interface RunOptions {
@@ -473,4 +475,112 @@ function formatSshTime(unixSeconds: number): string {
   const d = new Date(unixSeconds * 1000);
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}Z`;
+}
+
+// ---------- in-process object construction (bench and synthetic signatures) ----------
+
+/** Writes a loose object into `gitDir` and returns its SHA-1 oid (for fixtures that spawn nothing). */
+export async function writeLooseObject(
+  gitDir: string,
+  type: 'commit' | 'tag' | 'tree' | 'blob',
+  raw: Uint8Array,
+): Promise<string> {
+  const store = Buffer.concat([Buffer.from(`${type} ${raw.length}\0`), raw]);
+  const oid = createHash('sha1').update(store).digest('hex');
+  const dir = join(gitDir, 'objects', oid.slice(0, 2));
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, oid.slice(2)), deflateSync(store));
+  return oid;
+}
+
+function wireString(value: Uint8Array | string): Buffer {
+  const bytes = typeof value === 'string' ? Buffer.from(value) : Buffer.from(value);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bytes.length);
+  return Buffer.concat([length, bytes]);
+}
+
+export interface InProcessSshSigner {
+  readonly publicKeyLine: string;
+  /** Armored SSHSIG over `payload` (namespace `git`, sha512). Options build deliberately odd signatures. */
+  sign(payload: Uint8Array, options?: { namespace?: string; skFlags?: number }): string;
+}
+
+/**
+ * An ed25519 SSHSIG signer in node:crypto (same wire format as `ssh-keygen -Y sign`). With `application`
+ * it emulates a FIDO `sk-ssh-ed25519@openssh.com` key (a plain ed25519 key signing the FIDO message).
+ */
+export function createInProcessSshSigner(application?: string): InProcessSshSigner {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url');
+  const keyType = application === undefined ? 'ssh-ed25519' : 'sk-ssh-ed25519@openssh.com';
+  const blob = Buffer.concat([
+    wireString(keyType),
+    wireString(raw),
+    ...(application === undefined ? [] : [wireString(application)]),
+  ]);
+  return {
+    publicKeyLine: `${keyType} ${blob.toString('base64')} in-process`,
+    sign(payload, options = {}) {
+      const namespace = options.namespace ?? 'git';
+      let signed: Buffer = Buffer.concat([
+        Buffer.from('SSHSIG'),
+        wireString(namespace),
+        wireString(''),
+        wireString('sha512'),
+        wireString(createHash('sha512').update(payload).digest()),
+      ]);
+      const counter = Buffer.from([0, 0, 0, 7]);
+      const flags = options.skFlags ?? 1;
+      if (application !== undefined) {
+        signed = Buffer.concat([
+          createHash('sha256').update(application).digest(),
+          Buffer.from([flags]),
+          counter,
+          createHash('sha256').update(signed).digest(),
+        ]);
+      }
+      const signature = sign(null, signed, privateKey);
+      const sigBlob = Buffer.concat([
+        wireString(keyType),
+        wireString(signature),
+        ...(application === undefined ? [] : [Buffer.from([flags]), counter]),
+      ]);
+      const whole = Buffer.concat([
+        Buffer.from('SSHSIG'),
+        Buffer.from([0, 0, 0, 1]),
+        wireString(blob),
+        wireString(namespace),
+        wireString(''),
+        wireString('sha512'),
+        wireString(sigBlob),
+      ]).toString('base64');
+      const lines = whole.match(/.{1,70}/g) ?? [];
+      return `-----BEGIN SSH SIGNATURE-----\n${lines.join('\n')}\n-----END SSH SIGNATURE-----\n`;
+    },
+  };
+}
+
+/** A commit object with `signature` (armored, may be undefined) in a `gpgsig` header. */
+export function buildCommitObject(options: {
+  tree: string;
+  parents: readonly string[];
+  email: string;
+  timestamp: number;
+  message: string;
+  signature?: string;
+}): { payload: Buffer; withSignature(signature: string): Buffer } {
+  const headers =
+    `tree ${options.tree}\n` +
+    options.parents.map((p) => `parent ${p}\n`).join('') +
+    `author Bench <${options.email}> ${options.timestamp} +0000\n` +
+    `committer Bench <${options.email}> ${options.timestamp} +0000\n`;
+  const body = `\n${options.message}`;
+  return {
+    payload: Buffer.from(headers + body),
+    withSignature(signature: string) {
+      const indented = signature.replace(/\n$/, '').split('\n').join('\n ');
+      return Buffer.from(`${headers}gpgsig ${indented}\n${body}`);
+    },
+  };
 }
