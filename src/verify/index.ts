@@ -12,7 +12,13 @@ export {
   type SignatureFormat,
   type SignedObject,
 } from './signed-object.ts';
-export { EMPTY_TRUST, loadTrustMaterial, type TrustMaterial } from './trust.ts';
+export {
+  createTrustMaterialCache,
+  EMPTY_TRUST,
+  loadTrustMaterial,
+  type TrustMaterial,
+  type TrustMaterialCache,
+} from './trust.ts';
 export type {
   Evidence,
   GitIdentity,

@@ -12,7 +12,6 @@
  */
 import {
   createMessage,
-  type Key,
   type PublicKey,
   readKeys,
   readSignature,
@@ -92,12 +91,23 @@ export async function parseArmoredPublicKeys(text: string, keyName: string): Pro
   return { keys, problems };
 }
 
-async function isRevoked(key: Key | Subkey, now: Date): Promise<boolean> {
+/** Subkey.isRevoked as implemented: without a signature it checks every revocation signature of the subkey. */
+type SubkeyRevocationCheck = (
+  this: Subkey,
+  signature?: undefined,
+  key?: undefined,
+  date?: Date,
+) => Promise<boolean>;
+
+/**
+ * Any valid revocation (hard or soft, e.g. "key retired") dated before `now` rejects the key, whatever the
+ * signature time: stricter than RFC 4880's soft-revocation semantics, on purpose (fail closed).
+ */
+async function isRevoked(key: PublicKey | Subkey, now: Date): Promise<boolean> {
   if ('mainKey' in key) {
-    return (
-      key.revocationSignatures.length > 0 &&
-      (await key.isRevoked(undefined as never, undefined as never, now))
-    );
+    // openpgp.js 6.3 declares `signature` as required but its implementation accepts none.
+    const check = key.isRevoked as unknown as SubkeyRevocationCheck;
+    return check.call(key, undefined, undefined, now);
   }
   return key.isRevoked(undefined, undefined, now);
 }

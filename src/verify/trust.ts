@@ -2,6 +2,7 @@
  * Trust material: the signers map (Secret/ConfigMap key → text) parsed once into cached key objects.
  * Build it once per Secret version and reuse it: parsing costs milliseconds, lookups are O(1).
  */
+import { createHash } from 'node:crypto';
 import { type AllowedSigner, parseAllowedSigners } from './allowed-signers.ts';
 import type { VerificationError } from './errors.ts';
 import { type OpenPgpKeyEntry, parseArmoredPublicKeys } from './openpgp.ts';
@@ -63,3 +64,45 @@ export const EMPTY_TRUST: TrustMaterial = {
   problems: [],
   ignoredKeys: [],
 };
+
+export interface TrustMaterialCache {
+  /** Returns the parsed material for these files, parsing only when the content changed. */
+  load(files: Readonly<Record<string, string>>): Promise<TrustMaterial>;
+  readonly size: number;
+}
+
+/** Memoises loadTrustMaterial by content digest (keys stay parsed KeyObjects across reconciles). */
+export function createTrustMaterialCache(maxEntries = 16): TrustMaterialCache {
+  const entries = new Map<string, Promise<TrustMaterial>>();
+  return {
+    get size() {
+      return entries.size;
+    },
+    load(files) {
+      const hash = createHash('sha256');
+      for (const name of Object.keys(files).sort()) {
+        hash
+          .update(name)
+          .update('\0')
+          .update(files[name] ?? '')
+          .update('\0');
+      }
+      const digest = hash.digest('hex');
+      const cached = entries.get(digest);
+      if (cached !== undefined) {
+        entries.delete(digest);
+        entries.set(digest, cached); // most recently used last
+        return cached;
+      }
+      const loading = loadTrustMaterial(files);
+      entries.set(digest, loading);
+      loading.catch(() => entries.delete(digest));
+      while (entries.size > maxEntries) {
+        const oldest = entries.keys().next().value;
+        if (oldest === undefined) break;
+        entries.delete(oldest);
+      }
+      return loading;
+    },
+  };
+}

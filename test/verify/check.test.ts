@@ -3,7 +3,7 @@ import { matchPatternList, parseAllowedSigners, parseSshTime } from '../../src/v
 import { checkSignature, type X509Checker } from '../../src/verify/check.ts';
 import { parseCommit } from '../../src/verify/signed-object.ts';
 import { parseSshSignature } from '../../src/verify/sshsig.ts';
-import { loadTrustMaterial } from '../../src/verify/trust.ts';
+import { createTrustMaterialCache, loadTrustMaterial } from '../../src/verify/trust.ts';
 import { buildCommitObject, createInProcessSshSigner } from '../support/git-fixtures.ts';
 
 const NOW = new Date();
@@ -170,5 +170,19 @@ describe('allowed signers parsing', () => {
       ['PrivateKeyMaterial', 'leak.asc'],
     ]);
     expect(trust.problems.every((p) => !p.message.includes('xx'))).toBe(true);
+  });
+});
+
+describe('createTrustMaterialCache', () => {
+  it('parses once per content and evicts the least recently used', async () => {
+    const cache = createTrustMaterialCache(2);
+    const signer = createInProcessSshSigner();
+    const a = { allowed_signers: `a@x ${signer.publicKeyLine}` };
+    const first = await cache.load(a);
+    expect(await cache.load({ ...a })).toBe(first);
+    await cache.load({ allowed_signers: `b@x ${signer.publicKeyLine}` });
+    await cache.load({ allowed_signers: `c@x ${signer.publicKeyLine}` });
+    expect(cache.size).toBe(2);
+    expect(await cache.load(a)).not.toBe(first);
   });
 });
