@@ -29,7 +29,7 @@ function client(
   return loadKubeClient({ kubeconfig: kubeconfigPath(), userAgent: 'signet-e2e/0.1.0', ...options });
 }
 
-function manifests(ns: string, extraNamespace: string, data: Record<string, string>): SourceFile[] {
+function manifests(extraNamespace: string, data: Record<string, string>): SourceFile[] {
   const crd = {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -115,7 +115,7 @@ describe('apply pipeline against a real API server', () => {
     const kube = await client();
     const manager = createResourceManager(kube, owner);
     try {
-      const files = manifests(testNamespace.name, extraNamespace, configMapData(5, 'one'));
+      const files = manifests(extraNamespace, configMapData(5, 'one'));
       const cold = await planFor(manager, files, testNamespace.name, undefined);
       expect(summarisePlan(cold.plan)).toMatchObject({ create: 8 });
       const before = kube.stats.total;
@@ -139,7 +139,7 @@ describe('apply pipeline against a real API server', () => {
       const changedData = { ...configMapData(5, 'one'), 'cm-2': 'two' };
       const update = await planFor(
         manager,
-        manifests(testNamespace.name, extraNamespace, changedData),
+        manifests(extraNamespace, changedData),
         testNamespace.name,
         inventory,
       );
@@ -159,7 +159,7 @@ describe('apply pipeline against a real API server', () => {
       // No-op: planning reads live state; applying costs zero requests.
       const noop = await planFor(
         manager,
-        manifests(testNamespace.name, extraNamespace, changedData),
+        manifests(extraNamespace, changedData),
         testNamespace.name,
         inventory,
       );
