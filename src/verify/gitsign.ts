@@ -11,10 +11,8 @@ import {
   verify as verifySignatureBytes,
 } from 'node:crypto';
 import { bundleFromJSON } from '@sigstore/bundle';
-import { RFC3161Timestamp } from '@sigstore/core';
+import { ASN1Obj, RFC3161Timestamp, X509Certificate } from '@sigstore/core';
 import { toSignedEntity } from '@sigstore/verify';
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
 import {
   assertKeylessIdentities,
   classifyVerificationFailure,
@@ -54,7 +52,7 @@ export class GitsignFormatError extends Error {
 /** The parts of a gitsign CMS signature that verification needs. */
 export interface ParsedGitsignSignature {
   /** DER of the Fulcio leaf certificate named by the SignerInfo. */
-  leafCertificate: Buffer;
+  leafCertificate: Buffer<ArrayBuffer>;
   /** DER(SET OF signedAttrs): the bytes the signature covers. */
   signedAttributes: Buffer<ArrayBuffer>;
   /** Value of the messageDigest signed attribute (sha256 of the signed payload). */
@@ -64,54 +62,77 @@ export interface ParsedGitsignSignature {
   /** The embedded Rekor entry (unsigned attribute 1.3.6.1.4.1.57264.3.1), if any. */
   tlogEntry?: DecodedTransparencyLogEntry;
   /** The embedded RFC 3161 TimeStampToken (ContentInfo DER), if any. */
-  timestampToken?: Buffer;
+  timestampToken?: Buffer<ArrayBuffer>;
 }
 
-function viewBytes(view: Uint8Array): Buffer {
-  return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+function fail(message: string): never {
+  throw new GitsignFormatError(message);
 }
 
-function findAttribute(
-  attributes: pkijs.SignedAndUnsignedAttributes | undefined,
-  oid: string,
-): pkijs.Attribute | undefined {
-  const matches = attributes?.attributes.filter((attribute) => attribute.type === oid) ?? [];
-  if (matches.length > 1) throw new GitsignFormatError(`attribute ${oid} appears more than once`);
-  const [attribute] = matches;
-  if (attribute && attribute.values.length !== 1) {
-    throw new GitsignFormatError(`attribute ${oid} must have exactly one value`);
+function derLength(length: number): Buffer {
+  if (length < 0x80) return Buffer.from([length]);
+  const bytes: number[] = [];
+  for (let rest = length; rest > 0; rest = Math.floor(rest / 256)) bytes.unshift(rest & 0xff);
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+
+/** The element's encoding with its original content bytes (optionally under another tag). */
+function encodingOf(obj: ASN1Obj, tag = obj.tag.toDER()): Buffer<ArrayBuffer> {
+  return Buffer.concat([Buffer.from([tag]), derLength(obj.value.length), obj.value]);
+}
+
+const UNIVERSAL_SEQUENCE = 0x30;
+const UNIVERSAL_SET = 0x31;
+
+function child(obj: ASN1Obj | undefined, index: number, what: string): ASN1Obj {
+  const sub = obj?.subs[index];
+  if (!sub) fail(`CMS structure is missing ${what}`);
+  return sub;
+}
+
+function oidOf(obj: ASN1Obj, what: string): string {
+  if (!obj.tag.isOID()) fail(`${what} is not an OBJECT IDENTIFIER`);
+  return obj.toOID();
+}
+
+/** Attributes ::= SET OF SEQUENCE { attrType OID, attrValues SET OF ANY }, keyed by OID (each at most once). */
+function attributesOf(set: ASN1Obj | undefined): Map<string, ASN1Obj> {
+  const attributes = new Map<string, ASN1Obj>();
+  for (const attribute of set?.subs ?? []) {
+    if (attribute.tag.toDER() !== UNIVERSAL_SEQUENCE) fail('CMS attribute is not a SEQUENCE');
+    const type = oidOf(child(attribute, 0, 'an attribute type'), 'attribute type');
+    const values = child(attribute, 1, `the values of attribute ${type}`);
+    if (values.tag.toDER() !== UNIVERSAL_SET || values.subs.length !== 1) {
+      fail(`attribute ${type} must have exactly one value`);
+    }
+    if (attributes.has(type)) fail(`attribute ${type} appears more than once`);
+    attributes.set(type, values.subs[0] as ASN1Obj);
   }
-  return attribute;
+  return attributes;
 }
 
-function octets(attribute: pkijs.Attribute, what: string): Buffer {
-  const value: unknown = attribute.values[0];
-  if (!(value instanceof asn1js.OctetString)) throw new GitsignFormatError(`${what} is not an OCTET STRING`);
-  return Buffer.from(value.getValue());
+function octetsOf(obj: ASN1Obj | undefined, what: string): Buffer {
+  if (!obj?.tag.isOctetString() || obj.tag.constructed) fail(`${what} is not an OCTET STRING`);
+  return Buffer.from(obj.value);
 }
 
-function selectLeaf(signedData: pkijs.SignedData, signerInfo: pkijs.SignerInfo): pkijs.Certificate {
-  const certificates = (signedData.certificates ?? []).filter(
-    (cert): cert is pkijs.Certificate => cert instanceof pkijs.Certificate,
-  );
-  const sid: unknown = signerInfo.sid;
-  const matching = certificates.filter((cert) => {
-    if (sid instanceof pkijs.IssuerAndSerialNumber) {
-      return cert.serialNumber.isEqual(sid.serialNumber) && cert.issuer.isEqual(sid.issuer);
+/** The certificate that the SignerInfo's sid names (IssuerAndSerialNumber or [0] SubjectKeyIdentifier). */
+function selectLeaf(certificates: ASN1Obj[], sid: ASN1Obj): Buffer<ArrayBuffer> {
+  const encodings = certificates
+    .filter((c) => c.tag.toDER() === UNIVERSAL_SEQUENCE)
+    .map((c) => encodingOf(c));
+  const matches = encodings.filter((der) => {
+    const cert = X509Certificate.parse(der);
+    if (sid.tag.toDER() === UNIVERSAL_SEQUENCE) {
+      const issuer = child(sid, 0, 'the signer issuer');
+      const serial = child(sid, 1, 'the signer serial number');
+      return cert.issuer.equals(issuer.value) && cert.serialNumber.equals(serial.value);
     }
-    if (sid instanceof asn1js.Constructed || sid instanceof asn1js.Primitive) {
-      const ski = cert.extensions?.find((ext) => ext.extnID === '2.5.29.14')?.parsedValue;
-      const keyId = sid instanceof asn1js.Primitive ? sid.valueBlock.valueHexView : undefined;
-      return (
-        ski instanceof asn1js.OctetString &&
-        keyId !== undefined &&
-        viewBytes(keyId).equals(Buffer.from(ski.getValue()))
-      );
-    }
+    if (sid.tag.isContextSpecific(0)) return cert.extSubjectKeyID?.keyIdentifier?.equals(sid.value) === true;
     return false;
   });
-  const [leaf] = matching.length > 0 ? matching : certificates.length === 1 ? certificates : [];
-  if (!leaf) throw new GitsignFormatError('the signature contains no certificate matching its signer');
+  const [leaf] = matches;
+  if (!leaf) fail('the signature contains no certificate matching its signer');
   return leaf;
 }
 
@@ -120,59 +141,62 @@ export function parseGitsignSignature(armoredSignature: string): ParsedGitsignSi
   const armor = ARMOR.exec(armoredSignature);
   if (!armor?.[2]) {
     const found = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(armoredSignature)?.[1];
-    throw new GitsignFormatError(
-      found ? `not a gitsign signature (found a "${found}" block)` : 'no "SIGNED MESSAGE" block found',
-    );
+    fail(found ? `not a gitsign signature (found a "${found}" block)` : 'no "SIGNED MESSAGE" block found');
   }
   const body = armor[2].replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) throw new GitsignFormatError('signature armor is not base64');
-  const der = Buffer.from(body, 'base64');
-  const contentInfo = pkijs.ContentInfo.fromBER(der);
-  if (contentInfo.contentType !== OID_SIGNED_DATA) {
-    throw new GitsignFormatError(`CMS content type is ${contentInfo.contentType}, not SignedData`);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) fail('signature armor is not base64');
+  // ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT SignedData }
+  const contentInfo = ASN1Obj.parseBuffer(Buffer.from(body, 'base64'));
+  const contentType = oidOf(child(contentInfo, 0, 'a content type'), 'content type');
+  if (contentType !== OID_SIGNED_DATA) fail(`CMS content type is ${contentType}, not SignedData`);
+  const explicit = child(contentInfo, 1, 'the SignedData');
+  if (!explicit.tag.isContextSpecific(0)) fail('CMS content is not [0] EXPLICIT');
+  // SignedData ::= SEQUENCE { version, digestAlgorithms SET, encapContentInfo, [0] certificates OPTIONAL,
+  //   [1] crls OPTIONAL, signerInfos SET }
+  const signedData = child(explicit, 0, 'the SignedData');
+  const encap = child(signedData, 2, 'the encapsulated content info');
+  const eContentType = oidOf(child(encap, 0, 'the encapsulated content type'), 'encapsulated content type');
+  if (eContentType !== OID_DATA) fail(`CMS encapsulated content type is ${eContentType}`);
+  if (encap.subs.length > 1) fail('CMS signature is not detached (it embeds content)');
+  const certificates = signedData.subs.find((sub, i) => i > 2 && sub.tag.isContextSpecific(0))?.subs ?? [];
+  const signerInfos = child(signedData, signedData.subs.length - 1, 'the SignerInfos');
+  if (signerInfos.tag.toDER() !== UNIVERSAL_SET || signerInfos.subs.length !== 1) {
+    fail(`expected exactly one SignerInfo, found ${signerInfos.subs.length}`);
   }
-  const signedData = new pkijs.SignedData({ schema: contentInfo.content });
-  if (signedData.encapContentInfo.eContent) {
-    throw new GitsignFormatError('CMS signature is not detached (it embeds content)');
+  // SignerInfo ::= SEQUENCE { version, sid, digestAlgorithm, [0] signedAttrs OPTIONAL, signatureAlgorithm,
+  //   signature OCTET STRING, [1] unsignedAttrs OPTIONAL }
+  const signerInfo = signerInfos.subs[0] as ASN1Obj;
+  const sid = child(signerInfo, 1, 'the signer identifier');
+  const digestAlgorithm = oidOf(
+    child(child(signerInfo, 2, 'the digest algorithm'), 0, 'the digest algorithm'),
+    'digest algorithm',
+  );
+  if (digestAlgorithm !== OID_SHA256) fail(`unsupported digest algorithm ${digestAlgorithm}`);
+  const signedAttrs = child(signerInfo, 3, 'the signed attributes');
+  if (!signedAttrs.tag.isContextSpecific(0)) fail('SignerInfo has no signed attributes');
+  const signatureValue = child(signerInfo, 5, 'the signature value');
+  const unsignedAttrs = signerInfo.subs[6];
+  if (unsignedAttrs && !unsignedAttrs.tag.isContextSpecific(1))
+    fail('unexpected element after the signature');
+  const signed = attributesOf(signedAttrs);
+  const contentTypeValue = signed.get(OID_CONTENT_TYPE);
+  if (!contentTypeValue || oidOf(contentTypeValue, 'contentType attribute') !== OID_DATA) {
+    fail('signed contentType attribute is missing or not id-data');
   }
-  if (signedData.encapContentInfo.eContentType !== OID_DATA) {
-    throw new GitsignFormatError(
-      `CMS encapsulated content type is ${signedData.encapContentInfo.eContentType}`,
-    );
-  }
-  if (signedData.signerInfos.length !== 1) {
-    throw new GitsignFormatError(`expected exactly one SignerInfo, found ${signedData.signerInfos.length}`);
-  }
-  const signerInfo = signedData.signerInfos[0] as pkijs.SignerInfo;
-  if (signerInfo.digestAlgorithm.algorithmId !== OID_SHA256) {
-    throw new GitsignFormatError(`unsupported digest algorithm ${signerInfo.digestAlgorithm.algorithmId}`);
-  }
-  const signedAttrs = signerInfo.signedAttrs;
-  if (!signedAttrs || signedAttrs.encodedValue.byteLength === 0) {
-    throw new GitsignFormatError('SignerInfo has no signed attributes');
-  }
-  const contentType = findAttribute(signedAttrs, OID_CONTENT_TYPE);
-  const contentTypeValue: unknown = contentType?.values[0];
-  if (!(contentTypeValue instanceof asn1js.ObjectIdentifier) || contentTypeValue.getValue() !== OID_DATA) {
-    throw new GitsignFormatError('signed contentType attribute is missing or not id-data');
-  }
-  const messageDigestAttribute = findAttribute(signedAttrs, OID_MESSAGE_DIGEST);
-  if (!messageDigestAttribute) throw new GitsignFormatError('signed messageDigest attribute is missing');
-  const leaf = selectLeaf(signedData, signerInfo);
   const parsed: ParsedGitsignSignature = {
-    leafCertificate: Buffer.from(leaf.toSchema().toBER(false)),
-    // pkijs keeps the original encoding with the [0] IMPLICIT tag already replaced by SET (0x31).
-    signedAttributes: Buffer.from(signedAttrs.encodedValue.slice(0)),
-    messageDigest: octets(messageDigestAttribute, 'messageDigest'),
-    signature: Buffer.from(signerInfo.signature.getValue()),
+    leafCertificate: selectLeaf(certificates, sid),
+    // The signature covers DER(SET OF attributes): the [0] IMPLICIT content under a SET tag.
+    signedAttributes: encodingOf(signedAttrs, UNIVERSAL_SET),
+    messageDigest: octetsOf(signed.get(OID_MESSAGE_DIGEST), 'signed messageDigest attribute'),
+    signature: octetsOf(signatureValue, 'signature value'),
   };
-  if (parsed.signedAttributes[0] !== 0x31) throw new GitsignFormatError('signed attributes are not a SET');
-  const tlog = findAttribute(signerInfo.unsignedAttrs, OID_REKOR_TLOG_ENTRY);
-  if (tlog) parsed.tlogEntry = decodeTransparencyLogEntry(octets(tlog, 'Rekor log entry attribute'));
-  const timestamp = findAttribute(signerInfo.unsignedAttrs, OID_TIMESTAMP_TOKEN);
+  const unsigned = attributesOf(unsignedAttrs);
+  const tlog = unsigned.get(OID_REKOR_TLOG_ENTRY);
+  if (tlog) parsed.tlogEntry = decodeTransparencyLogEntry(octetsOf(tlog, 'Rekor log entry attribute'));
+  const timestamp = unsigned.get(OID_TIMESTAMP_TOKEN);
   if (timestamp) {
-    const token = timestamp.values[0] as asn1js.BaseBlock;
-    parsed.timestampToken = Buffer.from(token.toBER(false));
+    if (timestamp.tag.toDER() !== UNIVERSAL_SEQUENCE) fail('timestamp token attribute is not a ContentInfo');
+    parsed.timestampToken = encodingOf(timestamp);
   }
   return parsed;
 }
@@ -214,12 +238,8 @@ export function gitsignHashedRekordBody(
 
 /** Wraps a TimeStampToken into the TimeStampResp shape (status granted) that sigstore bundles carry. */
 function timestampResponse(token: Buffer): Buffer<ArrayBuffer> {
-  const status = Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]);
-  return Buffer.from(
-    new asn1js.Sequence({
-      value: [asn1js.fromBER(status).result, asn1js.fromBER(token).result],
-    }).toBER(false),
-  );
+  const content = Buffer.concat([Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]), token]);
+  return Buffer.concat([Buffer.from([UNIVERSAL_SEQUENCE]), derLength(content.length), content]);
 }
 
 function tlogEntryJSON(entry: DecodedTransparencyLogEntry, body: Buffer): Record<string, unknown> {
