@@ -13,6 +13,8 @@ import {
   type HttpMethod,
   parseRetryAfter,
   type RequestStats,
+  type StreamOutcome,
+  type StreamRequest,
   type Transport,
   type TransportResponse,
 } from './transport.ts';
@@ -364,6 +366,11 @@ export class KubeClient {
       ...(request.signal === undefined ? {} : { signal: request.signal }),
       ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
     });
+  }
+
+  /** A streamed request (watch), delivered line by line; see Transport.stream. */
+  stream(request: StreamRequest, onLine: (line: string) => void): Promise<StreamOutcome> {
+    return this.#transport.stream(request, onLine);
   }
 
   async close(): Promise<void> {

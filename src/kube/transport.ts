@@ -27,8 +27,26 @@ export interface TransportResponse {
 
 export interface Transport {
   request(request: TransportRequest): Promise<TransportResponse>;
+  /**
+   * A long-running request whose body is delivered line by line (watch streams). Not retried:
+   * the caller (an informer) reconnects from its last resourceVersion. `idleTimeoutMs` ends the
+   * stream when no byte arrives for that long (a dead connection), unlike a whole-request timeout.
+   */
+  stream(request: StreamRequest, onLine: (line: string) => void): Promise<StreamOutcome>;
   close(): Promise<void>;
 }
+
+export interface StreamRequest {
+  readonly path: string;
+  readonly subject: string;
+  readonly signal: AbortSignal;
+  readonly idleTimeoutMs: number;
+}
+
+/** How a stream ended: the server closed it, or answered with an error status (body kept). */
+export type StreamOutcome =
+  | { readonly status: 'closed' }
+  | { readonly status: number; readonly body: string };
 
 export interface RetryPolicy {
   /** Attempts in total, first included (default 5). */
@@ -216,6 +234,76 @@ export function createUndiciTransport(options: UndiciTransportOptions): Transpor
             error,
           );
         }
+      }
+    },
+    async stream(request: StreamRequest, onLine: (line: string) => void): Promise<StreamOutcome> {
+      const idle = new AbortController();
+      const signal = AbortSignal.any([request.signal, idle.signal]);
+      let idleTimer: NodeJS.Timeout | undefined;
+      const armIdle = () => {
+        if (idleTimer !== undefined) clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => idle.abort(new Error('watch idle')), request.idleTimeoutMs);
+      };
+      const headers: Record<string, string | string[]> = {
+        accept: 'application/json',
+        'user-agent': options.userAgent,
+        ...(await options.authHeaders()),
+      };
+      for (const [name, value] of Object.entries(options.extraHeaders ?? {})) {
+        headers[name] = typeof value === 'string' ? value : [...value];
+      }
+      if (stats !== undefined) {
+        stats.total++;
+        stats.byMethod.WATCH = (stats.byMethod.WATCH ?? 0) + 1;
+      }
+      armIdle();
+      try {
+        const response = await options.dispatcher.request({
+          origin,
+          path: `${basePath}${request.path}`,
+          method: 'GET',
+          headers,
+          signal,
+          bodyTimeout: 0,
+          headersTimeout: request.idleTimeoutMs,
+        });
+        if (response.statusCode >= 400) {
+          return { status: response.statusCode, body: await response.body.text() };
+        }
+        let pending = '';
+        for await (const chunk of response.body) {
+          armIdle();
+          pending += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+          let newline = pending.indexOf('\n');
+          while (newline !== -1) {
+            const line = pending.slice(0, newline);
+            pending = pending.slice(newline + 1);
+            if (line.trim() !== '') onLine(line);
+            newline = pending.indexOf('\n');
+          }
+        }
+        if (pending.trim() !== '') onLine(pending);
+        return { status: 'closed' };
+      } catch (error) {
+        if (request.signal.aborted)
+          throw new KubeRequestError('Aborted', request.subject, 'watch aborted', error);
+        if (idle.signal.aborted) {
+          throw new KubeRequestError(
+            'Timeout',
+            request.subject,
+            `watch idle for ${request.idleTimeoutMs} ms`,
+            error,
+          );
+        }
+        if (error instanceof KubeRequestError) throw error;
+        throw new KubeRequestError(
+          'Connection',
+          request.subject,
+          `watch connection failed (${errorCodeOf(error) ?? 'unknown'})`,
+          error,
+        );
+      } finally {
+        if (idleTimer !== undefined) clearTimeout(idleTimer);
       }
     },
     async close(): Promise<void> {
