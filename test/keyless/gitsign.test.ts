@@ -168,6 +168,22 @@ describe('verifyGitsignSignature', () => {
     if (!result.ok) expect(result.message).toMatch(/TLOG|log/);
   });
 
+  it('needs a verified time: an entry with only an inclusion proof needs an RFC 3161 timestamp too', async () => {
+    const proofOnly = await signedCommit('proof only\n', { withoutInclusionPromise: true });
+    const rejected = await verifyGitsignSignature(proofOnly.commit.payload, proofOnly.commit.armored, policy);
+    expect(rejected).toMatchObject({
+      ok: false,
+      reason: 'UntrustedSigner',
+      message: expect.stringMatching(/TIMESTAMP_ERROR/),
+    });
+    const withTsa = await signedCommit('proof and tsa\n', {
+      withoutInclusionPromise: true,
+      withTimestamp: true,
+    });
+    const accepted = await verifyGitsignSignature(withTsa.commit.payload, withTsa.commit.armored, policy);
+    expect(accepted.ok).toBe(true);
+  });
+
   it('rejects an online-mode commit (no embedded entry) and says how to sign instead', async () => {
     const { commit } = await signedCommit('online mode\n', { log: 'none' });
     const result = await verifyGitsignSignature(commit.payload, commit.armored, policy);

@@ -54,6 +54,8 @@ export interface TLogOptions {
   integratedAt?: Date;
   /** Attach an RFC 3161 timestamp from the mock TSA. */
   withTimestamp?: boolean;
+  /** Drop the SET (inclusion promise), keeping only the inclusion proof, as Rekor v2 entries are. */
+  withoutInclusionPromise?: boolean;
 }
 
 interface Leaf {
@@ -216,7 +218,9 @@ export async function createSigstoreTestbed(): Promise<SigstoreTestbed> {
       if (which === 'none') return undefined;
       tlogClock.setTime((options.integratedAt ?? new Date()).getTime());
       const response = await (which === 'trusted' ? tlog : foreignTlog).log(proposal);
-      return rekorEntryToTLE(response, { kind, version: '0.0.1' });
+      const entry = rekorEntryToTLE(response, { kind, version: '0.0.1' });
+      if (options.withoutInclusionPromise) delete entry.inclusionPromise;
+      return entry;
     },
     async timestamp(signature) {
       tsaClock.setTime(Date.now());
