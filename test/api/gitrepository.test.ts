@@ -1,0 +1,159 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { setAbnormal, setCondition } from '../../src/api/conditions.ts';
+import { parseDuration } from '../../src/api/duration.ts';
+import {
+  alertEventKinds,
+  defaults,
+  driftModes,
+  parseGitRepository,
+  SpecValidationError,
+  verifyModes,
+} from '../../src/api/gitrepository.ts';
+import { formatRevision, parseRevision } from '../../src/api/revision.ts';
+
+function repo(spec: Record<string, unknown>, metadata: Record<string, unknown> = {}): unknown {
+  return {
+    apiVersion: 'signet.dev/v1alpha1',
+    kind: 'GitRepository',
+    metadata: { name: 'apps', namespace: 'team-a', generation: 3, ...metadata },
+    spec: {
+      url: 'https://git.example.com/apps.git',
+      ref: { branch: 'main' },
+      verify: { signersRef: { kind: 'ConfigMap', name: 'signers' } },
+      ...spec,
+    },
+  };
+}
+
+function fieldsOf(input: unknown): string[] {
+  try {
+    parseGitRepository(input);
+  } catch (error) {
+    if (error instanceof SpecValidationError) return error.fields.map((f) => f.field);
+    throw error;
+  }
+  return [];
+}
+
+describe('parseGitRepository', () => {
+  it('defaults every optional field', () => {
+    const parsed = parseGitRepository(repo({}));
+    expect(parsed.spec).toEqual({
+      url: 'https://git.example.com/apps.git',
+      insecure: false,
+      ref: { branch: 'main' },
+      intervalMs: 300_000,
+      timeoutMs: 60_000,
+      path: '',
+      suspend: false,
+      verify: {
+        mode: 'HEAD',
+        matchCommitter: false,
+        allowRollback: false,
+        keyless: [],
+        signersRef: { kind: 'ConfigMap', name: 'signers' },
+      },
+      prune: true,
+      force: false,
+      drift: { mode: 'Revert' },
+      alerts: {},
+    });
+    expect(parsed.metadata.generation).toBe(3);
+  });
+
+  it('names every invalid field at once', () => {
+    const fields = fieldsOf(
+      repo({
+        url: 'http://git.example.com/apps.git',
+        ref: { branch: 'main', tag: 'v1' },
+        interval: '5 minutes',
+        path: '../etc',
+        verify: { mode: 'Strange' },
+        drift: { mode: 'Ignore' },
+        alerts: { slack: { secretRef: { name: 'hook' }, events: ['Everything'] } },
+      }),
+    );
+    expect(fields).toEqual([
+      'spec.url',
+      'spec.path',
+      'spec.ref',
+      'spec.interval',
+      'spec.verify',
+      'spec.verify.mode',
+      'spec.drift.mode',
+      'spec.alerts.slack.events',
+    ]);
+  });
+
+  it('accepts http only with insecure, and keyless-only verification', () => {
+    const parsed = parseGitRepository(
+      repo({
+        url: 'http://127.0.0.1:8080/apps.git',
+        insecure: true,
+        verify: { mode: 'Range', keyless: [{ issuer: 'https://issuer', subjectRegExp: '.*@example.com' }] },
+        path: './clusters/prod/',
+      }),
+    );
+    expect(parsed.spec.verify.mode).toBe('Range');
+    expect(parsed.spec.path).toBe('clusters/prod');
+  });
+
+  it('refuses credentials in the URL and a commit ref that is not a full SHA', () => {
+    expect(fieldsOf(repo({ url: 'https://user:pw@git.example.com/x.git' }))).toEqual(['spec.url']);
+    expect(fieldsOf(repo({ ref: { commit: 'abc123' } }))).toEqual(['spec.ref.commit']);
+  });
+
+  it('agrees with the CRD on enums and defaults', () => {
+    const crd = parse(
+      readFileSync(new URL('../../crds/signet.dev_gitrepositories.yaml', import.meta.url), 'utf8'),
+    );
+    const spec = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties;
+    expect(spec.verify.properties.mode.enum).toEqual([...verifyModes]);
+    expect(spec.verify.properties.mode.default).toBe(defaults.verifyMode);
+    expect(spec.drift.properties.mode.enum).toEqual([...driftModes]);
+    expect(spec.drift.properties.mode.default).toBe(defaults.driftMode);
+    expect(spec.alerts.properties.slack.properties.events.items.enum).toEqual([...alertEventKinds]);
+    expect(spec.interval.default).toBe(defaults.interval);
+    expect(spec.timeout.default).toBe(defaults.timeout);
+    expect(spec.path.default).toBe(defaults.path);
+    expect(spec.verify.properties.provenance.properties.bundlePath.default).toBe(defaults.bundlePath);
+  });
+});
+
+describe('durations, revisions and conditions', () => {
+  it('parses Go durations', () => {
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration('1.5s')).toBe(1_500);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('5 minutes')).toBeUndefined();
+    expect(parseDuration('')).toBeUndefined();
+  });
+
+  it('formats and parses revisions', () => {
+    const commit = 'a'.repeat(40);
+    expect(formatRevision({ ref: 'main', commit })).toBe(`main@sha1:${commit}`);
+    expect(formatRevision({ commit })).toBe(`sha1:${commit}`);
+    expect(parseRevision(`v1.2.0@sha1:${commit}`)).toEqual({ ref: 'v1.2.0', commit });
+    expect(parseRevision('garbage')).toBeUndefined();
+  });
+
+  it('keeps lastTransitionTime while the status holds and removes abnormal conditions when false', () => {
+    const t0 = new Date('2026-01-01T00:00:00Z');
+    const t1 = new Date('2026-01-01T00:05:00Z');
+    let conditions = setCondition([], { type: 'Ready', status: 'False', reason: 'A', message: 'a' }, 1, t0);
+    conditions = setCondition(
+      conditions,
+      { type: 'Ready', status: 'False', reason: 'B', message: 'b' },
+      2,
+      t1,
+    );
+    expect(conditions[0]?.lastTransitionTime).toBe(t0.toISOString());
+    expect(conditions[0]?.observedGeneration).toBe(2);
+    conditions = setAbnormal(conditions, 'Stalled', { reason: 'InvalidSpec', message: 'x' }, 2, t1);
+    expect(conditions.map((c) => c.type)).toEqual(['Ready', 'Stalled']);
+    conditions = setAbnormal(conditions, 'Stalled', undefined, 2, t1);
+    expect(conditions.map((c) => c.type)).toEqual(['Ready']);
+  });
+});
