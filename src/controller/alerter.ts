@@ -1,0 +1,116 @@
+/**
+ * Routes alerts of a GitRepository to its notifier (Slack when `spec.alerts.slack` is set).
+ * Notifiers are built once per GitRepository and Secret content; a bad Slack setting is logged
+ * (its message never contains the webhook URL) and the alert counted as dropped by the notifier.
+ */
+import { createHash } from 'node:crypto';
+import type { Registry } from 'prom-client';
+import type { GitRepository } from '../api/gitrepository.ts';
+import type { KubeClient } from '../kube/client.ts';
+import type { Alert, AlertKind, AlertObject } from '../notify/alert.ts';
+import { createNotifier } from '../notify/factory.ts';
+import type { QueueingNotifier } from '../notify/notifier.ts';
+import type { Logger } from '../util/logger.ts';
+
+export interface AlertInput {
+  readonly kind: AlertKind;
+  readonly message: string;
+  readonly revision?: string;
+  readonly signer?: string;
+  readonly objects?: readonly AlertObject[];
+  readonly action?: string;
+}
+
+export interface Alerter {
+  alert(repo: GitRepository, input: AlertInput): void;
+  forget(key: string): Promise<void>;
+  flush(signal: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface AlerterOptions {
+  readonly client: KubeClient;
+  readonly clusterName: string;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  readonly batchWindowMs?: number;
+  readonly now?: () => Date;
+}
+
+export function createAlerter(options: AlerterOptions): Alerter {
+  const notifiers = new Map<string, { fingerprint: string; notifier: QueueingNotifier }>();
+  const now = options.now ?? (() => new Date());
+
+  async function notifierFor(repo: GitRepository): Promise<QueueingNotifier | undefined> {
+    const slack = repo.spec.alerts.slack;
+    const key = `${repo.metadata.namespace}/${repo.metadata.name}`;
+    if (slack === undefined) return undefined;
+    const secret = await options.client.get(
+      { apiVersion: 'v1', kind: 'Secret', name: slack.secretRef.name, namespace: repo.metadata.namespace },
+      { timeoutMs: 10_000 },
+    );
+    const data: Record<string, string> = {};
+    const raw = secret?.data;
+    if (raw !== undefined && typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+      for (const [k, v] of Object.entries(raw))
+        if (typeof v === 'string') data[k] = Buffer.from(v, 'base64').toString('utf8');
+    }
+    const fingerprint = createHash('sha256')
+      .update(JSON.stringify([data, slack.events]))
+      .digest('hex');
+    const existing = notifiers.get(key);
+    if (existing?.fingerprint === fingerprint) return existing.notifier;
+    if (existing !== undefined) void existing.notifier.close();
+    const notifier = createNotifier(
+      { secretData: data, events: slack.events },
+      {
+        registry: options.registry,
+        logger: options.logger,
+        ...(options.batchWindowMs === undefined ? {} : { batchWindowMs: options.batchWindowMs }),
+      },
+    );
+    notifiers.set(key, { fingerprint, notifier });
+    return notifier;
+  }
+
+  return {
+    alert(repo, input) {
+      const alert: Alert = {
+        kind: input.kind,
+        gitRepository: { namespace: repo.metadata.namespace, name: repo.metadata.name },
+        cluster: options.clusterName,
+        message: input.message,
+        occurredAt: now(),
+        ...(input.revision === undefined ? {} : { revision: input.revision }),
+        ...(input.signer === undefined ? {} : { signer: input.signer }),
+        ...(input.objects === undefined ? {} : { objects: input.objects }),
+        ...(input.action === undefined ? {} : { action: input.action }),
+      };
+      notifierFor(repo).then(
+        (notifier) => notifier?.notify(alert),
+        (error: unknown) =>
+          options.logger.warn(
+            {
+              gitrepository: `${repo.metadata.namespace}/${repo.metadata.name}`,
+              err: error instanceof Error ? error.message : String(error),
+            },
+            'alert not sent: spec.alerts.slack is not usable',
+          ),
+      );
+    },
+    async forget(key) {
+      const existing = notifiers.get(key);
+      notifiers.delete(key);
+      await existing?.notifier.close();
+    },
+    async flush(signal) {
+      await Promise.all(
+        [...notifiers.values()].map(({ notifier }) => notifier.flush(signal).catch(() => undefined)),
+      );
+    },
+    async close() {
+      await Promise.all([...notifiers.values()].map(({ notifier }) => notifier.close()));
+      notifiers.clear();
+    },
+  };
+}

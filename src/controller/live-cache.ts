@@ -1,0 +1,153 @@
+/**
+ * The live state of every object Signet manages, from one label-selected list-watch per
+ * (identity, resource type, namespace scope), shared by all GitRepositories. Plans read live
+ * objects from here instead of the API server (a no-op reconcile costs no request), and every
+ * watch event on a managed object is handed to `onManagedChange` so drift is seen in seconds.
+ */
+
+import type { KubeClient } from '../kube/client.ts';
+import { resourceListWatch } from '../kube/watch.ts';
+import { inventoryId } from '../plan/inventory.ts';
+import { managedByLabel, managedByValue, ownerNameLabel, ownerNamespaceLabel } from '../render/labels.ts';
+import { identityOf, type KubeObject } from '../render/object.ts';
+import type { Logger } from '../util/logger.ts';
+import { Informer, type LiveObject } from '../watch/informer.ts';
+
+export const managedSelector = `${managedByLabel}=${managedByValue}`;
+
+export interface ManagedChange {
+  readonly owner: { readonly namespace: string; readonly name: string };
+  /** Inventory id of the object. */
+  readonly id: string;
+  readonly deleted: boolean;
+}
+
+export interface WatchScope {
+  /** Cache key of the identity the watch runs as ('' for the operator itself). */
+  readonly identity: string;
+  readonly client: KubeClient;
+  /** Limit the watch to one namespace (tenant mode); undefined watches all namespaces. */
+  readonly namespace?: string;
+}
+
+interface Entry {
+  readonly informer: Informer;
+  readonly apiVersion: string;
+  readonly kind: string;
+}
+
+/** Drops the heavy client-side-apply annotation; the rest (managedFields included) is kept for drift attribution. */
+function slim(object: LiveObject): LiveObject {
+  const annotations = object.metadata.annotations;
+  if (annotations === undefined || !('kubectl.kubernetes.io/last-applied-configuration' in annotations))
+    return object;
+  const { 'kubectl.kubernetes.io/last-applied-configuration': _dropped, ...rest } = annotations;
+  return { ...object, metadata: { ...object.metadata, annotations: rest } };
+}
+
+export class LiveCache {
+  readonly #informers = new Map<string, Entry>();
+  readonly #onChange: (change: ManagedChange) => void;
+  readonly #logger: Logger;
+
+  constructor(options: { onManagedChange: (change: ManagedChange) => void; logger: Logger }) {
+    this.#onChange = options.onManagedChange;
+    this.#logger = options.logger;
+  }
+
+  static #key(scope: WatchScope, apiVersion: string, kind: string): string {
+    return `${scope.identity}|${scope.namespace ?? '*'}|${apiVersion}|${kind}`;
+  }
+
+  #emit(object: LiveObject, deleted: boolean): void {
+    const labels = object.metadata.labels ?? {};
+    const name = labels[ownerNameLabel];
+    const namespace = labels[ownerNamespaceLabel];
+    if (name === undefined || namespace === undefined) return;
+    const id = inventoryId(identityOf(object as unknown as KubeObject));
+    this.#onChange({ owner: { namespace, name }, id, deleted });
+  }
+
+  /** Starts (once) the watches for these resource types and waits until each has listed. */
+  async ensure(
+    scope: WatchScope,
+    types: Iterable<{ apiVersion: string; kind: string }>,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<boolean> {
+    const waiting: Informer[] = [];
+    for (const { apiVersion, kind } of types) {
+      const key = LiveCache.#key(scope, apiVersion, kind);
+      let entry = this.#informers.get(key);
+      if (entry === undefined) {
+        const informer = new Informer({
+          transport: resourceListWatch(scope.client, {
+            apiVersion,
+            kind,
+            ...(scope.namespace === undefined ? {} : { namespace: scope.namespace }),
+          }),
+          labelSelector: managedSelector,
+          transform: slim,
+          handlers: {
+            onAdd: (object) => this.#emit(object, false),
+            onUpdate: (object) => this.#emit(object, false),
+            onDelete: (object) => this.#emit(object, true),
+            onError: (error, attempt) =>
+              this.#logger.warn(
+                { apiVersion, kind, attempt, err: error instanceof Error ? error.message : String(error) },
+                'watch of managed objects failed; reconnecting with backoff',
+              ),
+          },
+        });
+        entry = { informer, apiVersion, kind };
+        this.#informers.set(key, entry);
+        informer.start();
+      }
+      if (!entry.informer.synced) waiting.push(entry.informer);
+    }
+    try {
+      await Promise.all(waiting.map((informer) => informer.waitForSync(options.timeoutMs, options.signal)));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The live object with this identity, if a synced watch covers its type. */
+  get(
+    scope: WatchScope,
+    object: { apiVersion: string; kind: string; namespace?: string; name: string },
+  ): LiveObject | undefined {
+    const entry = this.#informers.get(LiveCache.#key(scope, object.apiVersion, object.kind));
+    if (entry === undefined) return undefined;
+    const key = object.namespace ? `${object.namespace}/${object.name}` : object.name;
+    return entry.informer.get(key);
+  }
+
+  /** True when a synced watch covers this type (so an absent object is known to be gone). */
+  covers(scope: WatchScope, apiVersion: string, kind: string): boolean {
+    return this.#informers.get(LiveCache.#key(scope, apiVersion, kind))?.informer.synced === true;
+  }
+
+  /** Objects tracked across all watches (for the managed-objects gauge and memory benchmarks). */
+  get size(): number {
+    let total = 0;
+    for (const { informer } of this.#informers.values()) total += informer.size;
+    return total;
+  }
+
+  watchStats(): { lists: number; watches: number; events: number; relists: number } {
+    const total = { lists: 0, watches: 0, events: 0, relists: 0 };
+    for (const { informer } of this.#informers.values()) {
+      total.lists += informer.stats.lists;
+      total.watches += informer.stats.watches;
+      total.events += informer.stats.events;
+      total.relists += informer.stats.relists;
+    }
+    return total;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.#informers.values()].map(({ informer }) => informer.stop()));
+    this.#informers.clear();
+  }
+}

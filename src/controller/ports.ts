@@ -1,0 +1,52 @@
+/**
+ * What the reconciler needs from the outside world, as interfaces: the Git source and the
+ * clock. The controller wires real adapters (src/source, Date); tests may wire others.
+ */
+import type { GitRef } from '../api/gitrepository.ts';
+import type { RevisionReader } from '../verify/verify-revision.ts';
+
+export interface GitCredentials {
+  readonly username?: string;
+  readonly password?: string;
+  readonly bearerToken?: string;
+  readonly caPem?: string;
+}
+
+export interface RemoteSpec {
+  readonly url: string;
+  readonly insecure: boolean;
+  readonly timeoutMs: number;
+  readonly credentials: GitCredentials;
+}
+
+export interface ResolvedRevision {
+  readonly commit: string;
+  /** The ref name for revisions (`main`, `v1.2.0`); undefined for commit refs. */
+  readonly refName?: string;
+  readonly tagObject?: string;
+  readonly tagName?: string;
+}
+
+export interface TreeSnapshot {
+  readonly files: readonly { readonly path: string; readonly content: Uint8Array; readonly oid?: string }[];
+  readonly symlinks: readonly { readonly path: string; readonly target: string }[];
+}
+
+export interface FetchedRepository extends RevisionReader {
+  /** Files under `path` (relative paths) of `commit`. */
+  readTree(commit: string, path: string, signal: AbortSignal): Promise<TreeSnapshot>;
+}
+
+export interface SourcePort {
+  /** One round trip: resolves the spec's ref to a commit. */
+  resolve(remote: RemoteSpec, ref: GitRef, signal: AbortSignal): Promise<ResolvedRevision>;
+  /** Fetches what verification needs into the per-object cache; skips the network when cached. */
+  fetch(
+    cacheKey: string,
+    remote: RemoteSpec,
+    ref: GitRef,
+    resolved: ResolvedRevision,
+    options: { depth: number | 'full'; since?: string },
+    signal: AbortSignal,
+  ): Promise<FetchedRepository>;
+}

@@ -1,0 +1,784 @@
+/**
+ * Reconciles one GitRepository: resolve → fetch → verify (fail closed) → render → plan → apply
+ * → prune → status/events/alerts. It owns the in-memory desired state that drift handling
+ * compares live objects with. Every step's outcome is data; side effects go through the
+ * KubeClient, the SourcePort and the notifier.
+ */
+import { findCondition, isConditionTrue, Reason } from '../api/conditions.ts';
+import {
+  finalizerName,
+  type GitRepository,
+  apiVersion as gitRepositoryApiVersion,
+  gitRepositoryKind,
+  objectKeyOf,
+  parseGitRepository,
+  refName,
+  requestedAtAnnotation,
+  SpecValidationError,
+  type TypedReference,
+} from '../api/gitrepository.ts';
+import { formatRevision, parseRevision } from '../api/revision.ts';
+import { applyPlan } from '../apply/apply.ts';
+import {
+  type ChangeSet,
+  failedPrunes,
+  formatSummary,
+  hasFailures,
+  summariseChangeSet,
+} from '../apply/changeset.ts';
+import { prune } from '../apply/delete.ts';
+import { createResourceManager } from '../apply/manager.ts';
+import type { KubeClient } from '../kube/client.ts';
+import { KubeApiError } from '../kube/errors.ts';
+import { buildInventory, type Inventory, mergeInventory, parseInventoryEntry } from '../plan/inventory.ts';
+import { planChanges } from '../plan/plan.ts';
+import { verifyProvenance } from '../provenance/verify.ts';
+import { RenderError } from '../render/errors.ts';
+import type { OwnerRef } from '../render/labels.ts';
+import { identityOf, type KubeObject } from '../render/object.ts';
+import { renderManifests } from '../render/render.ts';
+import { applyScope, crdScopes } from '../render/scope.ts';
+import { parseTrustedRoot, publicGoodTrustedRoot } from '../trust-root/index.ts';
+import type { Logger } from '../util/logger.ts';
+import { keylessX509Checker } from '../verify/keyless-checker.ts';
+import type { TrustMaterialCache } from '../verify/trust.ts';
+import type { Evidence, Verdict } from '../verify/types.ts';
+import { verifyRevision } from '../verify/verify-revision.ts';
+import { buildDenyPolicy, denyPolicyLabel } from '../watch/deny-policy.ts';
+import type { Alerter } from './alerter.ts';
+import type { EventRecorder } from './events.ts';
+import type { LiveCache, WatchScope } from './live-cache.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import type { GitCredentials, RemoteSpec, SourcePort } from './ports.ts';
+import {
+  applyStatusChanges,
+  type DriftedObjectStatus,
+  describeSigner,
+  type GitRepositoryStatus,
+  readStatus,
+  type StatusChange,
+  statusChanged,
+} from './status.ts';
+
+export interface ReconcilerOptions {
+  readonly fieldManager: string;
+  readonly applyConcurrency: number;
+  /** Tenant mode: impersonate this ServiceAccount (in the GitRepository's namespace) when spec names none. */
+  readonly defaultServiceAccount?: string;
+  /** The operator's own username (for Deny policies). */
+  readonly operatorUsername: string;
+  readonly maxObjects: number;
+  readonly cacheSyncTimeoutMs: number;
+}
+
+export interface ReconcilerDeps {
+  readonly admin: KubeClient;
+  /** A client that impersonates `system:serviceaccount:<namespace>:<name>`, cached by the caller. */
+  readonly clientAs: (namespace: string, serviceAccount: string) => Promise<KubeClient>;
+  readonly source: SourcePort;
+  readonly liveCache: LiveCache;
+  readonly events: EventRecorder;
+  readonly alerter: Alerter;
+  readonly metrics: OperatorMetrics;
+  readonly logger: Logger;
+  readonly trustCache: TrustMaterialCache;
+  readonly now: () => Date;
+  readonly options: ReconcilerOptions;
+}
+
+/** What Signet last applied for one GitRepository: drift is measured against it. */
+export interface ManagedState {
+  readonly key: string;
+  readonly generation: number;
+  readonly commit: string;
+  readonly revision: string;
+  readonly signer: string;
+  readonly desired: ReadonlyMap<string, KubeObject>;
+  readonly scope: WatchScope;
+  readonly driftMode: 'Revert' | 'Report' | 'Deny';
+  readonly repo: GitRepository;
+  readonly impersonating?: string;
+}
+
+export interface ReconcileOutcome {
+  /** Requeue after this many ms; undefined: wait for a change. */
+  readonly requeueAfterMs?: number;
+  /** The step failed and should back off. */
+  readonly failed: boolean;
+  readonly result: 'applied' | 'unchanged' | 'rejected' | 'failed' | 'suspended' | 'stalled' | 'deleted';
+}
+
+export class ReconcileAbortedError extends Error {
+  override readonly name = 'ReconcileAbortedError';
+}
+
+function decode(value: unknown): string {
+  return typeof value === 'string' ? Buffer.from(value, 'base64').toString('utf8') : '';
+}
+
+export function secretData(object: KubeObject | undefined): Record<string, string> {
+  const data = object?.data;
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return {};
+  return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, decode(v)]));
+}
+
+function configMapData(object: KubeObject | undefined): Record<string, string> {
+  const data = object?.data;
+  const result: Record<string, string> = {};
+  if (typeof data === 'object' && data !== null && !Array.isArray(data)) {
+    for (const [key, value] of Object.entries(data)) if (typeof value === 'string') result[key] = value;
+  }
+  const binary = object?.binaryData;
+  if (typeof binary === 'object' && binary !== null && !Array.isArray(binary)) {
+    for (const [key, value] of Object.entries(binary)) result[key] = decode(value);
+  }
+  return result;
+}
+
+export class Reconciler {
+  readonly #deps: ReconcilerDeps;
+  readonly #managed = new Map<string, ManagedState>();
+
+  constructor(deps: ReconcilerDeps) {
+    this.#deps = deps;
+  }
+
+  managedState(key: string): ManagedState | undefined {
+    return this.#managed.get(key);
+  }
+
+  forget(key: string): void {
+    this.#managed.delete(key);
+  }
+
+  /** The identity applies and watches run as: the operator, or an impersonated tenant ServiceAccount. */
+  async scopeFor(repo: GitRepository): Promise<{ scope: WatchScope; serviceAccount?: string }> {
+    const serviceAccount = repo.spec.serviceAccountName ?? this.#deps.options.defaultServiceAccount;
+    if (serviceAccount === undefined) return { scope: { identity: '', client: this.#deps.admin } };
+    const client = await this.#deps.clientAs(repo.metadata.namespace, serviceAccount);
+    return {
+      scope: {
+        identity: `system:serviceaccount:${repo.metadata.namespace}:${serviceAccount}`,
+        client,
+        namespace: repo.spec.targetNamespace ?? repo.metadata.namespace,
+      },
+      serviceAccount,
+    };
+  }
+
+  async #readReference(
+    namespace: string,
+    ref: TypedReference,
+    signal: AbortSignal,
+  ): Promise<Record<string, string>> {
+    const object = await this.#deps.admin.get(
+      { apiVersion: 'v1', kind: ref.kind, name: ref.name, namespace },
+      { signal, timeoutMs: 15_000 },
+    );
+    if (object === undefined) {
+      throw new ReferenceError(`${ref.kind} ${namespace}/${ref.name} not found`);
+    }
+    return ref.kind === 'Secret' ? secretData(object) : configMapData(object);
+  }
+
+  async #writeStatus(
+    repo: GitRepository,
+    previous: GitRepositoryStatus,
+    changes: readonly StatusChange[],
+    signal: AbortSignal,
+  ): Promise<GitRepositoryStatus> {
+    const next = applyStatusChanges(previous, changes, repo.metadata.generation, this.#deps.now());
+    if (!statusChanged(previous, next)) return next;
+    await this.#deps.admin.patchStatus(
+      {
+        apiVersion: gitRepositoryApiVersion,
+        kind: gitRepositoryKind,
+        name: repo.metadata.name,
+        namespace: repo.metadata.namespace,
+      },
+      next as unknown as Record<string, never>,
+      { signal, timeoutMs: 15_000 },
+    );
+    return next;
+  }
+
+  /** Reconciles the GitRepository object as read from the informer cache. */
+  async reconcile(raw: KubeObject, signal: AbortSignal): Promise<ReconcileOutcome> {
+    const started = performance.now();
+    const outcome = await this.#reconcile(raw, signal).catch((error: unknown): ReconcileOutcome => {
+      if (signal.aborted) throw new ReconcileAbortedError('reconcile aborted');
+      this.#deps.logger.error(
+        {
+          gitrepository: `${raw.metadata.namespace}/${raw.metadata.name}`,
+          err: error instanceof Error ? error.message : String(error),
+        },
+        'reconcile failed unexpectedly',
+      );
+      return { failed: true, result: 'failed' };
+    });
+    this.#deps.metrics.reconcileDuration.observe(
+      { result: outcome.result },
+      (performance.now() - started) / 1_000,
+    );
+    this.#deps.metrics.reconcilesTotal.inc({ result: outcome.result });
+    return outcome;
+  }
+
+  async #reconcile(raw: KubeObject, signal: AbortSignal): Promise<ReconcileOutcome> {
+    const { admin, logger } = this.#deps;
+    const rawStatus = (raw.status ?? {}) as Record<string, unknown>;
+    let previous = readStatus(rawStatus);
+    let repo: GitRepository;
+    try {
+      repo = parseGitRepository(raw);
+    } catch (error) {
+      if (!(error instanceof SpecValidationError)) throw error;
+      const meta = raw.metadata;
+      const fallback = {
+        metadata: {
+          name: meta.name,
+          namespace: meta.namespace ?? '',
+          generation: Number(meta.generation ?? 0),
+        },
+      };
+      await this.#deps.events.record(fallback, 'Warning', Reason.InvalidSpec, error.message, signal);
+      await this.#writeStatusRaw(
+        fallback,
+        previous,
+        [{ kind: 'stalled', reason: Reason.InvalidSpec, message: error.message }],
+        signal,
+      );
+      return { failed: false, result: 'stalled' };
+    }
+    const key = objectKeyOf(repo);
+    const log = logger.child({ gitrepository: key });
+    const owner: OwnerRef = { name: repo.metadata.name, namespace: repo.metadata.namespace };
+
+    if (repo.metadata.deletionTimestamp !== undefined) {
+      await this.#finalize(repo, previous, signal, log);
+      return { failed: false, result: 'deleted' };
+    }
+    if (!repo.metadata.finalizers.includes(finalizerName)) {
+      await admin.request({
+        method: 'PATCH',
+        path: `/apis/${gitRepositoryApiVersion}/namespaces/${encodeURIComponent(repo.metadata.namespace)}/gitrepositories/${encodeURIComponent(repo.metadata.name)}`,
+        headers: { 'content-type': 'application/merge-patch+json' },
+        body: JSON.stringify({
+          metadata: {
+            finalizers: [...repo.metadata.finalizers, finalizerName],
+            resourceVersion: repo.metadata.resourceVersion,
+          },
+        }),
+        signal,
+        timeoutMs: 15_000,
+      });
+    }
+    if (repo.spec.suspend) {
+      log.info('suspended: not reconciling');
+      return { failed: false, result: 'suspended' };
+    }
+
+    const changes: StatusChange[] = [];
+    const requestedAt = repo.metadata.annotations[requestedAtAnnotation];
+    if (requestedAt !== undefined && requestedAt !== previous.lastHandledReconcileAt) {
+      changes.push({ kind: 'requested', at: requestedAt });
+    }
+    const interval = repo.spec.intervalMs;
+    const fail = async (reason: string, message: string, attempted?: string): Promise<ReconcileOutcome> => {
+      const wasReady = isConditionTrue(previous.conditions, 'Ready');
+      const sameFailure = findCondition(previous.conditions, 'Ready')?.message === message;
+      changes.push({
+        kind: 'failed',
+        reason,
+        message,
+        ...(attempted === undefined ? {} : { attemptedRevision: attempted }),
+      });
+      previous = await this.#writeStatus(repo, previous, changes, signal);
+      if (!sameFailure) {
+        await this.#deps.events.record(repo, 'Warning', reason, message, signal);
+        this.#deps.alerter.alert(repo, {
+          kind: 'ReconcileFailed',
+          message,
+          ...(attempted === undefined ? {} : { revision: attempted }),
+        });
+      }
+      log.warn({ reason, wasReady }, message);
+      return { failed: true, result: 'failed' };
+    };
+
+    // 1. Resolve the ref (one round trip) with the repository's credentials.
+    let credentials: GitCredentials = {};
+    if (repo.spec.secretRef !== undefined) {
+      try {
+        const data = await this.#readReference(
+          repo.metadata.namespace,
+          { kind: 'Secret', name: repo.spec.secretRef.name },
+          signal,
+        );
+        credentials = {
+          ...(data.username === undefined ? {} : { username: data.username }),
+          ...(data.password === undefined ? {} : { password: data.password }),
+          ...(data.bearerToken === undefined ? {} : { bearerToken: data.bearerToken }),
+          ...(data['ca.crt'] === undefined ? {} : { caPem: data['ca.crt'] }),
+        };
+      } catch (error) {
+        return fail(
+          Reason.FetchFailed,
+          `spec.secretRef: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
+    const remote: RemoteSpec = {
+      url: repo.spec.url,
+      insecure: repo.spec.insecure,
+      timeoutMs: repo.spec.timeoutMs,
+      credentials,
+    };
+    const gitSignal = AbortSignal.any([signal, AbortSignal.timeout(repo.spec.timeoutMs)]);
+    let resolved;
+    try {
+      resolved = await this.#deps.source.resolve(remote, repo.spec.ref, gitSignal);
+    } catch (error) {
+      signal.throwIfAborted();
+      return fail(
+        Reason.FetchFailed,
+        `fetching ${repo.spec.url}: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    const revision = formatRevision({
+      ...(resolved.refName === undefined ? {} : { ref: resolved.refName }),
+      commit: resolved.commit,
+    });
+
+    // 2. Nothing new: the desired state in memory is still what Git says (no API request).
+    const state = this.#managed.get(key);
+    if (
+      state !== undefined &&
+      state.commit === resolved.commit &&
+      state.generation === repo.metadata.generation &&
+      previous.lastAppliedRevision === revision &&
+      isConditionTrue(previous.conditions, 'Ready')
+    ) {
+      if (changes.length > 0) previous = await this.#writeStatus(repo, previous, changes, signal);
+      return { failed: false, result: 'unchanged', requeueAfterMs: interval };
+    }
+
+    // 3. Fetch and verify. Nothing below runs on an unverified revision.
+    const lastApplied = parseRevision(previous.lastAppliedRevision)?.commit;
+    let fetched;
+    try {
+      fetched = await this.#deps.source.fetch(
+        key,
+        remote,
+        repo.spec.ref,
+        resolved,
+        {
+          depth: repo.spec.verify.mode === 'Range' || !repo.spec.verify.allowRollback ? 'full' : 1,
+          ...(lastApplied === undefined ? {} : { since: lastApplied }),
+        },
+        gitSignal,
+      );
+    } catch (error) {
+      signal.throwIfAborted();
+      return fail(
+        Reason.FetchFailed,
+        `fetching ${revision}: ${error instanceof Error ? error.message : String(error)}`,
+        revision,
+      );
+    }
+
+    let verdict: Verdict;
+    let signerFiles: Record<string, string> = {};
+    try {
+      if (repo.spec.verify.signersRef !== undefined) {
+        signerFiles = await this.#readReference(repo.metadata.namespace, repo.spec.verify.signersRef, signal);
+      }
+      const trust = await this.#deps.trustCache.load(signerFiles);
+      const trustedRoot = await this.#trustedRoot(repo, signal);
+      verdict = await verifyRevision({
+        reader: fetched,
+        mode: repo.spec.verify.mode,
+        commit: resolved.commit,
+        ...(resolved.tagObject === undefined ? {} : { tagObject: resolved.tagObject }),
+        ...(lastApplied === undefined ? {} : { lastAppliedCommit: lastApplied }),
+        allowRollback: repo.spec.verify.allowRollback,
+        matchCommitter: repo.spec.verify.matchCommitter,
+        trust,
+        ...(repo.spec.verify.keyless.length === 0
+          ? {}
+          : {
+              x509Checker: keylessX509Checker(
+                { identities: [...repo.spec.verify.keyless], trustedRoot },
+                { signal },
+              ),
+            }),
+        now: this.#deps.now(),
+        signal: gitSignal,
+      });
+    } catch (error) {
+      signal.throwIfAborted();
+      verdict = {
+        verified: false,
+        reason: 'UntrustedSigner',
+        commit: resolved.commit,
+        message: `loading the trust policy: ${error instanceof Error ? error.message : String(error)}`,
+      };
+    }
+    if (!verdict.verified)
+      return this.#reject(repo, previous, changes, revision, verdict.reason, verdict.message, signal, log);
+
+    let files;
+    try {
+      files = await fetched.readTree(resolved.commit, repo.spec.path, gitSignal);
+    } catch (error) {
+      signal.throwIfAborted();
+      return fail(
+        Reason.FetchFailed,
+        `reading ${repo.spec.path || '.'} at ${revision}: ${error instanceof Error ? error.message : String(error)}`,
+        revision,
+      );
+    }
+    const provenance = repo.spec.verify.provenance;
+    if (provenance !== undefined) {
+      const keys =
+        provenance.keysRef === undefined
+          ? undefined
+          : await this.#readReference(repo.metadata.namespace, provenance.keysRef, signal).catch(
+              () => undefined,
+            );
+      const result = await verifyProvenance({
+        files: files.files,
+        symlinks: files.symlinks,
+        bundlePath: provenance.bundlePath,
+        policy: {
+          trustedRoot: await this.#trustedRoot(repo, signal),
+          identities: [...provenance.keyless],
+          ...(keys === undefined ? {} : { keys }),
+          predicateTypes: [...provenance.predicateTypes],
+          ...(provenance.builderIds.length === 0 ? {} : { builderIds: [...provenance.builderIds] }),
+        },
+        source: { url: repo.spec.url, commit: resolved.commit },
+        signal,
+      });
+      if (!result.ok)
+        return this.#reject(
+          repo,
+          previous,
+          changes,
+          revision,
+          Reason.ProvenanceFailed,
+          `provenance of ${revision}: ${result.message}`,
+          signal,
+          log,
+        );
+    }
+    const evidence: Evidence = verdict.evidence;
+    changes.push({ kind: 'verified', evidence });
+    const signer = describeSigner(evidence);
+
+    // 4. Render and scope the manifests.
+    const { scope, serviceAccount } = await this.scopeFor(repo);
+    let desired: KubeObject[];
+    try {
+      const rendered = renderManifests(
+        { files: files.files, symlinks: files.symlinks },
+        { owner, limits: { maxObjects: this.#deps.options.maxObjects } },
+      );
+      const kinds = new Map<string, { apiVersion: string; kind: string }>();
+      for (const { object } of rendered)
+        kinds.set(`${object.apiVersion}/${object.kind}`, {
+          apiVersion: object.apiVersion,
+          kind: object.kind,
+        });
+      const fromCrds = crdScopes(rendered.map((r) => r.object));
+      await Promise.all(
+        [...kinds.values()].map(({ apiVersion, kind }) =>
+          admin.discovery.resolve(apiVersion, kind, signal).catch(() => undefined),
+        ),
+      );
+      desired = applyScope(
+        rendered,
+        {
+          ...(repo.spec.targetNamespace === undefined ? {} : { targetNamespace: repo.spec.targetNamespace }),
+          defaultNamespace: repo.metadata.namespace,
+        },
+        (apiVersion, kind) =>
+          admin.discovery.scopeOf(apiVersion, kind) ??
+          fromCrds.get(`${apiVersion.includes('/') ? apiVersion.split('/')[0] : ''}/${kind}`),
+      ).map((r) => r.object);
+    } catch (error) {
+      if (error instanceof RenderError)
+        return fail(Reason.BuildFailed, `building ${revision}: ${error.message}`, revision);
+      throw error;
+    }
+
+    // 5. Plan against the live cache; record the union inventory first so a crash mid-apply never loses an object.
+    const types = new Map<string, { apiVersion: string; kind: string }>();
+    const previousInventory: Inventory | undefined = previous.inventory;
+    for (const object of desired)
+      types.set(`${object.apiVersion}|${object.kind}`, { apiVersion: object.apiVersion, kind: object.kind });
+    for (const entry of previousInventory?.entries ?? []) {
+      try {
+        const identity = parseInventoryEntry(entry);
+        const apiVersion = identity.group === '' ? identity.version : `${identity.group}/${identity.version}`;
+        types.set(`${apiVersion}|${identity.kind}`, { apiVersion, kind: identity.kind });
+      } catch {
+        // A malformed entry cannot be pruned; it is dropped from the next inventory.
+      }
+    }
+    const watchable = [...types.values()];
+    await this.#deps.liveCache.ensure(
+      scope,
+      watchable.filter((t) => admin.discovery.scopeOf(t.apiVersion, t.kind) !== undefined),
+      {
+        timeoutMs: this.#deps.options.cacheSyncTimeoutMs,
+        signal,
+      },
+    );
+    const live = new Map<string, KubeObject>();
+    for (const object of desired) {
+      const found = this.#deps.liveCache.get(scope, {
+        apiVersion: object.apiVersion,
+        kind: object.kind,
+        name: object.metadata.name,
+        ...(object.metadata.namespace === undefined ? {} : { namespace: object.metadata.namespace }),
+      });
+      if (found !== undefined) live.set(identityKey(object), found as unknown as KubeObject);
+    }
+    const plan = planChanges({
+      desired,
+      inventory: previousInventory,
+      live,
+      liveComplete: false,
+      owner,
+      fieldManager: this.#deps.options.fieldManager,
+      prune: repo.spec.prune,
+    });
+    const pending = mergeInventory(previousInventory ?? buildInventory([]), plan.inventory.entries);
+    changes.push({
+      kind: 'progressing',
+      message: `applying ${revision} signed by ${signer}`,
+      retry: !isConditionTrue(previous.conditions, 'Ready'),
+    });
+    changes.push({ kind: 'inventory', inventory: pending });
+    previous = await this.#writeStatus(repo, previous, changes, signal);
+    changes.length = 0;
+
+    // 6. Apply (server-side, as the tenant when impersonating) and prune.
+    const manager = createResourceManager(scope.client, owner, this.#deps.options.fieldManager);
+    const changeSet: ChangeSet = await applyPlan(manager, plan, {
+      force: repo.spec.force,
+      concurrency: this.#deps.options.applyConcurrency,
+      signal,
+    });
+    signal.throwIfAborted();
+    const summary = summariseChangeSet(changeSet);
+    const inventory = mergeInventory(plan.inventory, failedPrunes(changeSet));
+    if (hasFailures(changeSet)) {
+      const failures = changeSet.entries.filter((e) => e.action === 'failed');
+      const message = `applying ${revision}: ${failures.length} object(s) failed: ${failures
+        .slice(0, 5)
+        .map((e) => `${e.subject}: ${e.error?.message ?? 'failed'}`)
+        .join('; ')}${failures.length > 5 ? '; …' : ''}`;
+      changes.push({ kind: 'inventory', inventory: mergeInventory(inventory, pending.entries) });
+      return fail(Reason.ApplyFailed, message, revision);
+    }
+
+    const wasFailing = findCondition(previous.conditions, 'Ready')?.status === 'False';
+    const message = `Applied revision ${revision} signed by ${signer}: ${formatSummary(summary)}`;
+    changes.push({ kind: 'applied', revision, message, inventory });
+    changes.push({ kind: 'drift', objects: [], mode: repo.spec.drift.mode });
+    this.#managed.set(key, {
+      key,
+      generation: repo.metadata.generation,
+      commit: resolved.commit,
+      revision,
+      signer,
+      desired: new Map(desired.map((o) => [identityKey(o), o])),
+      scope,
+      driftMode: repo.spec.drift.mode,
+      repo,
+      ...(serviceAccount === undefined ? {} : { impersonating: serviceAccount }),
+    });
+    await this.#syncDenyPolicy(repo, scope, signal);
+    previous = await this.#writeStatus(repo, previous, changes, signal);
+    this.#deps.metrics.managedObjects.set(
+      { namespace: repo.metadata.namespace, name: repo.metadata.name },
+      inventory.entries.length,
+    );
+    if (
+      previous.lastAppliedRevision !== undefined &&
+      (summary.created + summary.configured + summary.deleted > 0 || wasFailing || state === undefined)
+    ) {
+      await this.#deps.events.record(repo, 'Normal', Reason.Succeeded, message, signal);
+    }
+    if (wasFailing) this.#deps.alerter.alert(repo, { kind: 'Recovered', message, revision, signer });
+    log.info({ revision, signer, ...summary }, 'revision applied');
+    return { failed: false, result: 'applied', requeueAfterMs: interval };
+  }
+
+  /** Report mode: records the current drifted objects (and the Drifted condition) in status. */
+  async writeDriftStatus(
+    state: ManagedState,
+    rawStatus: Readonly<Record<string, unknown>> | undefined,
+    objects: readonly DriftedObjectStatus[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    await this.#writeStatus(
+      state.repo,
+      readStatus(rawStatus ?? {}),
+      [{ kind: 'drift', objects, mode: state.driftMode }],
+      signal,
+    );
+  }
+
+  async #trustedRoot(repo: GitRepository, signal: AbortSignal) {
+    if (repo.spec.verify.trustedRootRef === undefined) return publicGoodTrustedRoot();
+    const data = await this.#readReference(
+      repo.metadata.namespace,
+      { kind: 'ConfigMap', name: repo.spec.verify.trustedRootRef.name },
+      signal,
+    );
+    const text = data['trusted_root.json'];
+    if (text === undefined)
+      throw new Error(`ConfigMap ${repo.spec.verify.trustedRootRef.name} has no key trusted_root.json`);
+    return parseTrustedRoot(JSON.parse(text));
+  }
+
+  async #reject(
+    repo: GitRepository,
+    previous: GitRepositoryStatus,
+    changes: StatusChange[],
+    revision: string,
+    reason: string,
+    message: string,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<ReconcileOutcome> {
+    const repeated =
+      previous.lastAttemptedRevision === revision &&
+      findCondition(previous.conditions, 'Verified')?.reason === reason;
+    const kept =
+      previous.lastAppliedRevision === undefined
+        ? 'nothing was applied'
+        : `${previous.lastAppliedRevision} stays in force`;
+    const full = `revision ${revision} rejected (${reason}): ${message}; ${kept}`;
+    changes.push({ kind: 'rejected', reason, message: full, attemptedRevision: revision });
+    await this.#writeStatus(repo, previous, changes, signal);
+    this.#deps.metrics.verificationFailuresTotal.inc({ reason });
+    if (!repeated) {
+      await this.#deps.events.record(repo, 'Warning', reason, full, signal);
+      this.#deps.alerter.alert(repo, { kind: 'VerificationFailed', message: full, revision });
+    }
+    log.warn({ revision, reason }, full);
+    return { failed: false, result: 'rejected', requeueAfterMs: repo.spec.intervalMs };
+  }
+
+  async #syncDenyPolicy(repo: GitRepository, scope: WatchScope, signal: AbortSignal): Promise<void> {
+    const [policy, binding] = buildDenyPolicy({
+      gitRepository: { namespace: repo.metadata.namespace, name: repo.metadata.name },
+      allowedUsernames: [
+        this.#deps.options.operatorUsername,
+        ...(scope.identity === '' ? [] : [scope.identity]),
+      ],
+    });
+    const admin = this.#deps.admin;
+    if (repo.spec.drift.mode === 'Deny') {
+      for (const object of [policy, binding]) {
+        await admin.apply(object as unknown as KubeObject, {
+          fieldManager: this.#deps.options.fieldManager,
+          force: true,
+          signal,
+        });
+      }
+    } else {
+      await this.#removeDenyPolicy(policy.metadata.name, signal);
+    }
+  }
+
+  async #removeDenyPolicy(name: string, signal: AbortSignal): Promise<void> {
+    for (const kind of ['ValidatingAdmissionPolicyBinding', 'ValidatingAdmissionPolicy']) {
+      const ref = { apiVersion: 'admissionregistration.k8s.io/v1', kind, name };
+      const live = await this.#deps.admin.get(ref, { signal }).catch(() => undefined);
+      if (
+        live !== undefined &&
+        (live.metadata.labels as Record<string, string> | undefined)?.[denyPolicyLabel] === 'true'
+      ) {
+        await this.#deps.admin.delete(ref, { signal });
+      }
+    }
+  }
+
+  async #finalize(
+    repo: GitRepository,
+    previous: GitRepositoryStatus,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<void> {
+    if (!repo.metadata.finalizers.includes(finalizerName)) return;
+    const owner: OwnerRef = { name: repo.metadata.name, namespace: repo.metadata.namespace };
+    const [policy] = buildDenyPolicy({ gitRepository: owner, allowedUsernames: [] });
+    await this.#removeDenyPolicy(policy.metadata.name, signal);
+    if (repo.spec.prune && previous.inventory !== undefined && previous.inventory.entries.length > 0) {
+      const { scope } = await this.scopeFor(repo).catch(() => ({
+        scope: { identity: '', client: this.#deps.admin } as WatchScope,
+      }));
+      const identities = previous.inventory.entries.flatMap((entry) => {
+        try {
+          return [parseInventoryEntry(entry)];
+        } catch {
+          return [];
+        }
+      });
+      const result = await prune(
+        createResourceManager(scope.client, owner, this.#deps.options.fieldManager),
+        identities,
+        { signal },
+      );
+      const failed = result.entries.filter((e) => e.action === 'failed');
+      if (failed.length > 0) {
+        const message = `finalizer: ${failed.length} object(s) could not be pruned: ${failed.map((e) => e.subject).join(', ')}`;
+        await this.#deps.events.record(repo, 'Warning', Reason.PruneFailed, message, signal);
+        throw new Error(message);
+      }
+      log.info({ pruned: result.entries.length }, 'GitRepository deleted: pruned its objects');
+    }
+    this.#managed.delete(objectKeyOf(repo));
+    await this.#deps.admin.request({
+      method: 'PATCH',
+      path: `/apis/${gitRepositoryApiVersion}/namespaces/${encodeURIComponent(repo.metadata.namespace)}/gitrepositories/${encodeURIComponent(repo.metadata.name)}`,
+      headers: { 'content-type': 'application/merge-patch+json' },
+      body: JSON.stringify({
+        metadata: {
+          finalizers: repo.metadata.finalizers.filter((f) => f !== finalizerName),
+          resourceVersion: repo.metadata.resourceVersion,
+        },
+      }),
+      signal,
+      timeoutMs: 15_000,
+    });
+  }
+
+  async #writeStatusRaw(
+    fallback: { metadata: { name: string; namespace: string; generation: number } },
+    previous: GitRepositoryStatus,
+    changes: StatusChange[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    const next = applyStatusChanges(previous, changes, fallback.metadata.generation, this.#deps.now());
+    if (!statusChanged(previous, next)) return;
+    await this.#deps.admin.patchStatus(
+      { apiVersion: gitRepositoryApiVersion, kind: gitRepositoryKind, ...fallback.metadata },
+      next as unknown as Record<string, never>,
+      { signal, timeoutMs: 15_000 },
+    );
+  }
+}
+
+/** Inventory id of an object (same as the plan's). */
+export function identityKey(object: KubeObject): string {
+  const id = identityOf(object);
+  return `${id.namespace}_${id.name}_${id.group}_${id.kind}`;
+}
+
+export { KubeApiError, refName };
