@@ -49,7 +49,14 @@ import type { Alerter } from './alerter.ts';
 import type { EventRecorder } from './events.ts';
 import type { LiveCache, WatchScope } from './live-cache.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import type { GitCredentials, RemoteSpec, SourcePort } from './ports.ts';
+import type {
+  FetchedRepository,
+  GitCredentials,
+  RemoteSpec,
+  ResolvedRevision,
+  SourcePort,
+  TreeSnapshot,
+} from './ports.ts';
 import {
   applyStatusChanges,
   type DriftedObjectStatus,
@@ -335,7 +342,7 @@ export class Reconciler {
       credentials,
     };
     const gitSignal = AbortSignal.any([signal, AbortSignal.timeout(repo.spec.timeoutMs)]);
-    let resolved;
+    let resolved: ResolvedRevision;
     try {
       resolved = await this.#deps.source.resolve(remote, repo.spec.ref, gitSignal);
     } catch (error) {
@@ -365,7 +372,7 @@ export class Reconciler {
 
     // 3. Fetch and verify. Nothing below runs on an unverified revision.
     const lastApplied = parseRevision(previous.lastAppliedRevision)?.commit;
-    let fetched;
+    let fetched: FetchedRepository;
     try {
       fetched = await this.#deps.source.fetch(
         key,
@@ -427,7 +434,7 @@ export class Reconciler {
     if (!verdict.verified)
       return this.#reject(repo, previous, changes, revision, verdict.reason, verdict.message, signal, log);
 
-    let files;
+    let files: TreeSnapshot;
     try {
       files = await fetched.readTree(resolved.commit, repo.spec.path, gitSignal);
     } catch (error) {
