@@ -17,7 +17,7 @@ import {
   SpecValidationError,
   type TypedReference,
 } from '../api/gitrepository.ts';
-import { formatRevision, parseRevision } from '../api/revision.ts';
+import { parseRevision } from '../api/revision.ts';
 import { applyPlan } from '../apply/apply.ts';
 import {
   type ChangeSet,
@@ -32,35 +32,20 @@ import type { KubeClient } from '../kube/client.ts';
 import { KubeApiError } from '../kube/errors.ts';
 import { buildInventory, type Inventory, mergeInventory, parseInventoryEntry } from '../plan/inventory.ts';
 import { planChanges } from '../plan/plan.ts';
-import { verifyProvenance } from '../provenance/verify.ts';
-import { RenderError } from '../render/errors.ts';
 import type { OwnerRef } from '../render/labels.ts';
 import { identityOf, type KubeObject } from '../render/object.ts';
-import { renderManifests } from '../render/render.ts';
-import { applyScope, crdScopes } from '../render/scope.ts';
-import { parseTrustedRoot, publicGoodTrustedRoot } from '../trust-root/index.ts';
 import type { Logger } from '../util/logger.ts';
-import { keylessX509Checker } from '../verify/keyless-checker.ts';
 import type { TrustMaterialCache } from '../verify/trust.ts';
-import type { Evidence, Verdict } from '../verify/types.ts';
-import { verifyRevision } from '../verify/verify-revision.ts';
 import { buildDenyPolicy, denyPolicyLabel } from '../watch/deny-policy.ts';
 import type { Alerter } from './alerter.ts';
 import type { EventRecorder } from './events.ts';
 import type { LiveCache, WatchScope } from './live-cache.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import type {
-  FetchedRepository,
-  GitCredentials,
-  RemoteSpec,
-  ResolvedRevision,
-  SourcePort,
-  TreeSnapshot,
-} from './ports.ts';
+import { fetchAndVerify, type PipelineDeps, renderDesired, resolveRevision } from './pipeline.ts';
+import type { SourcePort } from './ports.ts';
 import {
   applyStatusChanges,
   type DriftedObjectStatus,
-  describeSigner,
   type GitRepositoryStatus,
   readStatus,
   type StatusChange,
@@ -314,48 +299,15 @@ export class Reconciler {
     };
 
     // 1. Resolve the ref (one round trip) with the repository's credentials.
-    let credentials: GitCredentials = {};
-    if (repo.spec.secretRef !== undefined) {
-      try {
-        const data = await this.#readReference(
-          repo.metadata.namespace,
-          { kind: 'Secret', name: repo.spec.secretRef.name },
-          signal,
-        );
-        credentials = {
-          ...(data.username === undefined ? {} : { username: data.username }),
-          ...(data.password === undefined ? {} : { password: data.password }),
-          ...(data.bearerToken === undefined ? {} : { bearerToken: data.bearerToken }),
-          ...(data['ca.crt'] === undefined ? {} : { caPem: data['ca.crt'] }),
-        };
-      } catch (error) {
-        return fail(
-          Reason.FetchFailed,
-          `spec.secretRef: ${error instanceof Error ? error.message : String(error)}`,
-        );
-      }
-    }
-    const remote: RemoteSpec = {
-      url: repo.spec.url,
-      insecure: repo.spec.insecure,
-      timeoutMs: repo.spec.timeoutMs,
-      credentials,
+    const pipelineDeps: PipelineDeps = {
+      source: this.#deps.source,
+      readReference: (ref, refSignal) => this.#readReference(repo.metadata.namespace, ref, refSignal),
+      trustCache: this.#deps.trustCache,
+      now: this.#deps.now,
     };
-    const gitSignal = AbortSignal.any([signal, AbortSignal.timeout(repo.spec.timeoutMs)]);
-    let resolved: ResolvedRevision;
-    try {
-      resolved = await this.#deps.source.resolve(remote, repo.spec.ref, gitSignal);
-    } catch (error) {
-      signal.throwIfAborted();
-      return fail(
-        Reason.FetchFailed,
-        `fetching ${repo.spec.url}: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
-    const revision = formatRevision({
-      ...(resolved.refName === undefined ? {} : { ref: resolved.refName }),
-      commit: resolved.commit,
-    });
+    const resolution = await resolveRevision(repo, pipelineDeps, signal);
+    if (!resolution.ok) return fail(resolution.reason, resolution.message);
+    const { remote, resolved, revision } = resolution;
 
     // 2. Nothing new: the desired state in memory is still what Git says (no API request).
     const state = this.#managed.get(key);
@@ -372,152 +324,46 @@ export class Reconciler {
 
     // 3. Fetch and verify. Nothing below runs on an unverified revision.
     const lastApplied = parseRevision(previous.lastAppliedRevision)?.commit;
-    let fetched: FetchedRepository;
-    try {
-      fetched = await this.#deps.source.fetch(
-        key,
-        remote,
-        repo.spec.ref,
-        resolved,
-        {
-          depth: repo.spec.verify.mode === 'Range' || !repo.spec.verify.allowRollback ? 'full' : 1,
-          ...(lastApplied === undefined ? {} : { since: lastApplied }),
-        },
-        gitSignal,
-      );
-    } catch (error) {
-      signal.throwIfAborted();
-      return fail(
-        Reason.FetchFailed,
-        `fetching ${revision}: ${error instanceof Error ? error.message : String(error)}`,
-        revision,
-      );
-    }
-
-    let verdict: Verdict;
-    let signerFiles: Record<string, string> = {};
-    try {
-      if (repo.spec.verify.signersRef !== undefined) {
-        signerFiles = await this.#readReference(repo.metadata.namespace, repo.spec.verify.signersRef, signal);
-      }
-      const trust = await this.#deps.trustCache.load(signerFiles);
-      const trustedRoot = await this.#trustedRoot(repo, signal);
-      verdict = await verifyRevision({
-        reader: fetched,
-        mode: repo.spec.verify.mode,
-        commit: resolved.commit,
-        ...(resolved.tagObject === undefined ? {} : { tagObject: resolved.tagObject }),
-        ...(lastApplied === undefined ? {} : { lastAppliedCommit: lastApplied }),
-        allowRollback: repo.spec.verify.allowRollback,
-        matchCommitter: repo.spec.verify.matchCommitter,
-        trust,
-        ...(repo.spec.verify.keyless.length === 0
-          ? {}
-          : {
-              x509Checker: keylessX509Checker(
-                { identities: [...repo.spec.verify.keyless], trustedRoot },
-                { signal },
-              ),
-            }),
-        now: this.#deps.now(),
-        signal: gitSignal,
-      });
-    } catch (error) {
-      signal.throwIfAborted();
-      verdict = {
-        verified: false,
-        reason: 'UntrustedSigner',
-        commit: resolved.commit,
-        message: `loading the trust policy: ${error instanceof Error ? error.message : String(error)}`,
-      };
-    }
-    if (!verdict.verified)
-      return this.#reject(repo, previous, changes, revision, verdict.reason, verdict.message, signal, log);
-
-    let files: TreeSnapshot;
-    try {
-      files = await fetched.readTree(resolved.commit, repo.spec.path, gitSignal);
-    } catch (error) {
-      signal.throwIfAborted();
-      return fail(
-        Reason.FetchFailed,
-        `reading ${repo.spec.path || '.'} at ${revision}: ${error instanceof Error ? error.message : String(error)}`,
-        revision,
-      );
-    }
-    const provenance = repo.spec.verify.provenance;
-    if (provenance !== undefined) {
-      const keys =
-        provenance.keysRef === undefined
-          ? undefined
-          : await this.#readReference(repo.metadata.namespace, provenance.keysRef, signal).catch(
-              () => undefined,
-            );
-      const result = await verifyProvenance({
-        files: files.files,
-        symlinks: files.symlinks,
-        bundlePath: provenance.bundlePath,
-        policy: {
-          trustedRoot: await this.#trustedRoot(repo, signal),
-          identities: [...provenance.keyless],
-          ...(keys === undefined ? {} : { keys }),
-          predicateTypes: [...provenance.predicateTypes],
-          ...(provenance.builderIds.length === 0 ? {} : { builderIds: [...provenance.builderIds] }),
-        },
-        source: { url: repo.spec.url, commit: resolved.commit },
-        signal,
-      });
-      if (!result.ok)
+    const verified = await fetchAndVerify(
+      repo,
+      key,
+      remote,
+      resolved,
+      revision,
+      lastApplied,
+      pipelineDeps,
+      signal,
+    );
+    if (!verified.ok) {
+      if (verified.stage === 'verify') {
         return this.#reject(
           repo,
           previous,
           changes,
           revision,
-          Reason.ProvenanceFailed,
-          `provenance of ${revision}: ${result.message}`,
+          verified.reason,
+          verified.message,
           signal,
           log,
         );
+      }
+      return fail(verified.reason, verified.message, revision);
     }
-    const evidence: Evidence = verdict.evidence;
+    const { evidence, signer } = verified;
     changes.push({ kind: 'verified', evidence });
-    const signer = describeSigner(evidence);
 
     // 4. Render and scope the manifests.
     const { scope, serviceAccount } = await this.scopeFor(repo);
-    let desired: KubeObject[];
-    try {
-      const rendered = renderManifests(
-        { files: files.files, symlinks: files.symlinks },
-        { owner, limits: { maxObjects: this.#deps.options.maxObjects } },
-      );
-      const kinds = new Map<string, { apiVersion: string; kind: string }>();
-      for (const { object } of rendered)
-        kinds.set(`${object.apiVersion}/${object.kind}`, {
-          apiVersion: object.apiVersion,
-          kind: object.kind,
-        });
-      const fromCrds = crdScopes(rendered.map((r) => r.object));
-      await Promise.all(
-        [...kinds.values()].map(({ apiVersion, kind }) =>
-          admin.discovery.resolve(apiVersion, kind, signal).catch(() => undefined),
-        ),
-      );
-      desired = applyScope(
-        rendered,
-        {
-          ...(repo.spec.targetNamespace === undefined ? {} : { targetNamespace: repo.spec.targetNamespace }),
-          defaultNamespace: repo.metadata.namespace,
-        },
-        (apiVersion, kind) =>
-          admin.discovery.scopeOf(apiVersion, kind) ??
-          fromCrds.get(`${apiVersion.includes('/') ? apiVersion.split('/')[0] : ''}/${kind}`),
-      ).map((r) => r.object);
-    } catch (error) {
-      if (error instanceof RenderError)
-        return fail(Reason.BuildFailed, `building ${revision}: ${error.message}`, revision);
-      throw error;
-    }
+    const rendering = await renderDesired(
+      repo,
+      verified.files,
+      admin.discovery,
+      this.#deps.options.maxObjects,
+      signal,
+    );
+    if (!rendering.ok)
+      return fail(Reason.BuildFailed, `building ${revision}: ${rendering.message}`, revision);
+    const desired = rendering.desired;
 
     // 5. Plan against the live cache; record the union inventory first so a crash mid-apply never loses an object.
     const types = new Map<string, { apiVersion: string; kind: string }>();
@@ -637,19 +483,6 @@ export class Reconciler {
       [{ kind: 'drift', objects, mode: state.driftMode }],
       signal,
     );
-  }
-
-  async #trustedRoot(repo: GitRepository, signal: AbortSignal) {
-    if (repo.spec.verify.trustedRootRef === undefined) return publicGoodTrustedRoot();
-    const data = await this.#readReference(
-      repo.metadata.namespace,
-      { kind: 'ConfigMap', name: repo.spec.verify.trustedRootRef.name },
-      signal,
-    );
-    const text = data['trusted_root.json'];
-    if (text === undefined)
-      throw new Error(`ConfigMap ${repo.spec.verify.trustedRootRef.name} has no key trusted_root.json`);
-    return parseTrustedRoot(JSON.parse(text));
   }
 
   async #reject(

@@ -1,0 +1,295 @@
+/**
+ * The steps a revision goes through before anything is applied, shared by the operator and by
+ * `signet verify` / `signet diff` so that CI runs exactly the operator's checks:
+ * resolve → fetch → verify commits/tags → read the tree → verify provenance → render → scope.
+ * Each returns data: a result, or a refusal with a reason a user can act on.
+ */
+import type { GitRepository, TypedReference } from '../api/gitrepository.ts';
+import { formatRevision } from '../api/revision.ts';
+import type { Discovery } from '../kube/discovery.ts';
+import { verifyProvenance } from '../provenance/verify.ts';
+import { RenderError } from '../render/errors.ts';
+import type { KubeObject } from '../render/object.ts';
+import { renderManifests } from '../render/render.ts';
+import { applyScope, crdScopes } from '../render/scope.ts';
+import { parseTrustedRoot, publicGoodTrustedRoot, type TrustedRootJSON } from '../trust-root/index.ts';
+import { keylessX509Checker } from '../verify/keyless-checker.ts';
+import type { TrustMaterialCache } from '../verify/trust.ts';
+import type { Evidence } from '../verify/types.ts';
+import { verifyRevision } from '../verify/verify-revision.ts';
+import type {
+  FetchedRepository,
+  GitCredentials,
+  RemoteSpec,
+  ResolvedRevision,
+  SourcePort,
+  TreeSnapshot,
+} from './ports.ts';
+import { describeSigner } from './status.ts';
+
+/** Reads a Secret or ConfigMap of the GitRepository's namespace (decoded), or throws naming it. */
+export type ReferenceReader = (ref: TypedReference, signal: AbortSignal) => Promise<Record<string, string>>;
+
+export type Refusal = {
+  readonly ok: false;
+  /** fetch: transient, retried; verify: the revision is refused (fail closed); build: the manifests are invalid. */
+  readonly stage: 'fetch' | 'verify' | 'build';
+  readonly reason: string;
+  readonly message: string;
+  readonly revision?: string;
+};
+
+export interface PipelineDeps {
+  readonly source: SourcePort;
+  readonly readReference: ReferenceReader;
+  readonly trustCache: TrustMaterialCache;
+  readonly now: () => Date;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export async function resolveRevision(
+  repo: GitRepository,
+  deps: PipelineDeps,
+  signal: AbortSignal,
+): Promise<{ ok: true; remote: RemoteSpec; resolved: ResolvedRevision; revision: string } | Refusal> {
+  let credentials: GitCredentials = {};
+  if (repo.spec.secretRef !== undefined) {
+    try {
+      const data = await deps.readReference({ kind: 'Secret', name: repo.spec.secretRef.name }, signal);
+      credentials = {
+        ...(data.username === undefined ? {} : { username: data.username }),
+        ...(data.password === undefined ? {} : { password: data.password }),
+        ...(data.bearerToken === undefined ? {} : { bearerToken: data.bearerToken }),
+        ...(data['ca.crt'] === undefined ? {} : { caPem: data['ca.crt'] }),
+      };
+    } catch (error) {
+      return {
+        ok: false,
+        stage: 'fetch',
+        reason: 'FetchFailed',
+        message: `spec.secretRef: ${message(error)}`,
+      };
+    }
+  }
+  const remote: RemoteSpec = {
+    url: repo.spec.url,
+    insecure: repo.spec.insecure,
+    timeoutMs: repo.spec.timeoutMs,
+    credentials,
+  };
+  try {
+    const resolved = await deps.source.resolve(
+      remote,
+      repo.spec.ref,
+      AbortSignal.any([signal, AbortSignal.timeout(repo.spec.timeoutMs)]),
+    );
+    const revision = formatRevision({
+      ...(resolved.refName === undefined ? {} : { ref: resolved.refName }),
+      commit: resolved.commit,
+    });
+    return { ok: true, remote, resolved, revision };
+  } catch (error) {
+    signal.throwIfAborted();
+    return {
+      ok: false,
+      stage: 'fetch',
+      reason: 'FetchFailed',
+      message: `fetching ${repo.spec.url}: ${message(error)}`,
+    };
+  }
+}
+
+export async function trustedRootOf(
+  repo: GitRepository,
+  deps: PipelineDeps,
+  signal: AbortSignal,
+): Promise<TrustedRootJSON> {
+  const ref = repo.spec.verify.trustedRootRef;
+  if (ref === undefined) return publicGoodTrustedRoot();
+  const data = await deps.readReference({ kind: 'ConfigMap', name: ref.name }, signal);
+  const text = data['trusted_root.json'];
+  if (text === undefined) throw new Error(`ConfigMap ${ref.name} has no key trusted_root.json`);
+  return parseTrustedRoot(JSON.parse(text));
+}
+
+export interface VerifiedRevision {
+  readonly ok: true;
+  readonly revision: string;
+  readonly fetched: FetchedRepository;
+  readonly files: TreeSnapshot;
+  readonly evidence: Evidence;
+  readonly signer: string;
+}
+
+/** Fetches and verifies; on success the manifest tree of the verified commit is returned. */
+export async function fetchAndVerify(
+  repo: GitRepository,
+  cacheKey: string,
+  remote: RemoteSpec,
+  resolved: ResolvedRevision,
+  revision: string,
+  lastAppliedCommit: string | undefined,
+  deps: PipelineDeps,
+  signal: AbortSignal,
+): Promise<VerifiedRevision | Refusal> {
+  const gitSignal = AbortSignal.any([signal, AbortSignal.timeout(repo.spec.timeoutMs)]);
+  let fetched: FetchedRepository;
+  try {
+    fetched = await deps.source.fetch(
+      cacheKey,
+      remote,
+      repo.spec.ref,
+      resolved,
+      {
+        // Ancestry (rollback protection) and Range need history back to the last applied commit.
+        depth: repo.spec.verify.mode === 'Range' || lastAppliedCommit !== undefined ? 'full' : 1,
+        ...(lastAppliedCommit === undefined ? {} : { since: lastAppliedCommit }),
+      },
+      gitSignal,
+    );
+  } catch (error) {
+    signal.throwIfAborted();
+    return {
+      ok: false,
+      stage: 'fetch',
+      reason: 'FetchFailed',
+      message: `fetching ${revision}: ${message(error)}`,
+      revision,
+    };
+  }
+  let trustedRoot: TrustedRootJSON | undefined;
+  try {
+    const signerFiles =
+      repo.spec.verify.signersRef === undefined
+        ? {}
+        : await deps.readReference(repo.spec.verify.signersRef, signal);
+    const trust = await deps.trustCache.load(signerFiles);
+    if (repo.spec.verify.keyless.length > 0 || repo.spec.verify.provenance !== undefined) {
+      trustedRoot = await trustedRootOf(repo, deps, signal);
+    }
+    const verdict = await verifyRevision({
+      reader: fetched,
+      mode: repo.spec.verify.mode,
+      commit: resolved.commit,
+      ...(resolved.tagObject === undefined ? {} : { tagObject: resolved.tagObject }),
+      ...(lastAppliedCommit === undefined ? {} : { lastAppliedCommit }),
+      allowRollback: repo.spec.verify.allowRollback,
+      matchCommitter: repo.spec.verify.matchCommitter,
+      trust,
+      ...(repo.spec.verify.keyless.length === 0 || trustedRoot === undefined
+        ? {}
+        : {
+            x509Checker: keylessX509Checker(
+              { identities: [...repo.spec.verify.keyless], trustedRoot },
+              { signal },
+            ),
+          }),
+      now: deps.now(),
+      signal: gitSignal,
+    });
+    if (!verdict.verified)
+      return { ok: false, stage: 'verify', reason: verdict.reason, message: verdict.message, revision };
+    let files: TreeSnapshot;
+    try {
+      files = await fetched.readTree(resolved.commit, repo.spec.path, gitSignal);
+    } catch (error) {
+      signal.throwIfAborted();
+      return {
+        ok: false,
+        stage: 'build',
+        reason: 'BuildFailed',
+        message: `reading ${repo.spec.path || '.'} at ${revision}: ${message(error)}`,
+        revision,
+      };
+    }
+    const provenance = repo.spec.verify.provenance;
+    if (provenance !== undefined && trustedRoot !== undefined) {
+      const keys =
+        provenance.keysRef === undefined ? undefined : await deps.readReference(provenance.keysRef, signal);
+      const result = await verifyProvenance({
+        files: files.files,
+        symlinks: files.symlinks,
+        bundlePath: provenance.bundlePath,
+        policy: {
+          trustedRoot,
+          identities: [...provenance.keyless],
+          ...(keys === undefined ? {} : { keys }),
+          predicateTypes: [...provenance.predicateTypes],
+          ...(provenance.builderIds.length === 0 ? {} : { builderIds: [...provenance.builderIds] }),
+        },
+        source: { url: repo.spec.url, commit: resolved.commit },
+        signal,
+      });
+      if (!result.ok) {
+        return {
+          ok: false,
+          stage: 'verify',
+          reason: 'ProvenanceFailed',
+          message: `provenance of ${revision}: ${result.message}`,
+          revision,
+        };
+      }
+    }
+    return {
+      ok: true,
+      revision,
+      fetched,
+      files,
+      evidence: verdict.evidence,
+      signer: describeSigner(verdict.evidence),
+    };
+  } catch (error) {
+    signal.throwIfAborted();
+    // Any error while loading trust material or checking signatures refuses the revision.
+    return {
+      ok: false,
+      stage: 'verify',
+      reason: 'UntrustedSigner',
+      message: `verifying ${revision}: ${message(error)}`,
+      revision,
+    };
+  }
+}
+
+/** Renders the verified tree into desired objects, namespaces set through discovery. */
+export async function renderDesired(
+  repo: GitRepository,
+  files: TreeSnapshot,
+  discovery: Pick<Discovery, 'resolve' | 'scopeOf'>,
+  maxObjects: number,
+  signal: AbortSignal,
+): Promise<{ ok: true; desired: KubeObject[] } | Refusal> {
+  try {
+    const rendered = renderManifests(
+      { files: files.files, symlinks: files.symlinks },
+      { owner: { name: repo.metadata.name, namespace: repo.metadata.namespace }, limits: { maxObjects } },
+    );
+    const kinds = new Map<string, { apiVersion: string; kind: string }>();
+    for (const { object } of rendered)
+      kinds.set(`${object.apiVersion}/${object.kind}`, { apiVersion: object.apiVersion, kind: object.kind });
+    const fromCrds = crdScopes(rendered.map((r) => r.object));
+    await Promise.all(
+      [...kinds.values()].map(({ apiVersion, kind }) =>
+        discovery.resolve(apiVersion, kind, signal).catch(() => undefined),
+      ),
+    );
+    const desired = applyScope(
+      rendered,
+      {
+        ...(repo.spec.targetNamespace === undefined ? {} : { targetNamespace: repo.spec.targetNamespace }),
+        defaultNamespace: repo.metadata.namespace,
+      },
+      (apiVersion, kind) =>
+        discovery.scopeOf(apiVersion, kind) ??
+        fromCrds.get(`${apiVersion.includes('/') ? apiVersion.split('/')[0] : ''}/${kind}`),
+    ).map((r) => r.object);
+    return { ok: true, desired };
+  } catch (error) {
+    if (error instanceof RenderError)
+      return { ok: false, stage: 'build', reason: 'BuildFailed', message: error.message };
+    throw error;
+  }
+}
