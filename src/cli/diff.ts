@@ -1,0 +1,104 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { apiVersion as gitRepositoryApiVersion, gitRepositoryKind } from '../api/gitrepository.ts';
+import { fetchAndVerify, type PipelineDeps, renderDesired, resolveRevision } from '../controller/pipeline.ts';
+import { createGitSource } from '../controller/source-adapter.ts';
+import { readStatus } from '../controller/status.ts';
+import { loadKubeClient } from '../kube/load.ts';
+import { planChanges } from '../plan/plan.ts';
+import type { KubeObject } from '../render/object.ts';
+import { identityOf } from '../render/object.ts';
+import { createLogger } from '../util/logger.ts';
+import { createTrustMaterialCache } from '../verify/trust.ts';
+import { loadPolicyFile, PolicyFileError, referenceReader } from './policy-file.ts';
+
+export const diffUsage = `Usage: signet diff -f <GitRepository YAML> [--kubeconfig <path>]
+
+Verifies, renders and plans the GitRepository's revision against the cluster without applying
+anything, and prints the planned changes. Exit status: 0 no changes, 1 changes, 2 error (including
+a revision that fails verification: nothing unverified is ever planned).
+`;
+
+export async function diffCommand(argv: readonly string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      file: { type: 'string', short: 'f' },
+      kubeconfig: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(diffUsage);
+    return 0;
+  }
+  if (values.file === undefined) throw new PolicyFileError('-f <GitRepository YAML> is required');
+  const file = await loadPolicyFile(values.file);
+  const repo = file.repo;
+  const client = await loadKubeClient({
+    ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
+    userAgent: 'signet-cli',
+  });
+  const cacheDir = await mkdtemp(join(tmpdir(), 'signet-diff-'));
+  const signal = AbortSignal.timeout(10 * 60_000);
+  try {
+    const deps: PipelineDeps = {
+      source: createGitSource({ cacheDir, logger: createLogger({ level: 'warn', destination: process.stderr }) }),
+      readReference: referenceReader(file, async () => client),
+      trustCache: createTrustMaterialCache(),
+      now: () => new Date(),
+    };
+    const live = await client.get(
+      { apiVersion: gitRepositoryApiVersion, kind: gitRepositoryKind, name: repo.metadata.name, namespace: repo.metadata.namespace },
+      { signal },
+    );
+    const status = readStatus(((live?.status ?? {}) as Record<string, unknown>));
+    const resolution = await resolveRevision(repo, deps, signal);
+    if (!resolution.ok) throw new Error(resolution.message);
+    const lastApplied = status.lastAppliedRevision?.split('sha1:')[1];
+    const verified = await fetchAndVerify(repo, 'cli', resolution.remote, resolution.resolved, resolution.revision, lastApplied, deps, signal);
+    if (!verified.ok) throw new Error(`${verified.reason}: ${verified.message}`);
+    const rendering = await renderDesired(repo, verified.files, client.discovery, 10_000, signal);
+    if (!rendering.ok) throw new Error(rendering.message);
+    const liveObjects = new Map<string, KubeObject>();
+    await Promise.all(
+      rendering.desired.map(async (object) => {
+        const found = await client.get(
+          {
+            apiVersion: object.apiVersion,
+            kind: object.kind,
+            name: object.metadata.name,
+            ...(object.metadata.namespace === undefined ? {} : { namespace: object.metadata.namespace }),
+          },
+          { signal },
+        ).catch(() => undefined);
+        if (found !== undefined) {
+          const id = identityOf(object);
+          liveObjects.set(`${id.namespace}_${id.name}_${id.group}_${id.kind}`, found);
+        }
+      }),
+    );
+    const plan = planChanges({
+      desired: rendering.desired,
+      inventory: status.inventory,
+      live: liveObjects,
+      owner: { name: repo.metadata.name, namespace: repo.metadata.namespace },
+      fieldManager: 'signet',
+      prune: repo.spec.prune,
+    });
+    process.stdout.write(`revision ${verified.revision} verified, signed by ${verified.signer}\n`);
+    let changes = 0;
+    for (const entry of plan.entries) {
+      if (entry.action === 'unchanged' || entry.action === 'skip') continue;
+      changes++;
+      process.stdout.write(`${entry.action.padEnd(7)} ${entry.subject}${entry.reason === undefined ? '' : ` (${entry.reason})`}\n`);
+    }
+    process.stdout.write(changes === 0 ? 'no changes\n' : `${changes} change(s)\n`);
+    return changes === 0 ? 0 : 1;
+  } finally {
+    await client.close();
+    await rm(cacheDir, { recursive: true, force: true });
+  }
+}
