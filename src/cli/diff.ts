@@ -45,35 +45,54 @@ export async function diffCommand(argv: readonly string[]): Promise<number> {
   const signal = AbortSignal.timeout(10 * 60_000);
   try {
     const deps: PipelineDeps = {
-      source: createGitSource({ cacheDir, logger: createLogger({ level: 'warn', destination: process.stderr }) }),
+      source: createGitSource({
+        cacheDir,
+        logger: createLogger({ level: 'warn', destination: process.stderr }),
+      }),
       readReference: referenceReader(file, async () => client),
       trustCache: createTrustMaterialCache(),
       now: () => new Date(),
     };
     const live = await client.get(
-      { apiVersion: gitRepositoryApiVersion, kind: gitRepositoryKind, name: repo.metadata.name, namespace: repo.metadata.namespace },
+      {
+        apiVersion: gitRepositoryApiVersion,
+        kind: gitRepositoryKind,
+        name: repo.metadata.name,
+        namespace: repo.metadata.namespace,
+      },
       { signal },
     );
-    const status = readStatus(((live?.status ?? {}) as Record<string, unknown>));
+    const status = readStatus((live?.status ?? {}) as Record<string, unknown>);
     const resolution = await resolveRevision(repo, deps, signal);
     if (!resolution.ok) throw new Error(resolution.message);
     const lastApplied = status.lastAppliedRevision?.split('sha1:')[1];
-    const verified = await fetchAndVerify(repo, 'cli', resolution.remote, resolution.resolved, resolution.revision, lastApplied, deps, signal);
+    const verified = await fetchAndVerify(
+      repo,
+      'cli',
+      resolution.remote,
+      resolution.resolved,
+      resolution.revision,
+      lastApplied,
+      deps,
+      signal,
+    );
     if (!verified.ok) throw new Error(`${verified.reason}: ${verified.message}`);
     const rendering = await renderDesired(repo, verified.files, client.discovery, 10_000, signal);
     if (!rendering.ok) throw new Error(rendering.message);
     const liveObjects = new Map<string, KubeObject>();
     await Promise.all(
       rendering.desired.map(async (object) => {
-        const found = await client.get(
-          {
-            apiVersion: object.apiVersion,
-            kind: object.kind,
-            name: object.metadata.name,
-            ...(object.metadata.namespace === undefined ? {} : { namespace: object.metadata.namespace }),
-          },
-          { signal },
-        ).catch(() => undefined);
+        const found = await client
+          .get(
+            {
+              apiVersion: object.apiVersion,
+              kind: object.kind,
+              name: object.metadata.name,
+              ...(object.metadata.namespace === undefined ? {} : { namespace: object.metadata.namespace }),
+            },
+            { signal },
+          )
+          .catch(() => undefined);
         if (found !== undefined) {
           const id = identityOf(object);
           liveObjects.set(`${id.namespace}_${id.name}_${id.group}_${id.kind}`, found);
@@ -93,7 +112,9 @@ export async function diffCommand(argv: readonly string[]): Promise<number> {
     for (const entry of plan.entries) {
       if (entry.action === 'unchanged' || entry.action === 'skip') continue;
       changes++;
-      process.stdout.write(`${entry.action.padEnd(7)} ${entry.subject}${entry.reason === undefined ? '' : ` (${entry.reason})`}\n`);
+      process.stdout.write(
+        `${entry.action.padEnd(7)} ${entry.subject}${entry.reason === undefined ? '' : ` (${entry.reason})`}\n`,
+      );
     }
     process.stdout.write(changes === 0 ? 'no changes\n' : `${changes} change(s)\n`);
     return changes === 0 ? 0 : 1;

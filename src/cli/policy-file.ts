@@ -30,22 +30,31 @@ function referenceKey(kind: string, name: string): string {
 function stringData(object: Record<string, unknown>, field: string): Record<string, string> {
   const data = object[field];
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return {};
-  return Object.fromEntries(Object.entries(data).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  return Object.fromEntries(
+    Object.entries(data).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  );
 }
 
 export async function loadPolicyFile(path: string): Promise<PolicyFile> {
   const text = await readFile(path, 'utf8').catch((error: unknown) => {
-    throw new PolicyFileError(`cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new PolicyFileError(
+      `cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`,
+    );
   });
-  if (text.length > maxPolicyFileBytes) throw new PolicyFileError(`${path} is larger than ${maxPolicyFileBytes} bytes`);
-  const documents = parseAllDocuments(text, { maxAliasCount: 100, uniqueKeys: true });
+  if (text.length > maxPolicyFileBytes)
+    throw new PolicyFileError(`${path} is larger than ${maxPolicyFileBytes} bytes`);
+  const documents = parseAllDocuments(text, { uniqueKeys: true });
   let repo: GitRepository | undefined;
   const references = new Map<string, Record<string, string>>();
   for (const [index, document] of (Array.isArray(documents) ? documents : [documents]).entries()) {
-    if (document.errors.length > 0) throw new PolicyFileError(`${path} document ${index}: ${document.errors[0]?.message ?? 'invalid YAML'}`);
+    if (document.errors.length > 0)
+      throw new PolicyFileError(
+        `${path} document ${index}: ${document.errors[0]?.message ?? 'invalid YAML'}`,
+      );
     const value: unknown = document.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue;
-    if (typeof value !== 'object' || Array.isArray(value)) throw new PolicyFileError(`${path} document ${index}: not an object`);
+    if (typeof value !== 'object' || Array.isArray(value))
+      throw new PolicyFileError(`${path} document ${index}: not an object`);
     const object = value as Record<string, unknown>;
     const kind = object.kind;
     const metadata = (object.metadata ?? {}) as Record<string, unknown>;
@@ -55,7 +64,9 @@ export async function loadPolicyFile(path: string): Promise<PolicyFile> {
       try {
         repo = parseGitRepository(object, { defaultNamespace: 'default' });
       } catch (error) {
-        throw new PolicyFileError(`${path} document ${index}: ${error instanceof Error ? error.message : String(error)}`);
+        throw new PolicyFileError(
+          `${path} document ${index}: ${error instanceof Error ? error.message : String(error)}`,
+        );
       }
     } else if (kind === 'Secret' && object.apiVersion === 'v1') {
       const decoded = secretData(object as unknown as KubeObject);
@@ -63,7 +74,9 @@ export async function loadPolicyFile(path: string): Promise<PolicyFile> {
     } else if (kind === 'ConfigMap' && object.apiVersion === 'v1') {
       references.set(referenceKey('ConfigMap', name), stringData(object, 'data'));
     } else {
-      throw new PolicyFileError(`${path} document ${index}: unexpected ${String(object.apiVersion)} ${String(kind)}`);
+      throw new PolicyFileError(
+        `${path} document ${index}: unexpected ${String(object.apiVersion)} ${String(kind)}`,
+      );
     }
   }
   if (repo === undefined) throw new PolicyFileError(`${path}: no GitRepository document`);
@@ -71,19 +84,25 @@ export async function loadPolicyFile(path: string): Promise<PolicyFile> {
 }
 
 /** References from the file first, then from the cluster (when a client is given). */
-export function referenceReader(file: PolicyFile, cluster: (() => Promise<KubeClient>) | undefined): ReferenceReader {
+export function referenceReader(
+  file: PolicyFile,
+  cluster: (() => Promise<KubeClient>) | undefined,
+): ReferenceReader {
   return async (ref: TypedReference, signal: AbortSignal) => {
     const local = file.references.get(referenceKey(ref.kind, ref.name));
     if (local !== undefined) return local;
     if (cluster === undefined) {
-      throw new PolicyFileError(`${ref.kind} ${ref.name} is not in the file and no cluster is available to read it`);
+      throw new PolicyFileError(
+        `${ref.kind} ${ref.name} is not in the file and no cluster is available to read it`,
+      );
     }
     const client = await cluster();
     const object = await client.get(
       { apiVersion: 'v1', kind: ref.kind, name: ref.name, namespace: file.repo.metadata.namespace },
       { signal, timeoutMs: 15_000 },
     );
-    if (object === undefined) throw new PolicyFileError(`${ref.kind} ${file.repo.metadata.namespace}/${ref.name} not found`);
+    if (object === undefined)
+      throw new PolicyFileError(`${ref.kind} ${file.repo.metadata.namespace}/${ref.name} not found`);
     if (ref.kind === 'Secret') return secretData(object);
     return stringData(object as unknown as Record<string, unknown>, 'data');
   };

@@ -36,16 +36,23 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (values.file === undefined) throw new PolicyFileError('-f <GitRepository YAML> is required');
-  if (values.since !== undefined && !/^[0-9a-f]{40}$/.test(values.since)) throw new PolicyFileError('--since must be a full commit SHA');
+  if (values.since !== undefined && !/^[0-9a-f]{40}$/.test(values.since))
+    throw new PolicyFileError('--since must be a full commit SHA');
   const json = values.output === 'json';
   const file = await loadPolicyFile(values.file);
   const cacheDir = await mkdtemp(join(tmpdir(), 'signet-verify-'));
   const logger = createLogger({ level: 'warn', destination: process.stderr });
   try {
     const deps: PipelineDeps = {
-      source: values['repo-dir'] === undefined ? createGitSource({ cacheDir, logger }) : createLocalSource(values['repo-dir']),
+      source:
+        values['repo-dir'] === undefined
+          ? createGitSource({ cacheDir, logger })
+          : createLocalSource(values['repo-dir']),
       readReference: referenceReader(file, () =>
-        loadKubeClient({ ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }), userAgent: 'signet-cli' }),
+        loadKubeClient({
+          ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
+          userAgent: 'signet-cli',
+        }),
       ),
       trustCache: createTrustMaterialCache(),
       now: () => new Date(),
@@ -56,21 +63,45 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
       process.stderr.write(`error: ${resolution.message}\n`);
       return 2;
     }
-    const result = await fetchAndVerify(file.repo, 'cli', resolution.remote, resolution.resolved, resolution.revision, values.since, deps, signal);
+    const result = await fetchAndVerify(
+      file.repo,
+      'cli',
+      resolution.remote,
+      resolution.resolved,
+      resolution.revision,
+      values.since,
+      deps,
+      signal,
+    );
     if (json) {
       process.stdout.write(
         `${JSON.stringify(
           result.ok
-            ? { verified: true, revision: result.revision, evidence: evidenceStatus(result.evidence), signer: result.signer }
-            : { verified: false, revision: result.revision ?? resolution.revision, stage: result.stage, reason: result.reason, message: result.message },
+            ? {
+                verified: true,
+                revision: result.revision,
+                evidence: evidenceStatus(result.evidence),
+                signer: result.signer,
+              }
+            : {
+                verified: false,
+                revision: result.revision ?? resolution.revision,
+                stage: result.stage,
+                reason: result.reason,
+                message: result.message,
+              },
           null,
           2,
         )}\n`,
       );
     } else if (result.ok) {
-      process.stdout.write(`verified ${result.revision} (${file.repo.spec.verify.mode}) signed by ${result.signer}\n`);
+      process.stdout.write(
+        `verified ${result.revision} (${file.repo.spec.verify.mode}) signed by ${result.signer}\n`,
+      );
     } else {
-      process.stdout.write(`rejected ${result.revision ?? resolution.revision}: ${result.reason}: ${result.message}\n`);
+      process.stdout.write(
+        `rejected ${result.revision ?? resolution.revision}: ${result.reason}: ${result.message}\n`,
+      );
     }
     if (result.ok) return 0;
     return result.stage === 'verify' ? 1 : 2;

@@ -1,0 +1,33 @@
+export type SourceErrorCode =
+  | 'FetchFailed'
+  | 'AuthFailed'
+  | 'TLSError'
+  | 'Timeout'
+  | 'Aborted'
+  | 'NotFound'
+  | 'TooLarge'
+  | 'RefNotFound'
+  | 'InsecureURL'
+  | 'InvalidPath'
+  | 'ShallowHistory'
+  | 'CorruptRepository';
+
+/** A Git source failure. Messages never contain credentials or credential-bearing URLs. */
+export class SourceError extends Error {
+  override readonly name = 'SourceError';
+  readonly code: SourceErrorCode;
+  constructor(code: SourceErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** The URL without userinfo, query or fragment, for messages. */
+export function safeUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
