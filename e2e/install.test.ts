@@ -1,0 +1,759 @@
+// Installing Signet: the CRD and both RBAC flavours of manifests/ pass a server-side dry-run on a
+// real API server, and the RBAC each flavour grants, really applied, allows exactly what
+// docs/install.md says (SelfSubjectAccessReviews and real requests made with a TokenRequest token).
+//
+// The cluster is shared by the whole test run, so the manifests are rendered through a kustomize
+// overlay that only renames them: namespace signet-system -> signet-system-<hex> (and a tenant
+// namespace team-a-<hex>), cluster-scoped names get the suffix -<hex>. Rules and structure are the
+// shipped ones. Everything created here is deleted in afterAll.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import {
+  AuthorizationV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  RbacAuthorizationV1Api,
+  type V1ResourceAttributes,
+} from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments, stringify } from 'yaml';
+import { repoRoot, resolveBinDir } from './support/controlplane.ts';
+import {
+  adminKubeConfig,
+  createServiceAccountToken,
+  isApiError,
+  kubeConfigForToken,
+  kubeconfigPath,
+  requestOptions,
+  waitFor,
+} from './support/kube.ts';
+
+const suffix = randomBytes(3).toString('hex');
+const operatorNamespace = `signet-system-${suffix}`;
+const defaultFlavourNamespace = `signet-sysd-${suffix}`;
+const tenantNamespace = `team-a-${suffix}`;
+const otherNamespace = `team-b-${suffix}`;
+const operatorServiceAccount = `signet-${suffix}`;
+const tenantServiceAccount = 'signet-tenant';
+const workDir = join(repoRoot, '.signet', 'e2e-install', suffix);
+
+const kubeConfig = adminKubeConfig();
+const core = kubeConfig.makeApiClient(CoreV1Api);
+const rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+
+interface ManifestObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+interface CommandResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+class KubectlError extends Error {
+  readonly code = 'KUBECTL_FAILED';
+  readonly args: readonly string[];
+  readonly stderr: string;
+  constructor(args: readonly string[], result: CommandResult) {
+    super(`kubectl ${args.join(' ')} exited ${result.code}: ${result.stderr.slice(-2000)}`);
+    this.name = 'KubectlError';
+    this.args = args;
+    this.stderr = result.stderr;
+  }
+}
+
+let kubectlPath = '';
+
+/** Runs the built kubectl with the run's admin kubeconfig (unless `kubeconfig` is given). */
+function kubectl(
+  args: readonly string[],
+  options: { input?: string; kubeconfig?: string; timeoutMs?: number } = {},
+): Promise<CommandResult> {
+  const fullArgs = ['--kubeconfig', options.kubeconfig ?? kubeconfigPath(), '--request-timeout=30s', ...args];
+  return new Promise((resolveRun, rejectRun) => {
+    const child = spawn(kubectlPath, fullArgs, {
+      cwd: repoRoot,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on('error', rejectRun);
+    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+async function kubectlOk(args: readonly string[], options: { input?: string } = {}): Promise<CommandResult> {
+  const result = await kubectl(args, options);
+  if (result.code !== 0) throw new KubectlError(args, result);
+  return result;
+}
+
+/** Renders `manifests/<flavour>` through an overlay that only renames namespace and cluster-scoped names. */
+async function renderFlavour(flavourDir: string, namespace: string): Promise<ManifestObject[]> {
+  const overlay = join(workDir, namespace);
+  await mkdir(overlay, { recursive: true });
+  await writeFile(
+    join(overlay, 'kustomization.yaml'),
+    stringify({
+      apiVersion: 'kustomize.config.k8s.io/v1beta1',
+      kind: 'Kustomization',
+      namespace,
+      nameSuffix: `-${suffix}`,
+      resources: [relative(overlay, join(repoRoot, flavourDir))],
+    }),
+  );
+  const rendered = await kubectlOk(['kustomize', overlay]);
+  return parseObjects(rendered.stdout);
+}
+
+function parseObjects(text: string): ManifestObject[] {
+  return parseAllDocuments(text)
+    .map((document) => document.toJSON() as ManifestObject | null)
+    .filter((object): object is ManifestObject => object !== null);
+}
+
+function toYamlStream(objects: readonly ManifestObject[]): string {
+  return objects.map((object) => stringify(object)).join('---\n');
+}
+
+const rbacKinds = new Set([
+  'Namespace',
+  'ServiceAccount',
+  'Role',
+  'RoleBinding',
+  'ClusterRole',
+  'ClusterRoleBinding',
+]);
+
+/** manifests/examples/tenant-rbac.yaml for team-a-<hex>, bound to the renamed operator identity. */
+async function tenantExample(): Promise<ManifestObject[]> {
+  const text = await readFile(join(repoRoot, 'manifests', 'examples', 'tenant-rbac.yaml'), 'utf8');
+  return parseObjects(text).map((object) => {
+    const renamed = JSON.parse(
+      JSON.stringify(object)
+        .replaceAll('"team-a"', JSON.stringify(tenantNamespace))
+        .replaceAll('"signet-system"', JSON.stringify(operatorNamespace))
+        .replaceAll('"signet-tenant-references"', JSON.stringify(`signet-tenant-references-${suffix}`)),
+    ) as ManifestObject & { subjects?: { kind: string; name: string; namespace: string }[] };
+    for (const subject of renamed.subjects ?? []) {
+      if (subject.namespace === operatorNamespace && subject.name === 'signet') {
+        subject.name = operatorServiceAccount;
+      }
+    }
+    return renamed;
+  });
+}
+
+async function tokenKubeConfig(namespace: string, serviceAccountName: string): Promise<KubeConfig> {
+  const token = await createServiceAccountToken(kubeConfig, { namespace, serviceAccountName });
+  return kubeConfigForToken(kubeConfig, token, `system:serviceaccount:${namespace}:${serviceAccountName}`);
+}
+
+async function writeKubeconfig(config: KubeConfig, name: string): Promise<string> {
+  const path = join(workDir, `${name}.kubeconfig`);
+  await writeFile(path, config.exportConfig(), { mode: 0o600 });
+  return path;
+}
+
+/** SelfSubjectAccessReview as `config`. */
+async function allowed(config: KubeConfig, attributes: V1ResourceAttributes): Promise<boolean> {
+  const review = await config.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview(
+    {
+      body: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SelfSubjectAccessReview',
+        spec: { resourceAttributes: attributes },
+      },
+    },
+    requestOptions(),
+  );
+  return review.status?.allowed === true;
+}
+
+const gitRepository = {
+  apiVersion: 'signet.dev/v1alpha1',
+  kind: 'GitRepository',
+  metadata: { name: 'install-check' },
+  spec: {
+    url: 'https://git.example.com/team-a/apps.git',
+    ref: { branch: 'main' },
+    verify: { signersRef: { kind: 'ConfigMap', name: 'signers' } },
+  },
+};
+
+async function deleteIgnoringMissing(remove: () => Promise<unknown>): Promise<void> {
+  try {
+    await remove();
+  } catch (error) {
+    if (!isApiError(error, 404)) throw error;
+  }
+}
+
+beforeAll(async () => {
+  kubectlPath = join(await resolveBinDir(AbortSignal.timeout(60 * 60_000)), 'kubectl');
+  await mkdir(workDir, { recursive: true });
+});
+
+afterAll(async () => {
+  const customObjects = kubeConfig.makeApiClient(CustomObjectsApi);
+  // The GitRepository got a finalizer in the test; remove it so the namespace can go.
+  await deleteIgnoringMissing(() =>
+    customObjects.patchNamespacedCustomObject(
+      {
+        group: 'signet.dev',
+        version: 'v1alpha1',
+        namespace: tenantNamespace,
+        plural: 'gitrepositories',
+        name: gitRepository.metadata.name,
+        // client-node sends a JSON Patch (application/json-patch+json).
+        body: [{ op: 'add', path: '/metadata/finalizers', value: [] }],
+      },
+      requestOptions(),
+    ),
+  );
+  for (const name of [`signet-tenant-operator-${suffix}`, `signet-manager-${suffix}`]) {
+    await deleteIgnoringMissing(() => rbac.deleteClusterRoleBinding({ name }, requestOptions()));
+  }
+  for (const name of [
+    `signet-tenant-operator-${suffix}`,
+    `signet-tenant-references-${suffix}`,
+    `signet-manager-${suffix}`,
+  ]) {
+    await deleteIgnoringMissing(() => rbac.deleteClusterRole({ name }, requestOptions()));
+  }
+  for (const name of [operatorNamespace, defaultFlavourNamespace, tenantNamespace, otherNamespace]) {
+    await deleteIgnoringMissing(() => core.deleteNamespace({ name }, requestOptions()));
+  }
+  await rm(workDir, { recursive: true, force: true });
+});
+
+describe('manifests as shipped', () => {
+  it('render with kustomize: default and tenant differ only in RBAC and the tenant flag', async () => {
+    const defaultObjects = parseObjects((await kubectlOk(['kustomize', 'manifests'])).stdout);
+    const tenantObjects = parseObjects((await kubectlOk(['kustomize', 'manifests/tenant'])).stdout);
+    const names = (objects: ManifestObject[]) => objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    expect(names(defaultObjects)).toEqual([
+      'ClusterRole/signet-manager',
+      'ClusterRoleBinding/signet-manager',
+      'Deployment/signet',
+      'Namespace/signet-system',
+      'NetworkPolicy/signet',
+      'PodDisruptionBudget/signet',
+      'Role/signet-leader-election',
+      'RoleBinding/signet-leader-election',
+      'Service/signet-metrics',
+      'ServiceAccount/signet',
+    ]);
+    expect(names(tenantObjects)).toEqual([
+      'ClusterRole/signet-tenant-operator',
+      'ClusterRole/signet-tenant-references',
+      'ClusterRoleBinding/signet-tenant-operator',
+      'Deployment/signet',
+      'Namespace/signet-system',
+      'NetworkPolicy/signet',
+      'PodDisruptionBudget/signet',
+      'Role/signet-leader-election',
+      'RoleBinding/signet-leader-election',
+      'Service/signet-metrics',
+      'ServiceAccount/signet',
+    ]);
+    const argsOf = (objects: ManifestObject[]): unknown =>
+      (
+        objects.find((o) => o.kind === 'Deployment') as unknown as {
+          spec: { template: { spec: { containers: { args: string[] }[] } } };
+        }
+      ).spec.template.spec.containers[0]?.args;
+    expect(argsOf(defaultObjects)).toContain('--leader-elect');
+    expect(argsOf(defaultObjects)).not.toContain('--default-service-account=signet-tenant');
+    expect(argsOf(tenantObjects)).toContain('--default-service-account=signet-tenant');
+  });
+});
+
+describe('tenant example as shipped', () => {
+  it('binds signet-tenant to the built-in admin role, and the references role to the controller, in team-a only', async () => {
+    const objects = parseObjects(
+      await readFile(join(repoRoot, 'manifests', 'examples', 'tenant-rbac.yaml'), 'utf8'),
+    );
+    const bindings = objects.filter((o) => o.kind === 'RoleBinding');
+    expect(objects.filter((o) => o.kind === 'ClusterRoleBinding')).toEqual([]);
+    expect(bindings.map((b) => [b.metadata.namespace, b.roleRef, b.subjects])).toEqual([
+      [
+        'team-a',
+        { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'admin' },
+        [{ kind: 'ServiceAccount', name: 'signet-tenant', namespace: 'team-a' }],
+      ],
+      [
+        'team-a',
+        { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'signet-tenant-references' },
+        [{ kind: 'ServiceAccount', name: 'signet', namespace: 'signet-system' }],
+      ],
+    ]);
+  });
+});
+
+describe('server-side dry-run', () => {
+  it('accepts the CRD', async () => {
+    const result = await kubectlOk([
+      'apply',
+      '--server-side',
+      '--field-manager=signet-install-e2e',
+      '--dry-run=server',
+      '-f',
+      'crds/',
+    ]);
+    expect(result.stdout).toContain(
+      'customresourcedefinition.apiextensions.k8s.io/gitrepositories.signet.dev',
+    );
+  });
+
+  for (const [flavour, dir, namespace] of [
+    ['default', 'manifests', defaultFlavourNamespace],
+    ['tenant', 'manifests/tenant', operatorNamespace],
+  ] as const) {
+    it(`accepts every object of the ${flavour} flavour, with no PodSecurity (restricted) warning`, async () => {
+      const objects = await renderFlavour(dir, namespace);
+      // Namespaced objects can only be dry-run into an existing namespace.
+      const namespaceObject = objects.filter((o) => o.kind === 'Namespace');
+      expect(namespaceObject).toHaveLength(1);
+      await kubectlOk(['apply', '--server-side', '--field-manager=signet-install-e2e', '-f', '-'], {
+        input: toYamlStream(namespaceObject),
+      });
+      const result = await kubectlOk(
+        ['apply', '--server-side', '--field-manager=signet-install-e2e', '--dry-run=server', '-f', '-'],
+        { input: toYamlStream(objects) },
+      );
+      expect(result.stdout.trim().split('\n')).toHaveLength(objects.length);
+      expect(result.stdout).toContain(`deployment.apps/signet-${suffix} serverside-applied (server dry run)`);
+      expect(result.stderr).not.toMatch(/PodSecurity|would violate/i);
+      // Control: the same Deployment with an added capability draws the restricted-level warning.
+      const deployment = structuredClone(objects.find((o) => o.kind === 'Deployment')) as ManifestObject & {
+        spec: { template: { spec: { containers: { securityContext: Record<string, unknown> }[] } } };
+      };
+      const container = deployment.spec.template.spec.containers[0];
+      if (container === undefined) throw new Error('the Deployment has no container');
+      container.securityContext = { ...container.securityContext, capabilities: { add: ['NET_ADMIN'] } };
+      const privileged = await kubectlOk(
+        ['apply', '--server-side', '--field-manager=signet-install-e2e', '--dry-run=server', '-f', '-'],
+        { input: toYamlStream([deployment]) },
+      );
+      expect(privileged.stderr).toMatch(/would violate PodSecurity "restricted:latest"/);
+    });
+  }
+});
+
+describe('tenant flavour RBAC, really applied', () => {
+  let operator: KubeConfig;
+  let operatorKubeconfig = '';
+
+  beforeAll(async () => {
+    // The CRD for real (server-side apply is idempotent if another test installed it already).
+    await kubectlOk(['apply', '--server-side', '--field-manager=signet-install-e2e', '-f', 'crds/']);
+    await kubectlOk([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=30s',
+      'crd/gitrepositories.signet.dev',
+    ]);
+    const objects = (await renderFlavour('manifests/tenant', operatorNamespace)).filter((o) =>
+      rbacKinds.has(o.kind),
+    );
+    await kubectlOk(['apply', '--server-side', '--field-manager=signet-install-e2e', '-f', '-'], {
+      input: toYamlStream([...objects, ...(await tenantExample())]),
+    });
+    // The test plane runs no clusterrole-aggregation controller, so the built-in `admin` role the
+    // example binds has no rules here; grant the tenant what the impersonation check below uses.
+    await kubectlOk(['apply', '--server-side', '--field-manager=signet-install-e2e', '-f', '-'], {
+      input: toYamlStream([
+        {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'Role',
+          metadata: { name: 'tenant-configmaps', namespace: tenantNamespace },
+          rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'list'] }],
+        },
+        {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'RoleBinding',
+          metadata: { name: 'tenant-configmaps', namespace: tenantNamespace },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'tenant-configmaps' },
+          subjects: [{ kind: 'ServiceAccount', name: tenantServiceAccount, namespace: tenantNamespace }],
+        },
+      ]),
+    });
+    await core.createNamespace({ body: { metadata: { name: otherNamespace } } }, requestOptions());
+    for (const namespace of [tenantNamespace, otherNamespace, 'kube-system']) {
+      await deleteIgnoringMissing(() =>
+        core.deleteNamespacedSecret({ name: `probe-${suffix}`, namespace }, requestOptions()),
+      );
+    }
+    for (const namespace of [tenantNamespace, otherNamespace]) {
+      await core.createNamespacedSecret(
+        { namespace, body: { metadata: { name: `probe-${suffix}` }, stringData: { key: 'value' } } },
+        requestOptions(),
+      );
+    }
+    await kubeConfig.makeApiClient(CustomObjectsApi).createNamespacedCustomObject(
+      {
+        group: 'signet.dev',
+        version: 'v1alpha1',
+        namespace: tenantNamespace,
+        plural: 'gitrepositories',
+        body: gitRepository,
+      },
+      requestOptions(),
+    );
+    operator = await tokenKubeConfig(operatorNamespace, operatorServiceAccount);
+    operatorKubeconfig = await writeKubeconfig(operator, 'operator');
+    // The RBAC authorizer works from an informer cache: wait until the bindings are visible.
+    await waitFor(
+      () => allowed(operator, { group: 'signet.dev', resource: 'gitrepositories', verb: 'list' }),
+      { timeoutMs: 30_000, description: 'the tenant ClusterRoleBinding to take effect' },
+    );
+    await waitFor(() => allowed(operator, { resource: 'secrets', verb: 'get', namespace: tenantNamespace }), {
+      timeoutMs: 30_000,
+      description: 'the tenant references RoleBinding to take effect',
+    });
+  });
+
+  it('can list, patch (finalizer) and patch the status of GitRepositories', async () => {
+    const customObjects = operator.makeApiClient(CustomObjectsApi);
+    const target = { group: 'signet.dev', version: 'v1alpha1', plural: 'gitrepositories' };
+    const listed = (await customObjects.listClusterCustomObject(target, requestOptions())) as {
+      items: ManifestObject[];
+    };
+    expect(listed.items.map((item) => `${item.metadata.namespace}/${item.metadata.name}`)).toContain(
+      `${tenantNamespace}/${gitRepository.metadata.name}`,
+    );
+    const named = { ...target, namespace: tenantNamespace, name: gitRepository.metadata.name };
+    const withFinalizer = (await customObjects.patchNamespacedCustomObject(
+      { ...named, body: [{ op: 'add', path: '/metadata/finalizers', value: ['signet.dev/finalizer'] }] },
+      requestOptions(),
+    )) as ManifestObject;
+    expect(withFinalizer.metadata.finalizers).toEqual(['signet.dev/finalizer']);
+    const withStatus = (await customObjects.patchNamespacedCustomObjectStatus(
+      {
+        ...named,
+        body: [
+          {
+            op: 'add',
+            path: '/status',
+            value: { observedGeneration: 1, lastAttemptedRevision: 'main@sha1:0' },
+          },
+        ],
+      },
+      requestOptions(),
+    )) as ManifestObject & { status?: { observedGeneration?: number } };
+    expect(withStatus.status?.observedGeneration).toBe(1);
+    const withoutFinalizer = (await customObjects.patchNamespacedCustomObject(
+      { ...named, body: [{ op: 'remove', path: '/metadata/finalizers' }] },
+      requestOptions(),
+    )) as ManifestObject;
+    expect(withoutFinalizer.metadata.finalizers).toBeUndefined();
+    expect(
+      await allowed(operator, {
+        group: 'signet.dev',
+        resource: 'gitrepositories',
+        subresource: 'finalizers',
+        verb: 'update',
+        namespace: tenantNamespace,
+      }),
+    ).toBe(true);
+  });
+
+  it('cannot create, update or delete GitRepositories', async () => {
+    for (const verb of ['create', 'update', 'delete', 'deletecollection']) {
+      expect(
+        await allowed(operator, {
+          group: 'signet.dev',
+          resource: 'gitrepositories',
+          verb,
+          namespace: tenantNamespace,
+        }),
+      ).toBe(false);
+    }
+  });
+
+  it('can create Events (core and events.k8s.io) in a tenant namespace', async () => {
+    const created = await operator.makeApiClient(CoreV1Api).createNamespacedEvent(
+      {
+        namespace: tenantNamespace,
+        body: {
+          metadata: { generateName: `${gitRepository.metadata.name}.` },
+          involvedObject: {
+            apiVersion: 'signet.dev/v1alpha1',
+            kind: 'GitRepository',
+            name: gitRepository.metadata.name,
+            namespace: tenantNamespace,
+          },
+          type: 'Normal',
+          reason: 'InstallCheck',
+          message: 'RBAC check from e2e/install.test.ts',
+          source: { component: 'signet' },
+        },
+      },
+      requestOptions(),
+    );
+    expect(created.metadata?.name).toMatch(/^install-check\./);
+    for (const group of ['', 'events.k8s.io']) {
+      expect(
+        await allowed(operator, { group, resource: 'events', verb: 'patch', namespace: tenantNamespace }),
+      ).toBe(true);
+    }
+  });
+
+  it('can get, create and update its Lease in its own namespace only', async () => {
+    const leases = operator.makeApiClient(CoordinationV1Api);
+    const lease = await leases.createNamespacedLease(
+      {
+        namespace: operatorNamespace,
+        body: {
+          metadata: { name: 'signet-leader' },
+          spec: { holderIdentity: 'replica-a', leaseDurationSeconds: 15 },
+        },
+      },
+      requestOptions(),
+    );
+    const updated = await leases.replaceNamespacedLease(
+      {
+        name: 'signet-leader',
+        namespace: operatorNamespace,
+        body: { ...lease, spec: { ...lease.spec, holderIdentity: 'replica-b' } },
+      },
+      requestOptions(),
+    );
+    expect(updated.spec?.holderIdentity).toBe('replica-b');
+    const read = await leases.readNamespacedLease(
+      { name: 'signet-leader', namespace: operatorNamespace },
+      requestOptions(),
+    );
+    expect(read.spec?.holderIdentity).toBe('replica-b');
+    for (const verb of ['create', 'update', 'get']) {
+      expect(
+        await allowed(operator, {
+          group: 'coordination.k8s.io',
+          resource: 'leases',
+          verb,
+          namespace: 'kube-system',
+        }),
+      ).toBe(false);
+    }
+    expect(
+      await allowed(operator, {
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        verb: 'delete',
+        namespace: operatorNamespace,
+      }),
+    ).toBe(false);
+  });
+
+  it('reads Secrets and ConfigMaps of onboarded namespaces only, and never lists them', async () => {
+    const asOperator = operator.makeApiClient(CoreV1Api);
+    const secret = await asOperator.readNamespacedSecret(
+      { name: `probe-${suffix}`, namespace: tenantNamespace },
+      requestOptions(),
+    );
+    expect(secret.metadata?.name).toBe(`probe-${suffix}`);
+    await expect(
+      asOperator.readNamespacedSecret(
+        { name: `probe-${suffix}`, namespace: otherNamespace },
+        requestOptions(),
+      ),
+    ).rejects.toMatchObject({ code: 403 });
+    await expect(
+      asOperator.listNamespacedSecret({ namespace: 'kube-system' }, requestOptions()),
+    ).rejects.toMatchObject({
+      code: 403,
+    });
+    await expect(
+      asOperator.listNamespacedSecret({ namespace: tenantNamespace }, requestOptions()),
+    ).rejects.toMatchObject({ code: 403 });
+    expect(await allowed(operator, { resource: 'configmaps', verb: 'get', namespace: tenantNamespace })).toBe(
+      true,
+    );
+    expect(await allowed(operator, { resource: 'secrets', verb: 'get', namespace: 'kube-system' })).toBe(
+      false,
+    );
+    expect(
+      await allowed(operator, { resource: 'configmaps', verb: 'watch', namespace: tenantNamespace }),
+    ).toBe(false);
+  });
+
+  it('cannot write anything itself: ConfigMaps, namespaces, ClusterRoleBindings', async () => {
+    const asOperator = operator.makeApiClient(CoreV1Api);
+    await expect(
+      asOperator.createNamespacedConfigMap(
+        { namespace: tenantNamespace, body: { metadata: { name: 'forbidden' } } },
+        requestOptions(),
+      ),
+    ).rejects.toMatchObject({ code: 403 });
+    // dryRun: even if the request were allowed nothing would be deleted or created.
+    await expect(
+      asOperator.deleteNamespace({ name: tenantNamespace, dryRun: 'All' }, requestOptions()),
+    ).rejects.toMatchObject({ code: 403 });
+    await expect(
+      operator.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding(
+        {
+          dryRun: 'All',
+          body: {
+            metadata: { name: `escalate-${suffix}` },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+            subjects: [
+              { kind: 'ServiceAccount', name: operatorServiceAccount, namespace: operatorNamespace },
+            ],
+          },
+        },
+        requestOptions(),
+      ),
+    ).rejects.toMatchObject({ code: 403 });
+    for (const [group, resource] of [
+      ['', 'pods'],
+      ['apps', 'deployments'],
+      ['rbac.authorization.k8s.io', 'rolebindings'],
+      ['admissionregistration.k8s.io', 'validatingadmissionpolicies'],
+    ] as const) {
+      expect(await allowed(operator, { group, resource, verb: 'create', namespace: tenantNamespace })).toBe(
+        false,
+      );
+    }
+  });
+
+  it("impersonates a tenant ServiceAccount (which gets that account's rights and groups), but no user or group", async () => {
+    const tenantUser = `system:serviceaccount:${tenantNamespace}:${tenantServiceAccount}`;
+    expect(
+      await allowed(operator, {
+        resource: 'serviceaccounts',
+        verb: 'impersonate',
+        namespace: tenantNamespace,
+        name: tenantServiceAccount,
+      }),
+    ).toBe(true);
+    // As the tenant: its rights in its namespace (see tenant-configmaps above)...
+    const created = await kubectl(
+      [
+        '--as',
+        tenantUser,
+        'create',
+        'configmap',
+        `as-tenant-${suffix}`,
+        '-n',
+        tenantNamespace,
+        '--dry-run=server',
+      ],
+      { kubeconfig: operatorKubeconfig },
+    );
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+    // ...with the groups the API server derives for a ServiceAccount...
+    const whoAmI = await kubectl(['--as', tenantUser, 'auth', 'whoami', '-o', 'json'], {
+      kubeconfig: operatorKubeconfig,
+    });
+    expect(whoAmI.code).toBe(0);
+    const review = JSON.parse(whoAmI.stdout) as {
+      status: { userInfo: { username: string; groups: string[] } };
+    };
+    expect(review.status.userInfo.username).toBe(tenantUser);
+    expect(review.status.userInfo.groups.sort()).toEqual(
+      ['system:authenticated', 'system:serviceaccounts', `system:serviceaccounts:${tenantNamespace}`].sort(),
+    );
+    // ...and nothing outside it.
+    const outside = await kubectl(['--as', tenantUser, 'get', 'configmaps', '-n', 'kube-system'], {
+      kubeconfig: operatorKubeconfig,
+    });
+    expect(outside.code).not.toBe(0);
+    expect(outside.stderr).toMatch(/forbidden/i);
+    // No Impersonate-Group (system:masters would be cluster-admin), no users.
+    for (const args of [
+      ['--as', tenantUser, '--as-group', 'system:masters', 'get', 'configmaps', '-n', 'kube-system'],
+      [
+        '--as',
+        tenantUser,
+        '--as-group',
+        `system:serviceaccounts:${tenantNamespace}`,
+        'get',
+        'configmaps',
+        '-n',
+        tenantNamespace,
+      ],
+      ['--as', 'admin', 'get', 'configmaps', '-n', 'kube-system'],
+    ]) {
+      const refused = await kubectl(args, { kubeconfig: operatorKubeconfig });
+      expect(refused.code, args.join(' ')).not.toBe(0);
+      expect(refused.stderr).toMatch(/cannot impersonate/i);
+    }
+    for (const resource of ['users', 'groups', 'uids', 'userextras']) {
+      expect(
+        await allowed(operator, {
+          group: resource === 'userextras' ? 'authentication.k8s.io' : '',
+          resource,
+          verb: 'impersonate',
+        }),
+      ).toBe(false);
+    }
+  });
+});
+
+describe('default flavour RBAC, really applied', () => {
+  it('lets the controller create a ConfigMap in any namespace', async () => {
+    const objects = (await renderFlavour('manifests', defaultFlavourNamespace)).filter((o) =>
+      rbacKinds.has(o.kind),
+    );
+    await kubectlOk(['apply', '--server-side', '--field-manager=signet-install-e2e', '-f', '-'], {
+      input: toYamlStream(objects),
+    });
+    const manager = await tokenKubeConfig(defaultFlavourNamespace, operatorServiceAccount);
+    await waitFor(
+      () => allowed(manager, { resource: 'configmaps', verb: 'create', namespace: 'kube-system' }),
+      {
+        timeoutMs: 30_000,
+        description: 'the default ClusterRoleBinding to take effect',
+      },
+    );
+    const asManager = manager.makeApiClient(CoreV1Api);
+    await core.createNamespace(
+      { body: { metadata: { name: `${defaultFlavourNamespace}-x` } } },
+      requestOptions(),
+    );
+    try {
+      const created = await asManager.createNamespacedConfigMap(
+        {
+          namespace: `${defaultFlavourNamespace}-x`,
+          body: { metadata: { name: 'anywhere' }, data: { a: 'b' } },
+        },
+        requestOptions(),
+      );
+      expect(created.metadata?.namespace).toBe(`${defaultFlavourNamespace}-x`);
+      const dryRun = await asManager.createNamespacedConfigMap(
+        { namespace: 'kube-system', dryRun: 'All', body: { metadata: { name: `anywhere-${suffix}` } } },
+        requestOptions(),
+      );
+      expect(dryRun.metadata?.namespace).toBe('kube-system');
+      expect(
+        await allowed(manager, {
+          resource: 'serviceaccounts',
+          verb: 'impersonate',
+          namespace: 'kube-system',
+        }),
+      ).toBe(true);
+    } finally {
+      await deleteIgnoringMissing(() =>
+        core.deleteNamespace({ name: `${defaultFlavourNamespace}-x` }, requestOptions()),
+      );
+    }
+  });
+});
