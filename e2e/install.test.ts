@@ -475,6 +475,22 @@ describe('tenant flavour RBAC, really applied', () => {
     ).toBe(true);
   });
 
+  it('accepts the example GitRepository, signers ConfigMap and Secrets (server-side dry-run)', async () => {
+    const text = await readFile(join(repoRoot, 'manifests', 'examples', 'gitrepository.yaml'), 'utf8');
+    const objects = parseObjects(text).map((object) => ({
+      ...object,
+      metadata: { ...object.metadata, namespace: tenantNamespace },
+    }));
+    expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'GitRepository', 'Secret', 'Secret']);
+    const result = await kubectlOk(
+      ['apply', '--server-side', '--field-manager=signet-install-e2e', '--dry-run=server', '-f', '-'],
+      { input: toYamlStream(objects) },
+    );
+    expect(result.stdout).toContain(
+      'gitrepository.signet.dev/team-a-apps serverside-applied (server dry run)',
+    );
+  });
+
   it('cannot create, update or delete GitRepositories', async () => {
     for (const verb of ['create', 'update', 'delete', 'deletecollection']) {
       expect(
