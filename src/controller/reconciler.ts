@@ -417,6 +417,20 @@ export class Reconciler {
     previous = await this.#writeStatus(repo, previous, changes, signal);
     changes.length = 0;
 
+    // The new desired state is what drift is measured against from here on (before the apply's own watch events arrive).
+    this.#managed.set(key, {
+      key,
+      generation: repo.metadata.generation,
+      commit: resolved.commit,
+      revision,
+      signer,
+      desired: new Map(desired.map((o) => [identityKey(o), o])),
+      scope,
+      driftMode: repo.spec.drift.mode,
+      repo,
+      ...(serviceAccount === undefined ? {} : { impersonating: serviceAccount }),
+    });
+
     // 6. Apply (server-side, as the tenant when impersonating) and prune.
     const manager = createResourceManager(scope.client, owner, this.#deps.options.fieldManager);
     const changeSet: ChangeSet = await applyPlan(manager, plan, {
@@ -441,18 +455,7 @@ export class Reconciler {
     const message = `Applied revision ${revision} signed by ${signer}: ${formatSummary(summary)}`;
     changes.push({ kind: 'applied', revision, message, inventory });
     changes.push({ kind: 'drift', objects: [], mode: repo.spec.drift.mode });
-    this.#managed.set(key, {
-      key,
-      generation: repo.metadata.generation,
-      commit: resolved.commit,
-      revision,
-      signer,
-      desired: new Map(desired.map((o) => [identityKey(o), o])),
-      scope,
-      driftMode: repo.spec.drift.mode,
-      repo,
-      ...(serviceAccount === undefined ? {} : { impersonating: serviceAccount }),
-    });
+
     await this.#syncDenyPolicy(repo, scope, signal);
     previous = await this.#writeStatus(repo, previous, changes, signal);
     this.#deps.metrics.managedObjects.set(
@@ -556,6 +559,8 @@ export class Reconciler {
     log: Logger,
   ): Promise<void> {
     if (!repo.metadata.finalizers.includes(finalizerName)) return;
+    // Stop drift handling first, or the prune below would be "reverted".
+    this.#managed.delete(objectKeyOf(repo));
     const owner: OwnerRef = { name: repo.metadata.name, namespace: repo.metadata.namespace };
     const [policy] = buildDenyPolicy({ gitRepository: owner, allowedUsernames: [] });
     await this.#removeDenyPolicy(policy.metadata.name, signal);

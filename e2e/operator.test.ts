@@ -1,0 +1,268 @@
+// The whole loop against the real control plane: a signed repository over HTTPS, the operator
+// reconciling it, a new signed commit rolled out, an unsigned commit refused with the last good
+// revision in force, pruning, drift reverted and alerted to a real Slack stand-in, the finalizer.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KubeClient } from '../src/kube/client.ts';
+import { Receiver } from '../test/notify/support.ts';
+import { waitFor } from './support/kube.ts';
+import { useTestNamespace } from './support/namespace.ts';
+import {
+  adminClient,
+  capturingLogger,
+  condition,
+  configMapYaml,
+  createSignedRepo,
+  installCrd,
+  repoStatus,
+  type SignedRepo,
+  startTestOperator,
+} from './support/signet.ts';
+
+const ns = useTestNamespace('signet-operator');
+let admin: KubeClient;
+let editor: KubeClient;
+let signed: SignedRepo;
+let slack: Receiver;
+let operator: Awaited<ReturnType<typeof startTestOperator>>;
+const captured = capturingLogger();
+
+const configMap = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', name, namespace: ns.name });
+
+beforeAll(async () => {
+  admin = await adminClient();
+  editor = await adminClient('kubectl-edit/1.0');
+  await installCrd(admin);
+  signed = await createSignedRepo();
+  slack = new Receiver();
+  await slack.listen();
+  await signed.commit({
+    'deploy/app.yaml': configMapYaml('app', { color: 'blue' }),
+    'deploy/extra.yaml': configMapYaml('extra', { keep: 'no' }),
+    'README.md': 'not a manifest path\n',
+  });
+  for (const object of [
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'signers', namespace: ns.name },
+      data: { allowed_signers: signed.allowedSigners },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'git-ca', namespace: ns.name },
+      stringData: { 'ca.crt': signed.server.caPem },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'slack', namespace: ns.name },
+      stringData: { address: slack.url('http') },
+    },
+  ]) {
+    await admin.create(object as never);
+  }
+  operator = await startTestOperator({}, captured.logger);
+  await admin.apply(
+    {
+      apiVersion: 'signet.dev/v1alpha1',
+      kind: 'GitRepository',
+      metadata: { name: 'apps', namespace: ns.name },
+      spec: {
+        url: signed.url,
+        ref: { branch: 'main' },
+        interval: '1s',
+        path: './deploy',
+        secretRef: { name: 'git-ca' },
+        verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
+        alerts: { slack: { secretRef: { name: 'slack' } } },
+      },
+    } as never,
+    { fieldManager: 'e2e' },
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await operator?.stop();
+  await slack?.close();
+  await signed?.close();
+  await admin?.close();
+  await editor?.close();
+});
+
+function head(): Promise<string> {
+  return signed.repo.git(['rev-parse', 'HEAD']);
+}
+
+describe('the operator on a real API server', () => {
+  it('verifies and applies the signed revision, with status, labels, managed fields and an Event', async () => {
+    const commit = await head();
+    const status = await waitFor(
+      async () => {
+        const s = await repoStatus(admin, ns.name, 'apps');
+        return condition(s, 'Ready')?.status === 'True' ? s : undefined;
+      },
+      { timeoutMs: 60_000, description: 'GitRepository Ready' },
+    );
+    expect(status.lastAppliedRevision).toBe(`main@sha1:${commit}`);
+    expect(status.lastAttemptedRevision).toBe(`main@sha1:${commit}`);
+    expect(condition(status, 'Verified')).toMatchObject({ status: 'True', reason: 'Verified' });
+    expect(status.verification?.signer).toMatchObject({ type: 'ssh', principal: 'release@example.com' });
+    expect(status.inventory?.entries.map((e) => e.id)).toEqual([
+      `${ns.name}_app__ConfigMap`,
+      `${ns.name}_extra__ConfigMap`,
+    ]);
+    expect(status.observedGeneration).toBe(1);
+    const app = await admin.get(configMap('app'));
+    expect(app?.data).toEqual({ color: 'blue' });
+    expect(app?.metadata.labels).toMatchObject({
+      'app.kubernetes.io/managed-by': 'signet',
+      'signet.dev/name': 'apps',
+      'signet.dev/namespace': ns.name,
+    });
+    expect(app?.metadata.managedFields?.some((f) => f.manager === 'signet' && f.operation === 'Apply')).toBe(
+      true,
+    );
+    const events = await admin.list('v1', 'Event', {
+      namespace: ns.name,
+      fieldSelector: 'involvedObject.name=apps',
+    });
+    expect(events.items.map((e) => e.message as string)).toContainEqual(
+      expect.stringContaining(`Applied revision main@sha1:${commit} signed by ssh key SHA256:`),
+    );
+  });
+
+  it('rolls out a new signed commit and prunes what left Git', async () => {
+    const commit = await signed.commit({
+      'deploy/app.yaml': configMapYaml('app', { color: 'green' }),
+      'deploy/extra.yaml': null,
+    });
+    await waitFor(
+      async () => (await repoStatus(admin, ns.name, 'apps')).lastAppliedRevision === `main@sha1:${commit}`,
+      {
+        timeoutMs: 30_000,
+        description: 'the new revision applied',
+      },
+    );
+    expect((await admin.get(configMap('app')))?.data).toEqual({ color: 'green' });
+    await waitFor(async () => (await admin.get(configMap('extra'))) === undefined, {
+      timeoutMs: 10_000,
+      description: 'extra pruned',
+    });
+    expect((await repoStatus(admin, ns.name, 'apps')).inventory?.entries.map((e) => e.id)).toEqual([
+      `${ns.name}_app__ConfigMap`,
+    ]);
+  });
+
+  it('refuses an unsigned commit: nothing applied, the last verified revision stays, status and Slack say why', async () => {
+    const good = await head();
+    const bad = await signed.commit(
+      { 'deploy/app.yaml': configMapYaml('app', { color: 'EVIL' }) },
+      { unsigned: true },
+    );
+    const status = await waitFor(
+      async () => {
+        const s = await repoStatus(admin, ns.name, 'apps');
+        return condition(s, 'Verified')?.status === 'False' ? s : undefined;
+      },
+      { timeoutMs: 30_000, description: 'Verified=False' },
+    );
+    expect(condition(status, 'Verified')?.reason).toBe('Unsigned');
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'VerificationFailed' });
+    expect(condition(status, 'Ready')?.message).toContain(`main@sha1:${good} stays in force`);
+    expect(status.lastAppliedRevision).toBe(`main@sha1:${good}`);
+    expect(status.lastAttemptedRevision).toBe(`main@sha1:${bad}`);
+    expect((await admin.get(configMap('app')))?.data).toEqual({ color: 'green' });
+    const alert = await waitFor(
+      () => slack.requests.find((r) => JSON.stringify(r.body).includes('VerificationFailed')),
+      { timeoutMs: 15_000, description: 'a VerificationFailed alert' },
+    );
+    expect(JSON.stringify(alert.body)).toContain(bad.slice(0, 12));
+  });
+
+  it('recovers when a signed commit follows, and reverts an out-of-band edit within seconds', async () => {
+    const commit = await signed.commit({
+      'deploy/app.yaml': configMapYaml('app', { color: 'green' }),
+      'deploy/more.yaml': configMapYaml('more', { n: '1' }),
+    });
+    await waitFor(
+      async () => (await repoStatus(admin, ns.name, 'apps')).lastAppliedRevision === `main@sha1:${commit}`,
+      {
+        timeoutMs: 30_000,
+        description: 'recovery',
+      },
+    );
+    const live = await editor.get(configMap('app'));
+    if (live === undefined) throw new Error('app ConfigMap missing');
+    const editedAt = Date.now();
+    await editor.request({
+      method: 'PUT',
+      path: `/api/v1/namespaces/${ns.name}/configmaps/app?fieldManager=kubectl-edit`,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...live, data: { color: 'red' } }),
+    });
+    await waitFor(
+      async () =>
+        ((await admin.get(configMap('app')))?.data as Record<string, string> | undefined)?.color === 'green',
+      {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        description: 'the edit reverted',
+      },
+    );
+    const latencyMs = Date.now() - editedAt;
+    expect(latencyMs).toBeLessThan(3_000);
+    const message = await waitFor(
+      () => slack.requests.find((r) => JSON.stringify(r.body).includes('DriftReverted')),
+      { timeoutMs: 10_000, description: 'a DriftReverted alert' },
+    );
+    const body = message.body as { text: string; blocks: { type: string; text?: { text: string } }[] };
+    expect(body.blocks[0]).toEqual({
+      type: 'header',
+      text: { type: 'plain_text', text: `DriftReverted: ${ns.name}/apps` },
+    });
+    expect(JSON.stringify(body.blocks)).toContain(`ConfigMap* \`${ns.name}/app\`: \`.data.color\``);
+    expect(JSON.stringify(body.blocks)).toContain('kubectl-edit');
+
+    await editor.delete(configMap('more'));
+    await waitFor(
+      async () =>
+        ((await admin.get(configMap('more')))?.data as Record<string, string> | undefined)?.n === '1',
+      {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        description: 'the deleted object recreated',
+      },
+    );
+  });
+
+  it('never logs the webhook URL or Secret values', () => {
+    const logs = captured.lines.join('\n');
+    expect(logs).not.toContain('SECRETTOKEN');
+    expect(logs).not.toContain(slack.url('http'));
+  });
+
+  it('prunes everything on deletion through its finalizer', async () => {
+    await admin.delete({
+      apiVersion: 'signet.dev/v1alpha1',
+      kind: 'GitRepository',
+      name: 'apps',
+      namespace: ns.name,
+    });
+    await waitFor(
+      async () =>
+        (await admin.get({
+          apiVersion: 'signet.dev/v1alpha1',
+          kind: 'GitRepository',
+          name: 'apps',
+          namespace: ns.name,
+        })) === undefined,
+      {
+        timeoutMs: 30_000,
+        description: 'GitRepository gone',
+      },
+    );
+    expect(await admin.get(configMap('app'))).toBeUndefined();
+    expect(await admin.get(configMap('more'))).toBeUndefined();
+  });
+});
