@@ -28,6 +28,7 @@ export const controllerNames: readonly string[] = [
   'serviceaccount-controller',
   'serviceaccount-token-controller',
   'root-ca-certificate-publisher-controller',
+  'clusterrole-aggregation-controller',
 ];
 
 export type ControlPlaneErrorCode =

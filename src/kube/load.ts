@@ -27,12 +27,14 @@ export interface LoadKubeClientOptions {
   readonly http2?: boolean;
 }
 
-/** Impersonation of a ServiceAccount as the API server would authenticate it. */
+/**
+ * Impersonation of a ServiceAccount. No groups are sent: the API server adds the ServiceAccount's
+ * groups (system:serviceaccounts, system:serviceaccounts:<ns>, system:authenticated) itself, and
+ * the operator then needs only `impersonate` on serviceaccounts, never on groups (which would let
+ * it claim system:masters).
+ */
 export function serviceAccountImpersonation(namespace: string, name: string): Impersonation {
-  return {
-    user: `system:serviceaccount:${namespace}:${name}`,
-    groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
-  };
+  return { user: `system:serviceaccount:${namespace}:${name}` };
 }
 
 const authHeaderCacheMs = 10_000;
