@@ -158,7 +158,9 @@ export interface SigstoreTestbed {
 export async function createSigstoreTestbed(): Promise<SigstoreTestbed> {
   const caClock = new Date();
   const tlogClock = new Date();
-  const tsaClock = new Date();
+  // The TSA's certificates are dated from this clock: a minute in the past, so a timestamp made in
+  // the same second as the testbed never precedes them (whole-second certificate times).
+  const tsaClock = new Date(Date.now() - 60_000);
   const ctlog = await initializeCTLog(ecKeyPair(), caClock);
   const ca: MockCA = await initializeCA(ecKeyPair(), ctlog, caClock);
   const tlog: MockTLog = await initializeTLog('https://rekor.signet.test', ecKeyPair(), tlogClock);
@@ -199,7 +201,9 @@ export async function createSigstoreTestbed(): Promise<SigstoreTestbed> {
     fulcioRootPEM: certificatePEM(bytesOf(ca.rootCertificate)),
     async issueLeaf(options = {}) {
       const key = ecKeyPair();
-      caClock.setTime((options.issuedAt ?? new Date()).getTime());
+      // Issued a little in the past: timestamps with whole-second precision made in the same second
+      // as the leaf could otherwise fall before its notBefore (a fixture race, not a verifier bug).
+      caClock.setTime((options.issuedAt ?? new Date(Date.now() - 2_000)).getTime());
       const issuer = options.issuer ?? OIDC_ISSUER;
       const certificate = bytesOf(
         await ca.issueCertificate({
@@ -223,7 +227,9 @@ export async function createSigstoreTestbed(): Promise<SigstoreTestbed> {
       return entry;
     },
     async timestamp(signature) {
-      tsaClock.setTime(Date.now());
+      // Whole seconds: @sigstore/core parses GeneralizedTime fractions only with exactly three digits,
+      // and DER drops trailing zeros (…05.5Z), so a millisecond value like 500 would be rejected.
+      tsaClock.setTime(Math.floor(Date.now() / 1_000) * 1_000);
       return bytesOf(
         await tsa.timestamp({
           artifactHash: sha256(signature),
