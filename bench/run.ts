@@ -1,0 +1,174 @@
+// `make bench`: runs every benchmark, prints each figure as a ratio against a baseline measured in
+// the same run, and rewrites docs/benchmarks.md with the figures and the command that made them.
+// `node bench/run.ts verify apply` runs a subset.
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+export interface BenchRow {
+  readonly bench: string;
+  readonly figure: string;
+  readonly value: string;
+  readonly baseline: string;
+  readonly ratio: string;
+  readonly target: string;
+  readonly pass: boolean | undefined;
+}
+
+type Runner = () => Promise<BenchRow[]>;
+const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
+const root = new URL('..', import.meta.url);
+
+const runners: Record<string, Runner> = {
+  async verify() {
+    const { runVerifyBench } = await import('./verify.bench.ts');
+    const r = await runVerifyBench();
+    return [r.ssh, r.openpgp].map((c) => ({
+      bench: 'verify',
+      figure: `${c.commits}-commit Range, ${c.format === 'ssh' ? 'SSH ed25519' : 'OpenPGP ed25519'}`,
+      value: `${fmt(c.commitsPerSecond, 0)} commits/s`,
+      baseline: `git verify-commit loop ${fmt(c.gitLoopCommitsPerSecond, 1)} commits/s`,
+      ratio: `${fmt(c.ratio, 0)}×`,
+      target: c.format === 'ssh' ? '≥ 2,000 commits/s and ≥ 10×' : '≥ 10×',
+      pass: c.ratio >= 10 && (c.format !== 'ssh' || c.commitsPerSecond >= 2_000),
+    }));
+  },
+  async keyless() {
+    const { runKeylessBench } = await import('./keyless.bench.ts');
+    const r = await runKeylessBench();
+    const rows: [string, { coldMs: number; warmP50Ms: number; ratioToEcdsa: number }][] = [
+      ['gitsign commit (CMS, Fulcio chain, Rekor SET + proof)', r.gitsignCommit],
+      ['keyless message-signature bundle', r.keylessMessageBundle],
+      ['keyless DSSE (SLSA) bundle', r.keylessDsseBundle],
+      ['keyed bundle', r.keyedBundle],
+    ];
+    return rows.map(([figure, t]) => ({
+      bench: 'keyless',
+      figure,
+      value: `p50 ${fmt(t.warmP50Ms)} ms warm, ${fmt(t.coldMs)} ms cold`,
+      baseline: `raw ECDSA P-256 verify ${fmt(r.rawEcdsaP256VerifyP50Ms, 3)} ms`,
+      ratio: `${fmt(t.ratioToEcdsa, 0)}×`,
+      target: 'p50 ≤ 5 ms per bundle (no published anchor), 0 network calls',
+      pass: undefined,
+    }));
+  },
+  async apply() {
+    const { runApplyBench } = await import('./apply.bench.ts');
+    const r = await runApplyBench();
+    const rows: BenchRow[] = r.cases.map((c) => ({
+      bench: 'apply',
+      figure: `cold apply of ${c.objects} ConfigMaps`,
+      value: `${fmt(c.signetSeconds)} s, ${fmt(c.signetRequestsPerObject, 3)} requests/object, ${c.throttled429} × 429`,
+      baseline: `kubectl apply --server-side ${fmt(c.kubectlSeconds)} s`,
+      ratio: `${fmt(c.wallTimeRatio)}×`,
+      target: '≤ 0.5× wall time, ≤ 1.1 requests/object, no 429',
+      pass: c.wallTimeRatio <= 0.5 && c.signetRequestsPerObject <= 1.1 && c.throttled429 === 0,
+    }));
+    rows.push({
+      bench: 'apply',
+      figure: `no-op re-plan of ${r.noop.objects} unchanged objects`,
+      value: `${fmt(r.noop.planSeconds * 1000, 0)} ms, ${fmt(r.noop.requestsPerObjectWithCache, 3)} requests/object`,
+      baseline: 'Flux: a GET and a dry-run per object (2 requests/object)',
+      ratio: `${fmt(r.noop.requestsPerObjectWithCache / 2, 3)}×`,
+      target: '≤ 0.01 requests/object, ≤ 1 s',
+      pass: r.noop.requestsPerObjectWithCache <= 0.01 && r.noop.planSeconds <= 1,
+    });
+    return rows;
+  },
+  async git() {
+    const module = (await import(new URL('./git.bench.ts', import.meta.url).href)) as {
+      runGitBench: () => Promise<unknown>;
+      benchRows?: (r: unknown) => BenchRow[];
+    };
+    const result = await module.runGitBench();
+    return (
+      module.benchRows?.(result) ?? [
+        {
+          bench: 'git',
+          figure: 'results',
+          value: JSON.stringify(result),
+          baseline: '',
+          ratio: '',
+          target: '',
+          pass: undefined,
+        },
+      ]
+    );
+  },
+  async drift() {
+    const module = (await import(new URL('./drift.bench.ts', import.meta.url).href)) as {
+      runDriftBench: () => Promise<unknown>;
+      benchRows?: (r: unknown) => BenchRow[];
+    };
+    const result = await module.runDriftBench();
+    return (
+      module.benchRows?.(result) ?? [
+        {
+          bench: 'drift',
+          figure: 'results',
+          value: JSON.stringify(result),
+          baseline: '',
+          ratio: '',
+          target: '',
+          pass: undefined,
+        },
+      ]
+    );
+  },
+};
+
+const files: Record<string, string> = {
+  verify: 'verify.bench.ts',
+  keyless: 'keyless.bench.ts',
+  apply: 'apply.bench.ts',
+  git: 'git.bench.ts',
+  drift: 'drift.bench.ts',
+};
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const selected = process.argv.slice(2);
+  const names = (selected.length > 0 ? selected : Object.keys(runners)).filter((name) =>
+    existsSync(new URL(`./${files[name] ?? ''}`, import.meta.url)),
+  );
+  const rows: BenchRow[] = [];
+  const failures: string[] = [];
+  for (const name of names) {
+    process.stdout.write(`\n== ${name} ==\n`);
+    const started = Date.now();
+    try {
+      const produced = await (runners[name] as Runner)();
+      for (const row of produced) {
+        rows.push(row);
+        process.stdout.write(
+          `${row.figure}: ${row.value} | baseline ${row.baseline} | ratio ${row.ratio} | target ${row.target}${row.pass === undefined ? '' : row.pass ? ' ✓' : ' ✗'}\n`,
+        );
+      }
+    } catch (error) {
+      failures.push(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+      process.stdout.write(`${name} failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+    }
+    process.stdout.write(`(${name} took ${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+  }
+  const header = [
+    '# Benchmarks',
+    '',
+    `Produced by \`make bench\` (\`${['node bench/run.ts', ...selected].join(' ')}\`) on ${new Date().toISOString().slice(0, 10)},`,
+    `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}.`,
+    'Every figure is measured against a baseline run in the same process or run, on the same machine and API server.',
+    '',
+    '| benchmark | figure | Signet | baseline (same run) | ratio | target | met |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.bench} | ${r.figure} | ${r.value} | ${r.baseline} | ${r.ratio} | ${r.target} | ${r.pass === undefined ? '–' : r.pass ? 'yes' : 'no'} |`,
+    ),
+    '',
+    ...(failures.length > 0
+      ? ['## Benchmarks that did not complete', '', ...failures.map((f) => `- ${f}`), '']
+      : []),
+  ];
+  if (selected.length === 0) await writeFile(new URL('docs/benchmarks.md', root), `${header.join('\n')}\n`);
+  else process.stdout.write(`\n${header.join('\n')}\n`);
+  process.exitCode = failures.length > 0 ? 1 : 0;
+}
