@@ -214,7 +214,7 @@ export async function startOperator(
       applyConcurrency: options.applyConcurrency,
       operatorUsername,
       maxObjects: options.maxObjects,
-      cacheSyncTimeoutMs: 60_000,
+      cacheSyncTimeoutMs: 15_000,
       ...(options.defaultServiceAccount === undefined
         ? {}
         : { defaultServiceAccount: options.defaultServiceAccount }),

@@ -408,14 +408,21 @@ export class Reconciler {
       prune: repo.spec.prune,
     });
     const pending = mergeInventory(previousInventory ?? buildInventory([]), plan.inventory.entries);
-    changes.push({
-      kind: 'progressing',
-      message: `applying ${revision} signed by ${signer}`,
-      retry: !isConditionTrue(previous.conditions, 'Ready'),
-    });
-    changes.push({ kind: 'inventory', inventory: pending });
-    previous = await this.#writeStatus(repo, previous, changes, signal);
-    changes.length = 0;
+    const wasFailing = findCondition(previous.conditions, 'Ready')?.status === 'False';
+    const work = plan.entries.some(
+      (e) => e.action === 'create' || e.action === 'update' || e.action === 'prune',
+    );
+    if (work || pending.entries.length !== (previousInventory?.entries.length ?? -1)) {
+      // Record the union inventory before touching the cluster: a crash mid-apply never loses an object.
+      changes.push({
+        kind: 'progressing',
+        message: `applying ${revision} signed by ${signer}`,
+        retry: wasFailing,
+      });
+      changes.push({ kind: 'inventory', inventory: pending });
+      previous = await this.#writeStatus(repo, previous, changes, signal);
+      changes.length = 0;
+    }
 
     // The new desired state is what drift is measured against from here on (before the apply's own watch events arrive).
     this.#managed.set(key, {
@@ -451,12 +458,21 @@ export class Reconciler {
       return fail(Reason.ApplyFailed, message, revision);
     }
 
-    const wasFailing = findCondition(previous.conditions, 'Ready')?.status === 'False';
     const message = `Applied revision ${revision} signed by ${signer}: ${formatSummary(summary)}`;
     changes.push({ kind: 'applied', revision, message, inventory });
     changes.push({ kind: 'drift', objects: [], mode: repo.spec.drift.mode });
 
-    await this.#syncDenyPolicy(repo, scope, signal);
+    try {
+      await this.#syncDenyPolicy(repo, scope, signal);
+    } catch (error) {
+      signal.throwIfAborted();
+      const reason = error instanceof Error ? error.message : String(error);
+      return fail(
+        Reason.ApplyFailed,
+        `drift mode ${repo.spec.drift.mode}: keeping the ValidatingAdmissionPolicy in sync failed: ${reason}`,
+        revision,
+      );
+    }
     previous = await this.#writeStatus(repo, previous, changes, signal);
     this.#deps.metrics.managedObjects.set(
       { namespace: repo.metadata.namespace, name: repo.metadata.name },
