@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { applyStatusChanges, readStatus, statusChanged } from '../../src/controller/status.ts';
+import type { Evidence } from '../../src/verify/types.ts';
+
+const t0 = new Date('2026-01-01T00:00:00Z');
+const t1 = new Date('2026-01-01T00:01:00Z');
+const commit = 'c'.repeat(40);
+const evidence: Evidence = {
+  commit,
+  mode: 'HEAD',
+  signer: { type: 'ssh', keyFingerprint: 'SHA256:abc', principal: 'release@example.com' },
+  verifiedAt: t0.toISOString(),
+};
+
+describe('status changes (kstatus)', () => {
+  it('applied: Ready=True, revisions, inventory, observedGeneration, no Reconciling/Stalled', () => {
+    const progressing = applyStatusChanges(
+      readStatus({}),
+      [{ kind: 'progressing', message: 'applying', retry: false }],
+      2,
+      t0,
+    );
+    expect(progressing.conditions.map((c) => [c.type, c.status])).toEqual([
+      ['Ready', 'Unknown'],
+      ['Reconciling', 'True'],
+    ]);
+    const applied = applyStatusChanges(
+      progressing,
+      [
+        { kind: 'verified', evidence },
+        {
+          kind: 'applied',
+          revision: `main@sha1:${commit}`,
+          message: 'Applied',
+          inventory: { entries: [{ id: 'a', v: 'v1' }] },
+        },
+      ],
+      2,
+      t1,
+    );
+    expect(applied.conditions.map((c) => [c.type, c.status, c.observedGeneration])).toEqual([
+      ['Ready', 'True', 2],
+      ['Verified', 'True', 2],
+    ]);
+    expect(applied).toMatchObject({
+      lastAppliedRevision: `main@sha1:${commit}`,
+      lastAttemptedRevision: `main@sha1:${commit}`,
+      observedGeneration: 2,
+      inventory: { entries: [{ id: 'a', v: 'v1' }] },
+      verification: {
+        commit,
+        mode: 'HEAD',
+        signer: { type: 'ssh', keyFingerprint: 'SHA256:abc', principal: 'release@example.com' },
+      },
+    });
+  });
+
+  it('rejected: keeps lastAppliedRevision, records the attempt, Verified=False with the reason', () => {
+    const before = applyStatusChanges(
+      readStatus({}),
+      [{ kind: 'applied', revision: 'main@sha1:old', message: 'ok', inventory: { entries: [] } }],
+      1,
+      t0,
+    );
+    const after = applyStatusChanges(
+      before,
+      [{ kind: 'rejected', reason: 'Unsigned', message: 'not signed', attemptedRevision: 'main@sha1:new' }],
+      1,
+      t1,
+    );
+    expect(after.lastAppliedRevision).toBe('main@sha1:old');
+    expect(after.lastAttemptedRevision).toBe('main@sha1:new');
+    expect(after.conditions.find((c) => c.type === 'Verified')).toMatchObject({
+      status: 'False',
+      reason: 'Unsigned',
+    });
+    expect(after.conditions.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'VerificationFailed',
+    });
+  });
+
+  it('drift: Drifted=True with a bounded list, cleared back to False; stalled sets Stalled only while true', () => {
+    const objects = Array.from({ length: 80 }, (_, i) => ({
+      id: `id${i}`,
+      subject: `ConfigMap/ns/c${i}`,
+      deleted: false,
+      fields: ['.data.x'],
+    }));
+    const drifted = applyStatusChanges(readStatus({}), [{ kind: 'drift', objects, mode: 'Report' }], 1, t0);
+    expect(drifted.drift?.total).toBe(80);
+    expect(drifted.drift?.objects).toHaveLength(50);
+    expect(drifted.conditions.find((c) => c.type === 'Drifted')?.status).toBe('True');
+    const cleared = applyStatusChanges(drifted, [{ kind: 'drift', objects: [], mode: 'Report' }], 1, t1);
+    expect(cleared.drift).toBeUndefined();
+    expect(cleared.conditions.find((c) => c.type === 'Drifted')?.status).toBe('False');
+    const stalled = applyStatusChanges(
+      cleared,
+      [{ kind: 'stalled', reason: 'InvalidSpec', message: 'spec.url: bad' }],
+      3,
+      t1,
+    );
+    expect(stalled.conditions.find((c) => c.type === 'Stalled')?.status).toBe('True');
+    expect(stalled.observedGeneration).toBe(3);
+  });
+
+  it('statusChanged ignores identical updates', () => {
+    const a = applyStatusChanges(
+      readStatus({}),
+      [{ kind: 'progressing', message: 'x', retry: false }],
+      1,
+      t0,
+    );
+    const b = applyStatusChanges(a, [{ kind: 'progressing', message: 'x', retry: false }], 1, t1);
+    expect(statusChanged(a, b)).toBe(false);
+  });
+});
