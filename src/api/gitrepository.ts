@@ -4,6 +4,7 @@
  * defaulted, typed value. Every invalid field is collected and named in one SpecValidationError.
  * Keep in sync with crds/signet.dev_gitrepositories.yaml (test/api checks the enums and defaults).
  */
+import { type AlertKind, alertKinds } from '../notify/alert.ts';
 import { durationPattern, parseDuration } from './duration.ts';
 
 export const apiGroup = 'signet.dev';
@@ -17,14 +18,9 @@ export const verifyModes = ['HEAD', 'Tag', 'TagAndHEAD', 'Range'] as const;
 export type VerifyMode = (typeof verifyModes)[number];
 export const driftModes = ['Revert', 'Report', 'Deny'] as const;
 export type DriftMode = (typeof driftModes)[number];
-export const alertEventKinds = [
-  'DriftDetected',
-  'DriftReverted',
-  'VerificationFailed',
-  'ReconcileFailed',
-  'Recovered',
-] as const;
-export type AlertEventKind = (typeof alertEventKinds)[number];
+/** The alert kinds a GitRepository can subscribe to: the notifier's own list. */
+export const alertEventKinds = alertKinds;
+export type AlertEventKind = AlertKind;
 export const referenceKinds = ['Secret', 'ConfigMap'] as const;
 export type ReferenceKind = (typeof referenceKinds)[number];
 

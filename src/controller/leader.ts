@@ -4,6 +4,8 @@
  * as soon as a renewal fails past the deadline, so a replica that lost the lease stops writing.
  * Optimistic concurrency through resourceVersion makes two candidates racing safe.
  */
+import { sleepUnlessAborted } from '../util/sleep.ts';
+
 export interface LeaseRecord {
   readonly holderIdentity?: string;
   readonly leaseDurationSeconds?: number;
@@ -39,21 +41,6 @@ export interface LeaderElectionOptions {
 }
 
 export const defaultLeaseTimings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
-}
 
 /** Pure: may `identity` take or keep this lease at `now`? */
 export function canAcquire(lease: LeaseRecord | undefined, identity: string, now: Date): boolean {
@@ -99,7 +86,7 @@ export class LeaderElector {
       } else if (this.#leading && now - lastRenew > renewDeadlineMs) {
         this.#stepDown();
       }
-      await sleep(retryPeriodMs, signal);
+      await sleepUnlessAborted(retryPeriodMs, signal);
     }
     if (this.#leading) {
       this.#stepDown();

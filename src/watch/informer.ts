@@ -6,6 +6,7 @@
  * is read-only.
  */
 import { backoffDelay } from '../controller/backoff.ts';
+import { sleepUnlessAborted } from '../util/sleep.ts';
 
 export interface ObjectMeta {
   readonly name: string;
@@ -182,17 +183,7 @@ export class Informer {
         failures++;
         this.#options.handlers.onError?.(error, failures);
         const delay = backoffDelay(failures, this.#options.backoff ?? { baseMs: 200, maxMs: 30_000 });
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay);
-          signal.addEventListener(
-            'abort',
-            () => {
-              clearTimeout(timer);
-              resolve();
-            },
-            { once: true },
-          );
-        });
+        await sleepUnlessAborted(delay, signal);
       }
     }
   }
