@@ -2,9 +2,18 @@
 // connection closed mid-pack, corrupted pack), a freeze (the branch force-pushed back to an older
 // signed revision), and a field owned by another manager. Each case asserts what the cluster and
 // the status look like afterwards, then the recovery once the fault is gone.
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
+import { loadKubeClient } from '../src/kube/load.ts';
 import { Receiver } from '../test/notify/support.ts';
+import {
+  type ControlPlane,
+  reapOrphanedPlanes,
+  repoRoot,
+  startControlPlane,
+} from './support/controlplane.ts';
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
@@ -270,5 +279,195 @@ describe('a field owned by another manager', () => {
   it('never logs the webhook URL', () => {
     const logs = captured.lines.join('\n');
     expect(logs).not.toContain(slack.url('http'));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Control-plane faults: these stop and kill kube-apiserver and etcd, so they run on their OWN plane.
+
+const planesDir = join(repoRoot, '.signet', 'e2e-faults');
+
+/** `count` ConfigMaps `<prefix>-<i>` in files of 100 documents each: `deploy/<prefix>-<n>.yaml`. */
+function bulkFiles(prefix: string, count: number): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (let start = 0; start < count; start += 100) {
+    const docs: string[] = [];
+    for (let i = start; i < Math.min(count, start + 100); i++) {
+      docs.push(configMapYaml(`${prefix}-${i}`, { index: String(i), payload: 'x'.repeat(200) }));
+    }
+    files[`deploy/${prefix}-${start / 100}.yaml`] = docs.join('---\n');
+  }
+  return files;
+}
+
+describe('control-plane faults (own plane)', () => {
+  const namespace = 'signet-plane-faults';
+  let plane: ControlPlane;
+  let kube: KubeClient;
+  let repo: SignedRepo;
+  let running: Awaited<ReturnType<typeof startTestOperator>> | undefined;
+  const planeLogs = capturingLogger();
+
+  const planeStatus = (): Promise<RepoStatus> => repoStatus(kube, namespace, 'big');
+  const countManaged = async (): Promise<number> =>
+    (
+      await kube.list('v1', 'ConfigMap', {
+        namespace,
+        labelSelector: 'signet.dev/name=big',
+        timeoutMs: 10_000,
+      })
+    ).items.length;
+  const waitBigApplied = (commit: string, timeoutMs: number): Promise<RepoStatus> =>
+    waitFor(
+      async () => {
+        const s = await planeStatus();
+        return s.lastAppliedRevision === `main@sha1:${commit}` && condition(s, 'Ready')?.status === 'True'
+          ? s
+          : undefined;
+      },
+      { timeoutMs, intervalMs: 200, description: `main@sha1:${commit} applied on the own plane` },
+    );
+  const startPlaneOperator = () =>
+    startTestOperator({ kubeconfig: plane.kubeconfigPath, namespace, applyConcurrency: 4 }, planeLogs.logger);
+
+  beforeAll(async () => {
+    await reapOrphanedPlanes(planesDir);
+    plane = await startControlPlane({
+      stateDir: join(planesDir, String(process.pid)),
+      reuse: false,
+      ownerPid: process.pid,
+    });
+    kube = await loadKubeClient({ kubeconfig: plane.kubeconfigPath, userAgent: 'signet-e2e-faults/0.1.0' });
+    await installCrd(kube);
+    await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never);
+    repo = await createSignedRepo('big');
+    for (const object of [
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'signers', namespace },
+        data: { allowed_signers: repo.allowedSigners },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'git-ca', namespace },
+        stringData: { 'ca.crt': repo.server.caPem },
+      },
+    ]) {
+      await kube.create(object as never);
+    }
+    running = await startPlaneOperator();
+  }, 180_000);
+
+  afterAll(async () => {
+    await running?.stop();
+    await repo?.close();
+    await kube?.close();
+    await plane?.stop();
+  });
+
+  it('kube-apiserver killed while a 1,000-object revision is applied: reconnects and finishes it, no event storm', async () => {
+    const commit = await repo.commit(bulkFiles('cm', 1_000));
+    await kube.apply(
+      {
+        apiVersion: 'signet.dev/v1alpha1',
+        kind: 'GitRepository',
+        metadata: { name: 'big', namespace },
+        spec: {
+          url: repo.url,
+          ref: { branch: 'main' },
+          interval: '2s',
+          timeout: '20s',
+          path: './deploy',
+          secretRef: { name: 'git-ca' },
+          verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
+        },
+      } as never,
+      { fieldManager: 'e2e' },
+    );
+    const atKill = await waitFor(
+      async () => {
+        const n = await countManaged();
+        return n >= 20 ? n : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 50, description: 'the apply under way' },
+    );
+    const killedAt = Date.now();
+    await plane.restartApiServer({ force: true });
+    const status = await waitBigApplied(commit, 120_000);
+    measured['kube-apiserver SIGKILL mid-apply → Ready'] = Date.now() - killedAt;
+    observed['objects existing when kube-apiserver was killed'] = String(atKill);
+    expect(atKill).toBeLessThan(1_000);
+    expect(await countManaged()).toBe(1_000);
+    expect(status.inventory?.entries).toHaveLength(1_000);
+    const events = await kube.list('v1', 'Event', { namespace, fieldSelector: 'involvedObject.name=big' });
+    observed['events after the apiserver kill'] = events.items
+      .map((e) => `${e.type as string} ${e.reason as string} x${String(e.count ?? 1)}`)
+      .join('; ');
+    expect(events.items.length).toBeLessThanOrEqual(5);
+  });
+
+  it('etcd stopped for 20 s: the operator backs off (no hot loop) and applies a new commit afterwards without a restart', async () => {
+    const operator = running!.operator;
+    const before = operator.admin.stats.total;
+    await plane.stopEtcd({ force: true });
+    const stoppedAt = Date.now();
+    // The outage itself is the fault under test: it lasts 20 s whatever the operator does.
+    await new Promise((resolveOutage) => setTimeout(resolveOutage, 20_000));
+    const during = operator.admin.stats.total - before;
+    observed['operator requests during the 20 s etcd outage'] = String(during);
+    await plane.startEtcd();
+    expect(during).toBeLessThan(100);
+    const commit = await repo.commit({
+      'deploy/after-etcd.yaml': configMapYaml('after-etcd', { ok: 'yes' }),
+    });
+    await waitBigApplied(commit, 120_000);
+    measured['etcd back → new commit applied'] = Date.now() - stoppedAt - 20_000;
+    expect(await countManaged()).toBe(1_001);
+  });
+
+  it('the operator killed mid-apply and restarted: converges, the inventory never loses an object, prune still works', async () => {
+    const commit = await repo.commit(bulkFiles('more', 1_000));
+    await waitFor(
+      async () => {
+        const n = await countManaged();
+        return n >= 1_001 + 20 ? n : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 50, description: 'the second apply under way' },
+    );
+    await running!.operator.stop(0);
+    await rm(running!.cacheDir, { recursive: true, force: true });
+    running = undefined;
+    // Everything Signet created is in the inventory recorded before the apply started.
+    const live = await kube.list('v1', 'ConfigMap', { namespace, labelSelector: 'signet.dev/name=big' });
+    const inventory = new Set((await planeStatus()).inventory?.entries.map((e) => e.id));
+    const missing = live.items
+      .map((o) => `${namespace}_${o.metadata.name}__ConfigMap`)
+      .filter((id) => !inventory.has(id));
+    observed['objects existing when the operator was stopped'] = String(live.items.length);
+    expect(live.items.length).toBeLessThan(2_001);
+    expect(missing).toEqual([]);
+
+    const restartedAt = Date.now();
+    running = await startPlaneOperator();
+    const status = await waitBigApplied(commit, 120_000);
+    measured['operator restarted → revision applied'] = Date.now() - restartedAt;
+    expect(await countManaged()).toBe(2_001);
+    expect(status.inventory?.entries).toHaveLength(2_001);
+
+    const pruned = await repo.commit({ 'deploy/more-0.yaml': null });
+    const after = await waitBigApplied(pruned, 60_000);
+    await waitFor(async () => (await countManaged()) === 1_901, {
+      timeoutMs: 30_000,
+      description: 'more-0.yaml pruned',
+    });
+    expect(after.inventory?.entries).toHaveLength(1_901);
+    expect(
+      await kube.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'more-0', namespace }),
+    ).toBeUndefined();
+    expect(
+      await kube.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'more-100', namespace }),
+    ).toBeDefined();
   });
 });
