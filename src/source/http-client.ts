@@ -72,7 +72,11 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           reject(error);
         };
         const onAbort = () => {
-          const timedOut = options.signal?.aborted !== true;
+          // The caller's signal may itself be a spec.timeout deadline (AbortSignal.timeout): a timeout too.
+          const callerReason: unknown = options.signal?.reason;
+          const timedOut =
+            options.signal?.aborted !== true ||
+            (callerReason instanceof DOMException && callerReason.name === 'TimeoutError');
           outgoing.destroy();
           fail(
             timedOut
