@@ -49,8 +49,22 @@ const objectTypes = new Set(['commit', 'tag', 'tree', 'blob']);
 function mapError(error: unknown, url: string): SourceError {
   if (error instanceof SourceError) return error;
   const cause =
-    (error as { caller?: string; data?: { statusCode?: number }; code?: string; message?: string }) ?? {};
+    (error as {
+      caller?: string;
+      data?: { statusCode?: number; message?: string };
+      code?: string;
+      message?: string;
+    }) ?? {};
   const status = cause.data?.statusCode;
+  if (cause.code === 'InternalError') {
+    // isomorphic-git wraps pack decoding failures (e.g. zlib "incorrect data check") in a long
+    // "please report this bug" text; what the user needs is that the server's pack was unreadable.
+    return new SourceError(
+      'FetchFailed',
+      `${safeUrl(url)}: the pack the Git server sent could not be decoded (corrupt or truncated): ${cause.data?.message ?? 'internal error'}`,
+      { cause: error },
+    );
+  }
   if (status === 401 || status === 403) {
     return new SourceError(
       'AuthFailed',
