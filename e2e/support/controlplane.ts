@@ -655,9 +655,20 @@ class LocalControlPlane implements ControlPlane {
   }
 
   async startApiServer(options: StartOptions = {}): Promise<void> {
-    await this.#spawn('kube-apiserver');
-    if (options.waitReady === false) return;
-    await this.waitForReady(options.timeoutMs ?? 90_000, options.signal);
+    // A restart right after a SIGKILL can lose the race for the secure port (the old socket is
+    // still being torn down) and exit at once; try again a few times, keeping the log tail.
+    for (let attempt = 1; ; attempt++) {
+      await this.#spawn('kube-apiserver');
+      if (options.waitReady === false) return;
+      try {
+        await this.waitForReady(options.timeoutMs ?? 90_000, options.signal);
+        return;
+      } catch (error) {
+        if (!(error instanceof ControlPlaneError) || error.code !== 'PROCESS_EXITED' || attempt >= 3)
+          throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1_000 * attempt));
+      }
+    }
   }
 
   async startControllerManager(options: StartOptions = {}): Promise<void> {

@@ -6,6 +6,7 @@
  */
 
 import type { KubeClient } from '../kube/client.ts';
+import { KubeApiError } from '../kube/errors.ts';
 import { resourceListWatch } from '../kube/watch.ts';
 import { inventoryId } from '../plan/inventory.ts';
 import { managedByLabel, managedByValue, ownerNameLabel, ownerNamespaceLabel } from '../render/labels.ts';
@@ -45,8 +46,17 @@ function slim(object: LiveObject): LiveObject {
   return { ...object, metadata: { ...object.metadata, annotations: rest } };
 }
 
+/** How long a resource type the identity may not list is left alone before trying again. */
+const forbiddenRetryMs = 5 * 60_000;
+
+function isForbidden(error: unknown): boolean {
+  return error instanceof KubeApiError && (error.status === 403 || error.status === 401);
+}
+
 export class LiveCache {
   readonly #informers = new Map<string, Entry>();
+  /** Types this identity may not list (tenant mode, cluster-scoped kinds): not watched for a while. */
+  readonly #forbidden = new Map<string, number>();
   readonly #onChange: (change: ManagedChange) => void;
   readonly #logger: Logger;
 
@@ -74,9 +84,10 @@ export class LiveCache {
     types: Iterable<{ apiVersion: string; kind: string }>,
     options: { timeoutMs: number; signal?: AbortSignal },
   ): Promise<boolean> {
-    const waiting: Informer[] = [];
+    const waiting: { key: string; informer: Informer }[] = [];
     for (const { apiVersion, kind } of types) {
       const key = LiveCache.#key(scope, apiVersion, kind);
+      if ((this.#forbidden.get(key) ?? 0) > Date.now()) continue;
       let entry = this.#informers.get(key);
       if (entry === undefined) {
         const informer = new Informer({
@@ -91,25 +102,39 @@ export class LiveCache {
             onAdd: (object) => this.#emit(object, false),
             onUpdate: (object) => this.#emit(object, false),
             onDelete: (object) => this.#emit(object, true),
-            onError: (error, attempt) =>
+            onError: (error, attempt) => {
+              if (isForbidden(error) && !informer.synced) {
+                // Not allowed to list this type: drift on it cannot be watched; planning falls back
+                // to server-side apply without a live copy. Stop and retry later, not in a loop.
+                this.#forbidden.set(key, Date.now() + forbiddenRetryMs);
+                this.#informers.delete(key);
+                void informer.stop();
+                this.#logger.warn(
+                  { apiVersion, kind, identity: scope.identity },
+                  'not allowed to watch this type',
+                );
+                return;
+              }
               this.#logger.warn(
                 { apiVersion, kind, attempt, err: error instanceof Error ? error.message : String(error) },
                 'watch of managed objects failed; reconnecting with backoff',
-              ),
+              );
+            },
           },
         });
         entry = { informer, apiVersion, kind };
         this.#informers.set(key, entry);
         informer.start();
       }
-      if (!entry.informer.synced) waiting.push(entry.informer);
+      if (!entry.informer.synced) waiting.push({ key, informer: entry.informer });
     }
-    try {
-      await Promise.all(waiting.map((informer) => informer.waitForSync(options.timeoutMs, options.signal)));
-      return true;
-    } catch {
-      return false;
+    const deadline = Date.now() + options.timeoutMs;
+    while (waiting.some(({ key, informer }) => !informer.synced && !this.#forbidden.has(key))) {
+      if (Date.now() > deadline) return false;
+      options.signal?.throwIfAborted();
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    return waiting.every(({ informer }) => informer.synced);
   }
 
   /** The live object with this identity, if a synced watch covers its type. */
