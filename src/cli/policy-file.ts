@@ -83,6 +83,47 @@ export async function loadPolicyFile(path: string): Promise<PolicyFile> {
   return { repo, references };
 }
 
+/** Every Secret and ConfigMap the GitRepository names, each once. */
+export function namedReferences(repo: GitRepository): TypedReference[] {
+  const verify = repo.spec.verify;
+  const refs: TypedReference[] = [
+    ...(repo.spec.secretRef === undefined
+      ? []
+      : [{ kind: 'Secret' as const, name: repo.spec.secretRef.name }]),
+    ...(verify.signersRef === undefined ? [] : [verify.signersRef]),
+    ...(verify.trustedRootRef === undefined
+      ? []
+      : [{ kind: 'ConfigMap' as const, name: verify.trustedRootRef.name }]),
+    ...(verify.provenance?.keysRef === undefined ? [] : [verify.provenance.keysRef]),
+  ];
+  return refs.filter(
+    (ref, index) => refs.findIndex((other) => other.kind === ref.kind && other.name === ref.name) === index,
+  );
+}
+
+/**
+ * Reads every reference the GitRepository names, up front: for the CLI a reference that cannot be read
+ * is bad input (exit 2), not a rejected revision.
+ */
+export async function requireReferences(
+  repo: GitRepository,
+  read: ReferenceReader,
+  signal: AbortSignal,
+): Promise<void> {
+  for (const ref of namedReferences(repo)) {
+    try {
+      await read(ref, signal);
+    } catch (error) {
+      if (error instanceof PolicyFileError) throw error;
+      throw new PolicyFileError(
+        `${ref.kind} ${ref.name} is not in the file and could not be read from the cluster: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+      );
+    }
+  }
+}
+
 /** References from the file first, then from the cluster (when a client is given). */
 export function referenceReader(
   file: PolicyFile,

@@ -8,7 +8,7 @@ import { evidenceStatus } from '../controller/status.ts';
 import { loadKubeClient } from '../kube/load.ts';
 import { createLogger } from '../util/logger.ts';
 import { createTrustMaterialCache } from '../verify/trust.ts';
-import { loadPolicyFile, PolicyFileError, referenceReader } from './policy-file.ts';
+import { loadPolicyFile, PolicyFileError, referenceReader, requireReferences } from './policy-file.ts';
 
 export const verifyUsage = `Usage: signet verify -f <GitRepository YAML> [--repo-dir <local clone>] [--since <commit>] [--output json]
 
@@ -58,6 +58,7 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
       now: () => new Date(),
     };
     const signal = AbortSignal.timeout(10 * 60_000);
+    await requireReferences(file.repo, deps.readReference, signal);
     const resolution = await resolveRevision(file.repo, deps, signal);
     if (!resolution.ok) {
       process.stderr.write(`error: ${resolution.message}\n`);
