@@ -1,0 +1,279 @@
+// `signet verify` as a CI job runs it: a child process, a policy file holding the GitRepository and the
+// Secret/ConfigMap it names, a repository served over HTTPS by git http-backend (or a local clone).
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  allowedSignersLine,
+  type CommitSigning,
+  createGpgHome,
+  createRepo,
+  type GpgHome,
+  generateSshKey,
+  makeTempDir,
+  type TestRepo,
+} from '../support/git-fixtures.ts';
+import { type GitServer, startGitServer } from '../support/git-server.ts';
+import { configMapObject, gitRepositoryObject, runSignet, secretObject, yamlDocuments } from './support.ts';
+
+let server: GitServer;
+let repo: TestRepo;
+let gpg: GpgHome;
+let dir: string;
+let url: string;
+let allowedSigners: string;
+let armoredKey: string;
+let ssh: CommitSigning;
+let stranger: CommitSigning;
+let openpgp: CommitSigning;
+const commits: Record<string, string> = {};
+/** Messages name commits by their first 12 hex digits. */
+const short = (name: string): string => (commits[name] ?? '').slice(0, 12);
+
+async function branch(name: string, from: string): Promise<void> {
+  await repo.git(['checkout', '-q', '-b', name, from]);
+}
+
+/** Writes a policy file for `ref` (branch) and returns its path. */
+async function policy(
+  name: string,
+  options: {
+    branch?: string;
+    mode?: string;
+    signers?: Record<string, string> | 'absent';
+    verify?: Record<string, unknown>;
+  } = {},
+): Promise<string> {
+  const signers = options.signers ?? { allowed_signers: allowedSigners, 'release.asc': armoredKey };
+  const path = join(dir, `${name}.yaml`);
+  await writeFile(
+    path,
+    yamlDocuments([
+      gitRepositoryObject({
+        url,
+        ref: { branch: options.branch ?? 'main' },
+        secretRef: 'git-ca',
+        verify: options.verify ?? {
+          mode: options.mode ?? 'HEAD',
+          signersRef: { kind: 'ConfigMap', name: 'signers' },
+        },
+      }),
+      secretObject('git-ca', { 'ca.crt': server.caPem }),
+      ...(signers === 'absent' ? [] : [configMapObject('signers', signers)]),
+    ]),
+  );
+  return path;
+}
+
+beforeAll(async () => {
+  dir = await makeTempDir('cli-verify');
+  server = await startGitServer();
+  repo = await createRepo();
+  gpg = await createGpgHome();
+  const key = await generateSshKey(dir, 'ed25519', 'release@example.com');
+  const other = await generateSshKey(dir, 'ed25519', 'mallory@example.com');
+  const fingerprint = await gpg.generateKey('Release Bot <release@example.com>');
+  armoredKey = await gpg.exportPublicKey(fingerprint);
+  allowedSigners = `${allowedSignersLine('release@example.com', key)}\n`;
+  ssh = { format: 'ssh', key };
+  stranger = { format: 'ssh', key: other };
+  openpgp = { format: 'openpgp', gpg, fingerprint };
+  commits.a = await repo.commit({ sign: ssh });
+  commits.b = await repo.commit({ sign: ssh });
+  await branch('old', commits.a);
+  await branch('unsigned', commits.b);
+  commits.unsigned = await repo.commit({});
+  await branch('untrusted', commits.b);
+  commits.untrusted = await repo.commit({ sign: stranger });
+  await branch('gpg', commits.b);
+  commits.gpg = await repo.commit({ sign: openpgp });
+  await branch('range', commits.b);
+  commits.gap = await repo.commit({});
+  commits.rangeHead = await repo.commit({ sign: ssh });
+  await repo.git(['checkout', '-q', 'main']);
+  url = server.serve('apps', join(repo.dir, '.git'));
+}, 120_000);
+
+afterAll(async () => {
+  await server?.close();
+  await repo?.close();
+  await gpg?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('signet verify over HTTPS', () => {
+  it('exits 0 with one line for a signed HEAD', async () => {
+    const result = await runSignet(['verify', '-f', await policy('head')]);
+    expect(result.stderr).toBe('');
+    expect(result.lines).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^verified main@sha1:${commits.b} \\(HEAD\\) signed by ssh key SHA256:\\S+ \\(release@example.com\\)$`,
+        ),
+      ),
+    ]);
+    expect(result.code).toBe(0);
+  });
+
+  it('exits 1 with one line naming the commit and the reason for an unsigned HEAD', async () => {
+    const result = await runSignet(['verify', '-f', await policy('unsigned', { branch: 'unsigned' })]);
+    expect(result.code).toBe(1);
+    expect(result.lines).toHaveLength(1);
+    expect(result.lines[0]).toMatch(new RegExp(`^rejected unsigned@sha1:${commits.unsigned}: Unsigned: `));
+    expect(result.lines[0]).toContain(commits.unsigned);
+  });
+
+  it('exits 1 with one line for a commit signed by a key that is not trusted', async () => {
+    const result = await runSignet(['verify', '-f', await policy('untrusted', { branch: 'untrusted' })]);
+    expect(result.code).toBe(1);
+    expect(result.lines).toHaveLength(1);
+    expect(result.lines[0]).toMatch(
+      new RegExp(`^rejected untrusted@sha1:${commits.untrusted}: UntrustedSigner: .*${short('untrusted')}`),
+    );
+  });
+
+  it('mixed policy: SSH signers and an OpenPGP .asc key in one ConfigMap each verify their commits', async () => {
+    const mixed = await policy('gpg', { branch: 'gpg' });
+    const result = await runSignet(['verify', '-f', mixed]);
+    expect(result.lines).toEqual([
+      expect.stringMatching(
+        new RegExp(`^verified gpg@sha1:${commits.gpg} \\(HEAD\\) signed by openpgp key `),
+      ),
+    ]);
+    expect(result.code).toBe(0);
+    const sshOnly = await policy('gpg-ssh-only', {
+      branch: 'gpg',
+      signers: { allowed_signers: allowedSigners },
+    });
+    const refused = await runSignet(['verify', '-f', sshOnly]);
+    expect(refused.code).toBe(1);
+    expect(refused.lines[0]).toMatch(new RegExp(`^rejected gpg@sha1:${commits.gpg}: UntrustedSigner: `));
+    const sshCommit = await runSignet(['verify', '-f', await policy('main-mixed')]);
+    expect(sshCommit.code).toBe(0);
+  });
+
+  it('--since stands in for lastAppliedRevision: a rollback is rejected', async () => {
+    const file = await policy('rollback', { branch: 'old' });
+    const result = await runSignet(['verify', '-f', file, '--since', commits.b ?? '']);
+    expect(result.code).toBe(1);
+    expect(result.lines).toHaveLength(1);
+    expect(result.lines[0]).toMatch(new RegExp(`^rejected old@sha1:${commits.a}: RollbackRejected: `));
+    expect(result.lines[0]).toContain(`last applied revision ${short('b')}`);
+    const forward = await runSignet(['verify', '-f', await policy('forward'), '--since', commits.a ?? '']);
+    expect(forward.code).toBe(0);
+  });
+
+  it('Range mode: an unsigned commit inside the range is rejected, a signed range verifies', async () => {
+    const file = await policy('range', { branch: 'range', mode: 'Range' });
+    const result = await runSignet(['verify', '-f', file, '--since', commits.b ?? '']);
+    expect(result.code).toBe(1);
+    expect(result.lines).toHaveLength(1);
+    expect(result.lines[0]).toMatch(new RegExp(`^rejected range@sha1:${commits.rangeHead}: Unsigned: `));
+    expect(result.lines[0]).toContain(`commit ${short('gap')}: the commit is not signed`);
+    const signedRange = await runSignet([
+      'verify',
+      '-f',
+      await policy('range-main', { mode: 'Range' }),
+      '--since',
+      commits.a ?? '',
+      '--output',
+      'json',
+    ]);
+    expect(signedRange.code).toBe(0);
+    expect(JSON.parse(signedRange.stdout)).toMatchObject({
+      verified: true,
+      evidence: { commit: commits.b, mode: 'Range', commitsVerified: 1 },
+    });
+  });
+
+  it('--output json carries the verdict and the evidence', async () => {
+    const ok = await runSignet(['verify', '-f', await policy('json-ok'), '--output', 'json']);
+    expect(ok.code).toBe(0);
+    const verified = JSON.parse(ok.stdout) as Record<string, unknown>;
+    expect(verified).toMatchObject({
+      verified: true,
+      revision: `main@sha1:${commits.b}`,
+      evidence: {
+        commit: commits.b,
+        mode: 'HEAD',
+        signer: {
+          type: 'ssh',
+          principal: 'release@example.com',
+          keyFingerprint: expect.stringMatching(/^SHA256:/),
+        },
+        verifiedAt: expect.any(String),
+      },
+    });
+    const bad = await runSignet([
+      'verify',
+      '-f',
+      await policy('json-bad', { branch: 'unsigned' }),
+      '--output',
+      'json',
+    ]);
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stdout)).toEqual({
+      verified: false,
+      revision: `unsigned@sha1:${commits.unsigned}`,
+      stage: 'verify',
+      reason: 'Unsigned',
+      message: expect.stringContaining(`commit ${short('unsigned')}`),
+    });
+  });
+});
+
+describe('signet verify --repo-dir on a local clone', () => {
+  it('verifies without any network, with the same verdicts', async () => {
+    const file = await policy('local', { branch: 'gpg' });
+    const offline = join(dir, 'offline.yaml');
+    // An unreachable URL proves the local clone alone is read.
+    const { readFile } = await import('node:fs/promises');
+    await writeFile(offline, (await readFile(file, 'utf8')).replace(url, 'https://127.0.0.1:9/none.git'));
+    const ok = await runSignet(['verify', '-f', offline, '--repo-dir', repo.dir]);
+    expect(ok.lines).toEqual([expect.stringMatching(new RegExp(`^verified gpg@sha1:${commits.gpg} `))]);
+    expect(ok.code).toBe(0);
+    const unsignedFile = join(dir, 'offline-unsigned.yaml');
+    await writeFile(
+      unsignedFile,
+      (await readFile(offline, 'utf8')).replace('branch: gpg', 'branch: unsigned'),
+    );
+    const rejected = await runSignet(['verify', '-f', unsignedFile, '--repo-dir', repo.dir]);
+    expect(rejected.code).toBe(1);
+    expect(rejected.lines).toEqual([expect.stringMatching(/: Unsigned: /)]);
+  });
+});
+
+describe('signet verify: bad input exits 2', () => {
+  it('a missing file', async () => {
+    const result = await runSignet(['verify', '-f', join(dir, 'nope.yaml')]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/cannot read .*nope\.yaml/);
+  });
+
+  it('no -f, and a --since that is not a commit', async () => {
+    expect((await runSignet(['verify'])).code).toBe(2);
+    const since = await runSignet(['verify', '-f', await policy('since'), '--since', 'HEAD~1']);
+    expect(since.code).toBe(2);
+    expect(since.stderr).toContain('--since must be a full commit SHA');
+  });
+
+  it('an invalid GitRepository, naming the field', async () => {
+    const result = await runSignet([
+      'verify',
+      '-f',
+      await policy('invalid', {
+        verify: { mode: 'Sometimes', signersRef: { kind: 'ConfigMap', name: 'signers' } },
+      }),
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('spec.verify.mode');
+  });
+
+  it('a reference missing from the file with no cluster to read it from', async () => {
+    const result = await runSignet(['verify', '-f', await policy('no-signers', { signers: 'absent' })]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/ConfigMap signers is not in the file and could not be read from the cluster/);
+  });
+});
