@@ -32,8 +32,15 @@ const tlsErrorCodes = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REVOKED',
+  'CERT_SIGNATURE_FAILURE',
   'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_GET_ISSUER_CERT',
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'EPROTO',
 ]);
 
 export function createHttpClient(options: HttpClientOptions): HttpClient {
@@ -69,6 +76,8 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         const fail = (error: SourceError) => {
           if (settled) return;
           settled = true;
+          signal.removeEventListener('abort', onAbort);
+          outgoing.destroy();
           reject(error);
         };
         const onAbort = () => {
@@ -77,7 +86,6 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           const timedOut =
             options.signal?.aborted !== true ||
             (callerReason instanceof DOMException && callerReason.name === 'TimeoutError');
-          outgoing.destroy();
           fail(
             timedOut
               ? new SourceError(
@@ -93,6 +101,17 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           (response) => {
             const chunks: Buffer[] = [];
             let size = 0;
+            const announced = Number(response.headers['content-length'] ?? Number.NaN);
+            if (announced > options.maxResponseBytes) {
+              response.destroy();
+              fail(
+                new SourceError(
+                  'TooLarge',
+                  `${method} ${safeUrl(req.url)}: the server announced ${announced} bytes, over the ${options.maxResponseBytes}-byte bound; the repository is over the size bound`,
+                ),
+              );
+              return;
+            }
             response.on('data', (chunk: Buffer) => {
               size += chunk.length;
               if (size > options.maxResponseBytes) {
@@ -100,7 +119,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
                 fail(
                   new SourceError(
                     'TooLarge',
-                    `${method} ${safeUrl(req.url)}: response larger than ${options.maxResponseBytes} bytes; the repository is over the size bound`,
+                    `${method} ${safeUrl(req.url)}: response larger than the ${options.maxResponseBytes}-byte bound; the repository is over the size bound`,
                   ),
                 );
                 return;

@@ -1,7 +1,8 @@
 /**
- * A real Git server for tests and the demo: `git http-backend` (smart HTTP, protocol v2) behind a
- * Node HTTPS server with its own test CA, optional basic or bearer auth, and fault injection
- * (status codes, hangs, connections closed mid-pack, corrupted packs) for the hardening tests.
+ * A real Git server for tests, benchmarks and the demo: `git http-backend` (CGI; smart HTTP, protocol
+ * v0/v1/v2 as the client asks) behind a Node HTTPS server with its own test CA (made with the openssl
+ * CLI), or plain HTTP (`tls: false`), optional basic or bearer auth, a request log, and fault
+ * injection (status codes, hangs, connections closed mid-pack, corrupted packs) for hardening tests.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -29,13 +30,25 @@ export interface GitServerOptions {
   readonly bearerToken?: string;
 }
 
+export interface GitServerRequest {
+  readonly method: string;
+  readonly path: string;
+  /** `?service=…` for ref advertisements. */
+  readonly query: string;
+}
+
 export interface GitServer {
   readonly baseUrl: string;
   readonly caPem: string;
+  /** The CA file, e.g. for `GIT_SSL_CAINFO` when the git CLI is the client. */
   readonly caPath: string;
-  readonly requests: { method: string; path: string }[];
+  /** Every request received, in order (clear with `requests.length = 0`). */
+  readonly requests: GitServerRequest[];
   /** Serves the repository at `gitdir` (a bare repo or a worktree's .git) as `<baseUrl>/<name>.git`. */
   serve(name: string, gitdir: string): string;
+  /** The URL a repository is (or would be) served at. */
+  url(name: string): string;
+  /** Injects a fault into every following request until cleared with `undefined`. */
   setFault(fault: GitServerFault | undefined): void;
   close(): Promise<void>;
 }
@@ -114,13 +127,13 @@ export async function startGitServer(options: GitServerOptions = {}): Promise<Gi
   const tls = options.tls ?? true;
   const pki = await createTestPki();
   const repos = new Map<string, string>();
-  const requests: { method: string; path: string }[] = [];
+  const requests: GitServerRequest[] = [];
   let fault: GitServerFault | undefined;
   const sockets = new Set<import('node:net').Socket>();
 
   const handle = (request: IncomingMessage, response: ServerResponse) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    requests.push({ method: request.method ?? 'GET', path: url.pathname });
+    requests.push({ method: request.method ?? 'GET', path: url.pathname, query: url.search });
     if (!authorized(request, options)) {
       response.writeHead(401, { 'www-authenticate': 'Basic realm="git"' }).end();
       return;
@@ -152,8 +165,14 @@ export async function startGitServer(options: GitServerOptions = {}): Promise<Gi
         HOME: tmpdir(),
         GIT_CONFIG_NOSYSTEM: '1',
       },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'ignore'],
+      timeout: 120_000,
     });
+    // A client that gives up (timeout, abort) must not leave http-backend running.
+    response.on('close', () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    child.stdin.on('error', () => undefined);
     request.pipe(child.stdin);
     const chunks: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -207,6 +226,9 @@ export async function startGitServer(options: GitServerOptions = {}): Promise<Gi
     requests,
     serve(name, gitdir) {
       repos.set(name, gitdir);
+      return `${baseUrl}/${name}.git`;
+    },
+    url(name) {
       return `${baseUrl}/${name}.git`;
     },
     setFault(next) {
