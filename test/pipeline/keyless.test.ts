@@ -1,0 +1,358 @@
+// Keyless (gitsign) and SSH signatures through the shared pipeline (src/controller/pipeline.ts) that the
+// operator and the CLI both run: a real repository served over HTTPS by git http-backend, fetched with
+// the isomorphic-git source, verified against a policy with BOTH signersRef and keyless identities and a
+// trustedRootRef holding the offline Sigstore test bed's trusted_root.json; provenance bundles on top.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type GitRepository, parseGitRepository, type TypedReference } from '../../src/api/gitrepository.ts';
+import {
+  fetchAndVerify,
+  type PipelineDeps,
+  type ReferenceReader,
+  resolveRevision,
+} from '../../src/controller/pipeline.ts';
+import { treeDigest } from '../../src/provenance/tree-digest.ts';
+import { createGitSource } from '../../src/source/git-source.ts';
+import { createLogger } from '../../src/util/logger.ts';
+import { createTrustMaterialCache } from '../../src/verify/trust.ts';
+import {
+  allowedSignersLine,
+  type CommitSigning,
+  createRepo,
+  generateSshKey,
+  makeTempDir,
+  runCommand,
+  type TestRepo,
+} from '../support/git-fixtures.ts';
+import { type GitServer, startGitServer } from '../support/git-server.ts';
+import {
+  createSigstoreTestbed,
+  DEFAULT_SUBJECT,
+  type GitsignOptions,
+  type KeyedSigner,
+  makeGitsignSignature,
+  makeKeyedDsseBundle,
+  makeKeyedSigner,
+  makeMessageBundle,
+  OIDC_ISSUER,
+  type SigstoreTestbed,
+  slsaStatement,
+} from '../support/sigstore-fixtures.ts';
+
+let bed: SigstoreTestbed;
+let server: GitServer;
+let repo: TestRepo;
+let dir: string;
+let cacheDir: string;
+let url: string;
+let ssh: CommitSigning;
+let keyed: KeyedSigner;
+const commits: Record<string, string> = {};
+const references = new Map<string, Record<string, string>>();
+const logger = createLogger({ level: 'silent' });
+const identity = { issuer: OIDC_ISSUER, subject: DEFAULT_SUBJECT };
+
+const readReference: ReferenceReader = async (ref: TypedReference) => {
+  const data = references.get(`${ref.kind}/${ref.name}`);
+  if (data === undefined) throw new Error(`${ref.kind} ${ref.name} not found`);
+  return data;
+};
+
+async function writeFiles(files: Record<string, string>): Promise<void> {
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(dirname(join(repo.dir, path)), { recursive: true });
+    await writeFile(join(repo.dir, path), content);
+  }
+  await repo.git(['add', '-A']);
+}
+
+/** Commits the index on the current branch with a gitsign-shaped signature (as gitsign with rekorMode offline). */
+async function gitsignCommit(message: string, options: GitsignOptions = {}): Promise<string> {
+  const tree = await repo.git(['write-tree']);
+  const parent = await repo.git(['rev-parse', 'HEAD']);
+  const unsigned = await repo.git(['commit-tree', tree, '-p', parent, '-m', message]);
+  const payload = (await runCommand('git', ['cat-file', 'commit', unsigned], { cwd: repo.dir })).stdout;
+  const { armored } = await makeGitsignSignature(bed, payload, options);
+  const split = payload.indexOf('\n\n');
+  const raw = Buffer.concat([
+    payload.subarray(0, split + 1),
+    Buffer.from(`gpgsig ${armored.replace(/\n$/, '').split('\n').join('\n ')}\n`),
+    payload.subarray(split + 1),
+  ]);
+  const oid = await repo.git(['hash-object', '-t', 'commit', '-w', '--stdin'], { input: raw });
+  const branch = await repo.git(['symbolic-ref', 'HEAD']);
+  await repo.git(['update-ref', branch, oid]);
+  return oid;
+}
+
+function configMap(name: string, color: string): string {
+  return `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  color: ${color}\n`;
+}
+
+function policy(options: {
+  branch: string;
+  mode?: 'HEAD' | 'Range';
+  path?: string;
+  keyless?: readonly { issuer: string; subject: string }[];
+  trustedRootRef?: boolean;
+  provenance?: Record<string, unknown>;
+}): GitRepository {
+  return parseGitRepository({
+    apiVersion: 'signet.dev/v1alpha1',
+    kind: 'GitRepository',
+    metadata: { name: 'apps', namespace: 'team-a' },
+    spec: {
+      url,
+      ref: { branch: options.branch },
+      secretRef: { name: 'git-ca' },
+      ...(options.path === undefined ? {} : { path: options.path }),
+      verify: {
+        mode: options.mode ?? 'HEAD',
+        signersRef: { kind: 'ConfigMap', name: 'signers' },
+        keyless: options.keyless ?? [identity],
+        ...(options.trustedRootRef === false ? {} : { trustedRootRef: { name: 'sigstore-root' } }),
+        ...(options.provenance === undefined ? {} : { provenance: options.provenance }),
+      },
+    },
+  });
+}
+
+function deps(): PipelineDeps {
+  return {
+    source: createGitSource({ cacheDir, logger }),
+    readReference,
+    trustCache: createTrustMaterialCache(),
+    now: () => new Date(),
+  };
+}
+
+let cacheKeys = 0;
+/** resolve → fetch → verify (→ read tree → provenance), exactly as the reconciler and the CLI run it. */
+async function run(repository: GitRepository, since?: string) {
+  const r = await run0(repository, since);
+  if (!r.ok) console.log('REFUSAL', r.reason, r.message);
+  return r;
+}
+async function run0(repository: GitRepository, since?: string) {
+  const pipeline = deps();
+  const signal = AbortSignal.timeout(30_000);
+  const resolution = await resolveRevision(repository, pipeline, signal);
+  if (!resolution.ok) throw new Error(`resolve failed: ${resolution.message}`);
+  cacheKeys += 1;
+  return fetchAndVerify(
+    repository,
+    `team-a/apps-${cacheKeys}`,
+    resolution.remote,
+    resolution.resolved,
+    resolution.revision,
+    since,
+    pipeline,
+    signal,
+  );
+}
+
+beforeAll(async () => {
+  bed = await createSigstoreTestbed();
+  dir = await makeTempDir('pipeline-keyless');
+  cacheDir = join(dir, 'cache');
+  server = await startGitServer();
+  repo = await createRepo();
+  const key = await generateSshKey(dir, 'ed25519', 'release@example.com');
+  ssh = { format: 'ssh', key };
+  keyed = makeKeyedSigner('ci-release-key');
+  url = server.serve('apps', join(repo.dir, '.git'));
+  references.set('Secret/git-ca', { 'ca.crt': server.caPem });
+  references.set('ConfigMap/signers', {
+    allowed_signers: `${allowedSignersLine('release@example.com', key)}\n`,
+  });
+  references.set('ConfigMap/sigstore-root', { 'trusted_root.json': JSON.stringify(bed.trustedRoot) });
+  references.set('ConfigMap/provenance-keys', { 'ci-release-key': keyed.publicKeyPEM });
+
+  await writeFiles({ 'deploy/app.yaml': configMap('app', 'blue') });
+  commits.first = await repo.commit({ files: {}, sign: ssh });
+  await writeFiles({ 'deploy/app.yaml': configMap('app', 'green') });
+  commits.ssh = await repo.commit({ files: {}, sign: ssh });
+  await repo.git(['branch', 'ssh-head', commits.ssh]);
+  await writeFiles({ 'deploy/app.yaml': configMap('app', 'red') });
+  commits.gitsign = await gitsignCommit('keyless change\n');
+
+  await repo.git(['checkout', '-q', '-b', 'foreign', commits.ssh]);
+  await writeFiles({ 'deploy/app.yaml': configMap('app', 'black') });
+  commits.foreign = await gitsignCommit('someone else\n', {
+    subject: 'https://github.com/mallory/deploy/.github/workflows/release.yml@refs/heads/main',
+  });
+
+  await repo.git(['checkout', '-q', '-b', 'range-gap', commits.gitsign]);
+  await writeFiles({ 'deploy/app.yaml': configMap('app', 'white') });
+  commits.gap = await repo.commit({ files: {} });
+  await writeFiles({ 'deploy/app.yaml': configMap('app', 'grey') });
+  commits.gapHead = await gitsignCommit('after the gap\n');
+
+  // Provenance: CI renders prov/ (and prov-keyed/), computes the tree digest and commits a bundle with it.
+  await repo.git(['checkout', '-q', '-b', 'prov', commits.gitsign]);
+  const manifests = { 'app.yaml': configMap('app', 'teal'), 'nested/extra.yaml': configMap('extra', 'x') };
+  const digest = treeDigest(
+    Object.entries(manifests).map(([path, content]) => ({ path, content: Buffer.from(content) })),
+  );
+  const messageBundle = await makeMessageBundle(bed, Buffer.from(digest.digest));
+  const statement = slsaStatement({ treeDigestHex: digest.sha256, repository: url }) as {
+    predicate: { buildDefinition: { resolvedDependencies?: unknown } };
+  };
+  // The bundle travels in the commit it describes, so it cannot name that commit: a repository-only claim.
+  delete statement.predicate.buildDefinition.resolvedDependencies;
+  const dsseBundle = await makeKeyedDsseBundle(bed, keyed, statement);
+  await writeFiles({
+    ...Object.fromEntries(Object.entries(manifests).map(([path, content]) => [`prov/${path}`, content])),
+    'prov/.signet/provenance.sigstore.json': JSON.stringify(messageBundle),
+    ...Object.fromEntries(
+      Object.entries(manifests).map(([path, content]) => [`prov-keyed/${path}`, content]),
+    ),
+    'prov-keyed/.signet/provenance.sigstore.json': JSON.stringify(dsseBundle),
+  });
+  commits.prov = await gitsignCommit('manifests with provenance\n');
+  await repo.git(['checkout', '-q', '-b', 'prov-tampered', commits.prov]);
+  await writeFiles({
+    'prov/app.yaml': configMap('app', 'red-alert'),
+    'prov-keyed/nested/extra.yaml': configMap('extra', 'y'),
+  });
+  commits.tampered = await repo.commit({ files: {}, sign: ssh });
+  await repo.git(['checkout', '-q', 'main']);
+}, 120_000);
+
+afterAll(async () => {
+  await server?.close();
+  await repo?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('keyless and SSH signers in one policy, HEAD mode', () => {
+  it('verifies a gitsign HEAD against the trusted root from trustedRootRef', async () => {
+    const result = await run(policy({ branch: 'main' }));
+    if (!result.ok) throw new Error(`${result.reason}: ${result.message}`);
+    expect(result.revision).toBe(`main@sha1:${commits.gitsign}`);
+    expect(result.evidence.signer).toMatchObject({
+      type: 'x509',
+      identity: DEFAULT_SUBJECT,
+      issuer: OIDC_ISSUER,
+    });
+    expect(result.signer).toBe(`gitsign ${DEFAULT_SUBJECT} (${OIDC_ISSUER})`);
+    expect(result.files.files.map((f) => f.path)).toContain('deploy/app.yaml');
+  });
+
+  it('verifies an SSH-signed HEAD through the same policy', async () => {
+    const result = await run(policy({ branch: 'ssh-head' }));
+    if (!result.ok) throw new Error(`${result.reason}: ${result.message}`);
+    expect(result.evidence.signer).toMatchObject({ type: 'ssh', principal: 'release@example.com' });
+  });
+
+  it('rejects a gitsign commit from an identity the policy does not name', async () => {
+    const result = await run(policy({ branch: 'foreign' }));
+    expect(result).toMatchObject({ ok: false, stage: 'verify', reason: 'UntrustedSigner' });
+    expect(result.ok ? '' : result.message).toContain('mallory/deploy');
+    expect(result.ok ? '' : result.message).toContain('is not an allowed identity');
+  });
+
+  it('rejects the test bed commit when no trustedRootRef is set (the pinned public-good root does not know it)', async () => {
+    const result = await run(policy({ branch: 'main', trustedRootRef: false }));
+    expect(result).toMatchObject({ ok: false, stage: 'verify', reason: 'UntrustedSigner' });
+    expect(result.ok ? '' : result.message).toContain('does not chain to a trusted Fulcio CA');
+  });
+
+  it('a gitsign commit is refused when the policy has no keyless identity even though an SSH signer is set', async () => {
+    const sshOnly = parseGitRepository({
+      apiVersion: 'signet.dev/v1alpha1',
+      kind: 'GitRepository',
+      metadata: { name: 'apps', namespace: 'team-a' },
+      spec: {
+        url,
+        ref: { branch: 'main' },
+        secretRef: { name: 'git-ca' },
+        verify: { signersRef: { kind: 'ConfigMap', name: 'signers' } },
+      },
+    });
+    const result = await run(sshOnly);
+    expect(result).toMatchObject({ ok: false, reason: 'UntrustedSigner' });
+    expect(result.ok ? '' : result.message).toContain('no keyless verification is configured');
+  });
+});
+
+describe('keyless and SSH signers in one policy, Range mode', () => {
+  it('verifies a range holding an SSH commit and a gitsign commit', async () => {
+    const result = await run(policy({ branch: 'main', mode: 'Range' }), commits.first);
+    if (!result.ok) throw new Error(`${result.reason}: ${result.message}`);
+    expect(result.evidence).toMatchObject({ mode: 'Range', commit: commits.gitsign, commitsVerified: 2 });
+  });
+
+  it('rejects a range with an unsigned commit between two signed ones, naming it', async () => {
+    const result = await run(policy({ branch: 'range-gap', mode: 'Range' }), commits.first);
+    expect(result).toMatchObject({ ok: false, stage: 'verify', reason: 'Unsigned' });
+    expect(result.ok ? '' : result.message).toContain((commits.gap ?? '').slice(0, 12));
+  });
+
+  it('rejects a rollback to an ancestor of the last applied commit', async () => {
+    const result = await run(policy({ branch: 'ssh-head', mode: 'Range' }), commits.gitsign);
+    expect(result).toMatchObject({ ok: false, reason: 'RollbackRejected' });
+  });
+});
+
+describe('provenance bundles through the pipeline', () => {
+  it('accepts a keyless message-signature bundle over the tree digest', async () => {
+    const result = await run(policy({ branch: 'prov', path: 'prov', provenance: { keyless: [identity] } }));
+    if (!result.ok) throw new Error(`${result.reason}: ${result.message}`);
+    expect(result.files.files.map((f) => f.path).sort()).toEqual([
+      '.signet/provenance.sigstore.json',
+      'app.yaml',
+      'nested/extra.yaml',
+    ]);
+  });
+
+  it('accepts a keyed DSSE SLSA bundle (keysRef) in Range mode', async () => {
+    const result = await run(
+      policy({
+        branch: 'prov',
+        mode: 'Range',
+        path: 'prov-keyed',
+        provenance: { keysRef: { kind: 'ConfigMap', name: 'provenance-keys' } },
+      }),
+      commits.gitsign,
+    );
+    if (!result.ok) throw new Error(`${result.reason}: ${result.message}`);
+    expect(result.evidence).toMatchObject({ mode: 'Range', commitsVerified: 1 });
+  });
+
+  it('rejects with ProvenanceFailed when the tree changed after the bundle was made', async () => {
+    const keyless = await run(
+      policy({ branch: 'prov-tampered', path: 'prov', provenance: { keyless: [identity] } }),
+    );
+    expect(keyless).toMatchObject({ ok: false, stage: 'verify', reason: 'ProvenanceFailed' });
+    expect(keyless.ok ? '' : keyless.message).toContain('different artifact');
+    const keyedResult = await run(
+      policy({
+        branch: 'prov-tampered',
+        path: 'prov-keyed',
+        provenance: { keysRef: { kind: 'ConfigMap', name: 'provenance-keys' } },
+      }),
+    );
+    expect(keyedResult).toMatchObject({ ok: false, stage: 'verify', reason: 'ProvenanceFailed' });
+    expect(keyedResult.ok ? '' : keyedResult.message).toContain('no subject of the provenance statement');
+  });
+
+  it('rejects a bundle signed by an identity the provenance policy does not name', async () => {
+    const result = await run(
+      policy({
+        branch: 'prov',
+        path: 'prov',
+        provenance: {
+          keyless: [
+            {
+              issuer: OIDC_ISSUER,
+              subject: 'https://github.com/other/x/.github/workflows/a.yml@refs/heads/main',
+            },
+          ],
+        },
+      }),
+    );
+    expect(result).toMatchObject({ ok: false, reason: 'ProvenanceFailed' });
+  });
+});
