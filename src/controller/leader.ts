@@ -42,6 +42,14 @@ export interface LeaderElectionOptions {
 
 export const defaultLeaseTimings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
 
+/**
+ * A Lease's acquireTime/renewTime are metav1.MicroTime: RFC 3339 with exactly six fractional
+ * digits. The API server rejects (400) the three digits of Date#toISOString.
+ */
+export function microTime(date: Date): string {
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
 /** Pure: may `identity` take or keep this lease at `now`? */
 export function canAcquire(lease: LeaseRecord | undefined, identity: string, now: Date): boolean {
   if (lease === undefined || !lease.holderIdentity) return true;
@@ -109,11 +117,11 @@ export class LeaderElector {
     const record: LeaseRecord = {
       holderIdentity: identity,
       leaseDurationSeconds: Math.ceil(leaseDurationMs / 1_000),
-      renewTime: now.toISOString(),
+      renewTime: microTime(now),
       acquireTime:
         stored?.spec.holderIdentity === identity && stored.spec.acquireTime
           ? stored.spec.acquireTime
-          : now.toISOString(),
+          : microTime(now),
       leaseTransitions:
         (stored?.spec.leaseTransitions ?? 0) + (stored && stored.spec.holderIdentity !== identity ? 1 : 0),
     };
@@ -127,7 +135,7 @@ export class LeaderElector {
     const stored = await this.#options.store.get(signal);
     if (stored?.spec.holderIdentity !== this.#options.identity) return;
     await this.#options.store.update(
-      { ...stored.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: new Date().toISOString() },
+      { ...stored.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(new Date()) },
       stored.resourceVersion,
       signal,
     );
