@@ -82,6 +82,24 @@ async function whoAmI(client: KubeClient, signal: AbortSignal): Promise<string> 
   return username;
 }
 
+/** `<action> lease <ns>/<name>: HTTP <status>: <the API server's message>` (the message says what was wrong). */
+function leaseError(
+  action: string,
+  namespace: string,
+  name: string,
+  response: { status: number; body: string },
+) {
+  let message = '';
+  try {
+    message = String((JSON.parse(response.body) as { message?: unknown }).message ?? '');
+  } catch {
+    message = response.body.slice(0, 200);
+  }
+  return new Error(
+    `${action} lease ${namespace}/${name}: HTTP ${response.status}${message === '' ? '' : `: ${message}`}`,
+  );
+}
+
 function leaseStore(client: KubeClient, namespace: string, name: string): LeaseStore {
   const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
   return {
@@ -93,7 +111,7 @@ function leaseStore(client: KubeClient, namespace: string, name: string): LeaseS
         timeoutMs: 5_000,
       });
       if (response.status === 404) return undefined;
-      if (response.status >= 300) throw new Error(`reading lease: HTTP ${response.status}`);
+      if (response.status >= 300) throw leaseError('reading', namespace, name, response);
       const lease = JSON.parse(response.body) as {
         spec?: LeaseRecord;
         metadata: { resourceVersion: string };
@@ -115,7 +133,7 @@ function leaseStore(client: KubeClient, namespace: string, name: string): LeaseS
         timeoutMs: 5_000,
       });
       if (response.status === 409) return false;
-      if (response.status >= 300) throw new Error(`creating lease: HTTP ${response.status}`);
+      if (response.status >= 300) throw leaseError('creating', namespace, name, response);
       return true;
     },
     async update(spec, resourceVersion, signal) {
@@ -133,7 +151,7 @@ function leaseStore(client: KubeClient, namespace: string, name: string): LeaseS
         timeoutMs: 5_000,
       });
       if (response.status === 409) return false;
-      if (response.status >= 300) throw new Error(`updating lease: HTTP ${response.status}`);
+      if (response.status >= 300) throw leaseError('updating', namespace, name, response);
       return true;
     },
   };
