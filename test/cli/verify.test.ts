@@ -274,6 +274,8 @@ describe('signet verify: bad input exits 2', () => {
   it('a reference missing from the file with no cluster to read it from', async () => {
     const result = await runSignet(['verify', '-f', await policy('no-signers', { signers: 'absent' })]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/ConfigMap signers is not in the file and could not be read from the cluster/);
+    expect(result.stderr).toMatch(
+      /ConfigMap signers is not in the file and could not be read from the cluster/,
+    );
   });
 });

@@ -1,0 +1,135 @@
+// `signet diff -f` against a real API server, as a CI job runs it (a child process with a kubeconfig):
+// planned creates before anything is applied (and nothing applied by the diff), "no changes" once the
+// operator applied the revision, a planned update for a new signed commit, and a revision that fails
+// verification planned not at all (exit 2).
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KubeClient } from '../src/kube/client.ts';
+import { configMapObject, runSignet, secretObject, yamlDocuments } from '../test/cli/support.ts';
+import { makeTempDir } from '../test/support/git-fixtures.ts';
+import { kubeconfigPath, waitFor } from './support/kube.ts';
+import { useTestNamespace } from './support/namespace.ts';
+import {
+  adminClient,
+  configMapYaml,
+  createSignedRepo,
+  installCrd,
+  repoStatus,
+  type SignedRepo,
+  startTestOperator,
+} from './support/signet.ts';
+
+const ns = useTestNamespace('signet-cli');
+let admin: KubeClient;
+let signed: SignedRepo;
+let policyPath: string;
+let operator: Awaited<ReturnType<typeof startTestOperator>> | undefined;
+
+const gitRepository = () => ({
+  apiVersion: 'signet.dev/v1alpha1',
+  kind: 'GitRepository',
+  metadata: { name: 'apps', namespace: ns.name },
+  spec: {
+    url: signed.url,
+    ref: { branch: 'main' },
+    interval: '1h',
+    path: './deploy',
+    secretRef: { name: 'git-ca' },
+    verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
+  },
+});
+
+function diff() {
+  return runSignet(['diff', '-f', policyPath, '--kubeconfig', kubeconfigPath()], { timeoutMs: 90_000 });
+}
+
+beforeAll(async () => {
+  admin = await adminClient();
+  await installCrd(admin);
+  signed = await createSignedRepo();
+  await signed.commit({
+    'deploy/app.yaml': configMapYaml('app', { color: 'blue' }),
+    'deploy/extra.yaml': configMapYaml('extra', { keep: 'yes' }),
+  });
+  policyPath = join(await makeTempDir('e2e-cli'), 'apps.yaml');
+  // The same objects as the cluster will hold: the file is what the CI job checks in.
+  const secret = secretObject('git-ca', { 'ca.crt': signed.server.caPem });
+  const signers = configMapObject('signers', { allowed_signers: signed.allowedSigners });
+  await writeFile(policyPath, yamlDocuments([gitRepository(), secret, signers]));
+  for (const object of [secret, signers]) {
+    await admin.create({
+      ...object,
+      metadata: { ...(object.metadata as Record<string, unknown>), namespace: ns.name },
+    } as never);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await operator?.stop();
+  await signed?.close();
+  await admin?.close();
+});
+
+const configMap = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', name, namespace: ns.name });
+
+describe('signet diff against a real API server', () => {
+  it('plans creates before anything is applied, exit 1, and applies nothing', async () => {
+    const head = await signed.repo.git(['rev-parse', 'HEAD']);
+    const result = await diff();
+    expect(result.stderr).toBe('');
+    expect(result.lines).toEqual([
+      expect.stringMatching(new RegExp(`^revision main@sha1:${head} verified, signed by ssh key SHA256:`)),
+      `create  ConfigMap/${ns.name}/app`,
+      `create  ConfigMap/${ns.name}/extra`,
+      '2 change(s)',
+    ]);
+    expect(result.code).toBe(1);
+    expect(await admin.get(configMap('app'))).toBeUndefined();
+    expect(await admin.get(configMap('extra'))).toBeUndefined();
+  });
+
+  it('says "no changes" (exit 0) once the operator applied the revision', async () => {
+    const head = await signed.repo.git(['rev-parse', 'HEAD']);
+    operator = await startTestOperator();
+    await admin.apply(gitRepository() as never, { fieldManager: 'e2e' });
+    await waitFor(
+      async () => (await repoStatus(admin, ns.name, 'apps')).lastAppliedRevision === `main@sha1:${head}`,
+      { timeoutMs: 60_000, description: 'the operator to apply the signed revision' },
+    );
+    await operator.stop();
+    operator = undefined;
+    const result = await diff();
+    expect(result.lines).toEqual([expect.stringMatching(/^revision main@sha1:\S+ verified/), 'no changes']);
+    expect(result.code).toBe(0);
+  });
+
+  it('plans an update and a prune for a new signed commit', async () => {
+    await signed.commit({
+      'deploy/app.yaml': configMapYaml('app', { color: 'green' }),
+      'deploy/extra.yaml': null,
+    });
+    const result = await diff();
+    expect(result.lines.slice(1)).toEqual([
+      `update  ConfigMap/${ns.name}/app (fields-differ)`,
+      `prune   ConfigMap/${ns.name}/extra`,
+      '2 change(s)',
+    ]);
+    expect(result.code).toBe(1);
+    expect((await admin.get(configMap('app')))?.data).toEqual({ color: 'blue' });
+    expect(await admin.get(configMap('extra'))).toBeDefined();
+  });
+
+  it('exits 2 and plans nothing for a revision that fails verification', async () => {
+    const unsigned = await signed.commit(
+      { 'deploy/app.yaml': configMapYaml('app', { color: 'mallory' }) },
+      { unsigned: true },
+    );
+    const result = await diff();
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('Unsigned');
+    expect(result.stderr).toContain(unsigned.slice(0, 12));
+    expect((await admin.get(configMap('app')))?.data).toEqual({ color: 'blue' });
+  });
+});
