@@ -45,12 +45,23 @@ export interface OperatorProcess {
 export function startOperatorProcess(
   command: string,
   args: readonly string[],
-  options: { env?: Record<string, string>; signal?: AbortSignal; logPath?: string } = {},
+  options: {
+    env?: Record<string, string>;
+    /** Start from an empty environment (only `env`), as a container would. */
+    cleanEnv?: boolean;
+    cwd?: string;
+    uid?: number;
+    gid?: number;
+    signal?: AbortSignal;
+    logPath?: string;
+  } = {},
 ): OperatorProcess {
   const child = spawn(command, [...args], {
-    cwd: repoRoot,
+    cwd: options.cwd ?? repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, SIGNET_LOG_LEVEL: 'debug', ...options.env },
+    env: { ...(options.cleanEnv ? {} : process.env), SIGNET_LOG_LEVEL: 'debug', ...options.env },
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
     ...(options.signal === undefined ? {} : { signal: options.signal, killSignal: 'SIGKILL' }),
   });
   const lines: string[] = [];
