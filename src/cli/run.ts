@@ -17,6 +17,7 @@ Flags:
   --health-addr <host:port>         /healthz and /readyz (default :8081; "0" disables)
   --leader-elect                    elect a leader on a Lease before reconciling
   --lease-namespace <ns>            namespace of the Lease (default $POD_NAMESPACE or signet-system)
+  --lease-name <name>               name of the Lease (default signet-leader, signet-leader-<shard> with --shard)
   --shard <key>                     reconcile only GitRepositories labelled signet.dev/shard=<key>
                                     (without it: only those without the label)
   --default-service-account <name>  tenant mode: impersonate this ServiceAccount of the GitRepository's
@@ -24,6 +25,7 @@ Flags:
   --cluster-name <name>             cluster name in alerts (default "kubernetes")
   --cache-dir <dir>                 Git cache (default $SIGNET_CACHE_DIR or ~/.cache/signet/git)
   --max-objects <n>                 most objects one revision may hold (default 10000)
+  --alert-batch-window <ms>         Slack alerts of one GitRepository and kind batched this long (default 2000)
   -h, --help                        show this help
 `;
 
