@@ -375,7 +375,8 @@ export async function startOperator(
         leading = false;
         leadership.abort(new Error('leadership lost'));
         metrics.leader.set(0);
-        logger.warn({ identity }, 'lost leadership: stopped reconciling');
+        if (stopElection.signal.aborted) logger.info({ identity }, 'stepped down: releasing the lease');
+        else logger.warn({ identity }, 'lost leadership: stopped reconciling');
       },
       onError: (error) =>
         logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'leader election error'),
