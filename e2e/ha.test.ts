@@ -202,6 +202,14 @@ describe('two replicas with --leader-elect', () => {
     expect(appliedRepositories(first.logs)).toEqual([`${ns.name}/ha`]);
     expect(repositoriesTouched(second.logs)).toEqual([]);
     expect(second.logs.some((l) => l.msg === 'became leader')).toBe(false);
+    // The standby is ready too (its caches are synced), so a PodDisruptionBudget can evict either.
+    const standbyPorts = second.logs.find((l) => l.msg === 'signet operator running')?.ports as {
+      health: number;
+    };
+    const ready = await fetch(`http://127.0.0.1:${standbyPorts.health}/readyz`, {
+      signal: AbortSignal.timeout(5_000),
+    });
+    expect(ready.status).toBe(200);
   });
 
   it('a SIGKILLed leader (Lease not released) is replaced within the lease duration, and the new leader rolls out a new commit', async () => {
@@ -245,8 +253,10 @@ describe('two replicas with --leader-elect', () => {
   afterAll(async () => {
     const exit = await second.stop('SIGTERM');
     expect(exit).toEqual({ code: 0, signal: null });
-    // A graceful stop releases the Lease.
+    // A graceful stop releases the Lease, and says so without a warning.
     expect(await leaseHolder(leaseName)).toBe('');
+    expect(second.logs.map((l) => l.msg)).toContain('stepped down: releasing the lease');
+    expect(second.logs.map((l) => l.msg)).not.toContain('lost leadership: stopped reconciling');
   });
 });
 
