@@ -328,7 +328,25 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
           : shallow && (request.since === undefined || !(await hasObject(request.since)))
             ? unshallowDepth
             : undefined;
-      await fetchOnce(depth);
+      // An earlier revision is cached: fetch without `deepen`. isomorphic-git never asks for thin
+      // packs, and git upload-pack then answers a shallow `deepen` with the whole tree again (10,000
+      // objects for a one-file change); without `deepen` it sends only what our `have` lacks.
+      const lastFetched =
+        typeof request.depth === 'number'
+          ? await git.resolveRef({ fs, gitdir: dir, ref: lastFetchedRef }).catch(() => undefined)
+          : undefined;
+      if (lastFetched !== undefined && (await hasObject(lastFetched))) {
+        try {
+          await fetchOnce(undefined);
+        } catch (error) {
+          // Unrelated history (e.g. a force push of an orphan branch) can be far larger than the
+          // new tree: fall back to the shallow fetch the caller asked for.
+          if (!(error instanceof SourceError && error.code === 'TooLarge')) throw error;
+          await fetchOnce(depth);
+        }
+      } else {
+        await fetchOnce(depth);
+      }
     }
     if (!(await historyComplete())) await fetchOnce(unshallowDepth);
 
