@@ -11,6 +11,7 @@ import type { GitRef } from '../api/gitrepository.ts';
 import type { FetchedRepository, ResolvedRevision, SourcePort } from '../controller/ports.ts';
 import type { Logger } from '../util/logger.ts';
 import { SourceError } from './errors.ts';
+import { createReadOnlyFs } from './read-only-fs.ts';
 import { defaultMaxPackBytes, fetchRevision, pollRemote, selectSemverTag } from './remote.ts';
 import { BlobCache, defaultTreeLimits, openRepoReader, readTree, type TreeLimits } from './repo-reader.ts';
 
@@ -34,14 +35,15 @@ export function createRepoReader(
   blobs: BlobCache,
   limits: TreeLimits = defaultTreeLimits,
 ): FetchedRepository {
-  const reader = openRepoReader(gitdir);
-  const gitCache = {};
+  // One memoising read view and one pack cache per fetched state of the directory.
+  const view = { fs: createReadOnlyFs(), gitCache: {} };
+  const reader = openRepoReader(gitdir, view);
   return {
     readObject: reader.readObject,
     listRange: reader.listRange,
     isAncestor: reader.isAncestor,
     readTree: (commit, path, signal) =>
-      readTree(gitdir, commit, path, limits, { blobCache: blobs, signal, gitCache }),
+      readTree(gitdir, commit, path, limits, { ...view, blobCache: blobs, signal }),
   };
 }
 

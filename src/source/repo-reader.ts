@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import * as git from 'isomorphic-git';
 import { SourceError } from './errors.ts';
+import { createReadOnlyFs, type ReadOnlyFs } from './read-only-fs.ts';
 
 export type GitObjectType = 'commit' | 'tag' | 'tree' | 'blob';
 
@@ -106,7 +107,7 @@ const objectTypes = new Set<string>(['commit', 'tag', 'tree', 'blob']);
 const maxWalkCommits = 1_000_000;
 
 /** isomorphic-git's per-repository cache (pack indexes); one per open repository. */
-type GitCache = Record<string, unknown>;
+export type GitCache = Record<string, unknown>;
 
 /** Normalises a path inside the repository; undefined when absolute or containing `..`. */
 export function normaliseTreePath(path: string): string | undefined {
@@ -193,13 +194,17 @@ class DateQueue {
 }
 
 /** Opens a bare repository (or a `.git` directory) for verification reads. */
-export function openRepoReader(dir: string): RevisionReader {
-  const cache: GitCache = {};
+export function openRepoReader(
+  dir: string,
+  options: { fs?: ReadOnlyFs; gitCache?: GitCache } = {},
+): RevisionReader {
+  const cache: GitCache = options.gitCache ?? {};
+  const gfs = options.fs ?? createReadOnlyFs();
   const nodes = new Map<string, CommitNode>();
   let shallow: Promise<Set<string>> | undefined;
 
   const has = async (oid: string): Promise<boolean> =>
-    git.readObject({ fs, gitdir: dir, oid, format: 'deflated', cache }).then(
+    git.readObject({ fs: gfs, gitdir: dir, oid, format: 'deflated', cache }).then(
       () => true,
       () => false,
     );
@@ -209,7 +214,7 @@ export function openRepoReader(dir: string): RevisionReader {
     if (known !== undefined) return known;
     let parsed: Awaited<ReturnType<typeof git.readCommit>>;
     try {
-      parsed = await git.readCommit({ fs, gitdir: dir, oid, cache });
+      parsed = await git.readCommit({ fs: gfs, gitdir: dir, oid, cache });
     } catch (error) {
       throw new SourceError(
         'ShallowHistory',
@@ -240,7 +245,7 @@ export function openRepoReader(dir: string): RevisionReader {
       signal?.throwIfAborted();
       let result: Awaited<ReturnType<typeof git.readObject>>;
       try {
-        result = await git.readObject({ fs, gitdir: dir, oid, format: 'content', cache });
+        result = await git.readObject({ fs: gfs, gitdir: dir, oid, format: 'content', cache });
       } catch (error) {
         throw new SourceError('NotFound', `object ${oid} is not in the fetched repository`, { cause: error });
       }
@@ -350,6 +355,8 @@ export interface ReadTreeOptions {
   readonly signal?: AbortSignal;
   /** isomorphic-git cache object to share pack indexes between calls on the same repository. */
   readonly gitCache?: GitCache;
+  /** A memoising read view of the repository (see read-only-fs.ts), shared between calls. */
+  readonly fs?: ReadOnlyFs;
 }
 
 /** The files under `path` of `commit`: only the blobs under the path are read, each at most once. */
@@ -365,17 +372,18 @@ export async function readTree(
     throw new SourceError('InvalidPath', `spec.path "${path}" must be relative and must not contain ".."`);
   }
   const cache = options.gitCache ?? {};
+  const gfs = options.fs ?? createReadOnlyFs();
   const blobs = options.blobCache ?? sharedBlobCache;
   const signal = options.signal;
   let parsed: Awaited<ReturnType<typeof git.readCommit>>;
   try {
-    parsed = await git.readCommit({ fs, gitdir: dir, oid: commit, cache });
+    parsed = await git.readCommit({ fs: gfs, gitdir: dir, oid: commit, cache });
   } catch (error) {
     throw new SourceError('NotFound', `commit ${commit} is not in the fetched repository`, { cause: error });
   }
   let treeOid = parsed.commit.tree;
   for (const segment of normalised === '' ? [] : normalised.split('/')) {
-    const { tree } = await git.readTree({ fs, gitdir: dir, oid: treeOid, cache });
+    const { tree } = await git.readTree({ fs: gfs, gitdir: dir, oid: treeOid, cache });
     const entry = tree.find((e) => e.path === segment);
     if (entry === undefined || entry.type !== 'tree') {
       throw new SourceError(
@@ -400,13 +408,13 @@ export async function readTree(
   const blob = async (oid: string): Promise<Uint8Array> => {
     const cached = blobs.get(oid);
     if (cached !== undefined) return cached;
-    const content = (await git.readBlob({ fs, gitdir: dir, oid, cache })).blob;
+    const content = (await git.readBlob({ fs: gfs, gitdir: dir, oid, cache })).blob;
     blobs.set(oid, content);
     return content;
   };
   const walk = async (oid: string, prefix: string, depth: number): Promise<void> => {
     signal?.throwIfAborted();
-    const { tree } = await git.readTree({ fs, gitdir: dir, oid, cache });
+    const { tree } = await git.readTree({ fs: gfs, gitdir: dir, oid, cache });
     for (const entry of tree) {
       const relative = prefix === '' ? entry.path : `${prefix}/${entry.path}`;
       if (entry.type === 'tree') {
