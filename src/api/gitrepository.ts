@@ -4,6 +4,7 @@
  * defaulted, typed value. Every invalid field is collected and named in one SpecValidationError.
  * Keep in sync with crds/signet.dev_gitrepositories.yaml (test/api checks the enums and defaults).
  */
+import semver from 'semver';
 import { type AlertKind, alertKinds } from '../notify/alert.ts';
 import { durationPattern, parseDuration } from './duration.ts';
 
@@ -297,6 +298,9 @@ function parseRef(reader: Reader, value: unknown): GitRef {
   const text = reader.string(ref[key], `spec.ref.${key}`, { required: true, max: 255 }) ?? '';
   if (key === 'commit' && !/^[0-9a-f]{40}$/.test(text)) {
     reader.fail('spec.ref.commit', 'must be a full 40-character lowercase hex SHA-1');
+  }
+  if (key === 'semver' && text !== '' && semver.validRange(text) === null) {
+    reader.fail('spec.ref.semver', `"${text}" is not a valid semver range (e.g. ">=1.2.0 <2.0.0", "^1.2")`);
   }
   if ((key === 'branch' || key === 'tag') && (/\.\.|[\s~^:?*[\\]/.test(text) || text.startsWith('-'))) {
     reader.fail(`spec.ref.${key}`, `"${text}" is not a valid Git ref name`);

@@ -2,12 +2,13 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { setAbnormal, setCondition } from '../../src/api/conditions.ts';
-import { parseDuration } from '../../src/api/duration.ts';
+import { durationPattern, parseDuration } from '../../src/api/duration.ts';
 import {
   alertEventKinds,
   defaults,
   driftModes,
   parseGitRepository,
+  referenceKinds,
   SpecValidationError,
   verifyModes,
 } from '../../src/api/gitrepository.ts';
@@ -119,6 +120,42 @@ describe('parseGitRepository', () => {
     expect(spec.timeout.default).toBe(defaults.timeout);
     expect(spec.path.default).toBe(defaults.path);
     expect(spec.verify.properties.provenance.properties.bundlePath.default).toBe(defaults.bundlePath);
+    expect(spec.verify.properties.signersRef.properties.kind.enum).toEqual([...referenceKinds]);
+    expect(Object.keys(spec.ref.properties).sort()).toEqual(['branch', 'commit', 'semver', 'tag']);
+    for (const field of ['interval', 'timeout']) {
+      expect(spec[field].pattern).toBe(durationPattern);
+      expect(spec[field]['x-kubernetes-validations'][0].rule).toBe("duration(self) > duration('0s')");
+    }
+    expect(spec.prune.default).toBe(true);
+    expect(spec.force.default).toBe(false);
+    expect(spec.suspend.default).toBe(false);
+    expect(spec.insecure.default).toBe(false);
+    expect(spec.verify.properties.allowRollback.default).toBe(false);
+    const parsed = parseGitRepository(repo({}));
+    expect(parsed.spec.prune).toBe(true);
+    expect(parsed.spec.verify.allowRollback).toBe(false);
+  });
+
+  it('checks the semver range and names the field', () => {
+    expect(parseGitRepository(repo({ ref: { semver: '>=1.2.0 <2.0.0' } })).spec.ref).toEqual({
+      semver: '>=1.2.0 <2.0.0',
+    });
+    expect(fieldsOf(repo({ ref: { semver: 'not a range!' } }))).toEqual(['spec.ref.semver']);
+  });
+
+  it('says which ref fields clash, with the contract message', () => {
+    try {
+      parseGitRepository(repo({ ref: { branch: 'main', commit: 'a'.repeat(40) } }));
+      expect.unreachable();
+    } catch (error) {
+      expect(String(error)).toContain('spec.ref: exactly one of branch, tag, semver, commit must be set');
+    }
+    expect(fieldsOf(repo({ ref: {} }))).toEqual(['spec.ref']);
+    expect(fieldsOf(repo({ timeout: '0s' }))).toEqual(['spec.timeout']);
+    expect(parseGitRepository(repo({ interval: '1m30s', timeout: '1.5s' })).spec).toMatchObject({
+      intervalMs: 90_000,
+      timeoutMs: 1_500,
+    });
   });
 });
 
