@@ -319,6 +319,53 @@ describe('fetchRevision', () => {
     );
   });
 
+  it('reports a 500, a connection closed mid-pack and a corrupted pack as FetchFailed, then recovers', async () => {
+    const faults = [
+      { kind: 'status', status: 500 },
+      { kind: 'close-mid-pack' },
+      { kind: 'corrupt-pack' },
+    ] as const;
+    for (const [index, fault] of faults.entries()) {
+      server.setFault(fault);
+      try {
+        const error = await errorOf(
+          fetchRevision({
+            dir: cacheDirFor(cacheRoot, 'faults', `f${index}`),
+            remote: remote(),
+            ref: { branch: 'main' },
+            resolved: { commit: await repo.git(['rev-parse', 'HEAD']), refName: 'main' },
+            depth: 1,
+            signal: signal(),
+          }),
+        );
+        expect(error.code, fault.kind).toBe('FetchFailed');
+        expect(error.message).not.toMatch(/report.*bug/i);
+      } finally {
+        server.setFault(undefined);
+      }
+    }
+    // The same cache directories work once the server is healthy again.
+    for (const index of faults.keys()) {
+      const outcome = await fetchRevision({
+        dir: cacheDirFor(cacheRoot, 'faults', `f${index}`),
+        remote: remote(),
+        ref: { branch: 'main' },
+        resolved: await pollRemote(remote(), { branch: 'main' }, { signal: signal() }),
+        depth: 1,
+        signal: signal(),
+      });
+      expect(outcome.fetched).toBe(true);
+    }
+  });
+
+  it('never puts credentials from the URL into a message', async () => {
+    const withUserinfo = url.replace('https://', 'https://bob:hunter2@');
+    const error = await errorOf(
+      pollRemote(remote({ url: withUserinfo, credentials: {} }), { branch: 'main' }, { signal: signal() }),
+    );
+    expect(error.message).not.toMatch(/bob|hunter2/);
+  });
+
   it('refuses a repository over the size bound with TooLarge', async () => {
     const error = await errorOf(fetchInto('too-large', { branch: 'main' }, { maxResponseBytes: 4_096 }));
     expect(error.code).toBe('TooLarge');
