@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RemoteSpec, SourcePort } from '../src/controller/ports.ts';
 import { BlobCache, createGitSource, createRepoReader } from '../src/source/git-source.ts';
+import { openPackStore, type PackStore } from '../src/source/pack-store.ts';
 import { createLogger } from '../src/util/logger.ts';
 import { makeTempDir, runCommand } from '../test/support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../test/support/git-server.ts';
@@ -51,6 +52,10 @@ export interface GitBenchResult {
     readonly readTreeMs: number;
     readonly filesRead: number;
     readonly requests: number;
+    /** The same tree (walk + every blob) read through src/source/pack-store.ts (native zlib). */
+    readonly packStoreReadTreeMs: number;
+    /** resolve + fetch + pack-store read vs the git baseline. */
+    readonly ratioWithPackStore: number;
   };
   readonly incremental: Comparison & { readonly requests: number };
   readonly subPath: {
@@ -169,6 +174,31 @@ export async function commitChange(
   return paths;
 }
 
+/** Every file under the tree `treeOid` read through the pack store (what readTree does, on native zlib). */
+function readTreeFromPacks(
+  store: PackStore,
+  treeOid: string,
+  prefix = '',
+): { path: string; bytes: number }[] {
+  const tree = store.read(treeOid);
+  if (tree?.type !== 'tree') throw new Error(`tree ${treeOid} is not in the packs`);
+  const files: { path: string; bytes: number }[] = [];
+  const raw = Buffer.from(tree.content);
+  let position = 0;
+  while (position < raw.length) {
+    const space = raw.indexOf(0x20, position);
+    const nul = raw.indexOf(0, space);
+    const mode = raw.toString('latin1', position, space);
+    const name = raw.toString('utf8', space + 1, nul);
+    const oid = raw.toString('hex', nul + 1, nul + 21);
+    position = nul + 21;
+    const path = prefix === '' ? name : `${prefix}/${name}`;
+    if (mode === '40000') files.push(...readTreeFromPacks(store, oid, path));
+    else if (mode.startsWith('10')) files.push({ path, bytes: store.read(oid)?.content.length ?? -1 });
+  }
+  return files;
+}
+
 function vmHwmMiB(): number {
   try {
     const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
@@ -232,6 +262,7 @@ export async function runGitBench(options: GitBenchOptions = {}): Promise<GitBen
     const cloneMs: number[] = [];
     const fetchMs: number[] = [];
     const readTreeMs: number[] = [];
+    const packStoreMs: number[] = [];
     const gitCloneMs: number[] = [];
     let filesRead = 0;
     let cloneRequests = 0;
@@ -247,6 +278,14 @@ export async function runGitBench(options: GitBenchOptions = {}): Promise<GitBen
       );
       const tree = await timed(() => fetched.value.readTree(resolved.commit, '', signal()));
       cloneMs.push(performance.now() - started);
+      const packRead = await timed(async () => {
+        const store = await openPackStore(join(cacheDir, 'bench', 'first'));
+        const commit = store.read(resolved.commit);
+        const treeOid = /^tree ([0-9a-f]{40})/.exec(Buffer.from(commit?.content ?? []).toString())?.[1] ?? '';
+        return readTreeFromPacks(store, treeOid);
+      });
+      if (packRead.value.length !== files) throw new Error(`pack store read ${packRead.value.length} files`);
+      packStoreMs.push(packRead.ms);
       fetchMs.push(fetched.ms);
       readTreeMs.push(tree.ms);
       filesRead = tree.value.files.length;
@@ -321,7 +360,8 @@ export async function runGitBench(options: GitBenchOptions = {}): Promise<GitBen
     }
 
     // (d, second half) the next revision reads only its changed blobs
-    const secondSub = await subReader.readTree(next, subPath, signal());
+    // A reader is opened per fetch (as createGitSource does); the blob cache is what carries over.
+    const secondSub = await createRepoReader(gitdir, subBlobs).readTree(next, subPath, signal());
     const blobMissesNextRevision = subBlobs.misses - blobMissesFirstRead;
     await createRepoReader(gitdir, wholeBlobs).readTree(next, '', signal());
     const blobMissesWholeTreeNextRevision = wholeBlobs.misses - wholeMissesFirst;
@@ -350,6 +390,8 @@ export async function runGitBench(options: GitBenchOptions = {}): Promise<GitBen
         readTreeMs: median(readTreeMs),
         filesRead,
         requests: cloneRequests,
+        packStoreReadTreeMs: median(packStoreMs),
+        ratioWithPackStore: (median(cloneMs) - median(readTreeMs) + median(packStoreMs)) / gitCloneMedian,
       },
       incremental: {
         signetMs: incremental,
@@ -394,6 +436,7 @@ export function describeGitBench(r: GitBenchResult): string[] {
     `git bench: ${r.files} files, pack ${f(r.packBytes / 1024, 0)} KiB, node ${r.node}`,
     `(a) no-op poll: ${r.poll.requestsPerPoll} request(s), ${f(r.poll.signetMs)} ms vs git ls-remote ${f(r.poll.gitMs)} ms = ${f(r.poll.ratio, 2)}×`,
     `(b) first clone + read all: ${f(r.firstClone.signetMs)} ms (fetch ${f(r.firstClone.fetchMs)}, readTree ${f(r.firstClone.readTreeMs)}, ${r.firstClone.requests} requests) vs git clone --depth 1 + archive ${f(r.firstClone.gitMs)} ms = ${f(r.firstClone.ratio, 2)}× (target ≤ 3×)`,
+    `(b') the same tree read through src/source/pack-store.ts (native zlib, not wired into readTree): ${f(r.firstClone.packStoreReadTreeMs)} ms; clone with it ≈ ${f(r.firstClone.ratioWithPackStore, 2)}× git`,
     `(c) incremental one commit: ${f(r.incremental.signetMs)} ms (${r.incremental.requests} requests) vs git fetch ${f(r.incremental.gitMs)} ms = ${f(r.incremental.ratio, 2)}× (target ≤ 2×)`,
     `(d) sub-path ${r.subPath.path}: ${r.subPath.filesUnderPath} files, ${r.subPath.blobMissesFirstRead} blob reads; next revision ${r.subPath.blobMissesNextRevision} blob reads for ${r.subPath.changedBlobsUnderPath} changed; whole tree next revision ${r.subPath.blobMissesWholeTreeNextRevision} reads for ${r.subPath.changedBlobsWholeTree} changed`,
     `(e) RSS: baseline ${f(r.memory.baselineRssMiB)} MiB, sampled peak ${f(r.memory.peakRssMiB)} MiB, VmHWM ${f(r.memory.vmHwmMiB)} MiB`,
