@@ -71,13 +71,18 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         ...(options.signal === undefined ? [] : [options.signal]),
       ]);
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+      const where = `${method} ${safeUrl(req.url)}`;
       return new Promise<GitHttpResponse>((resolve, reject) => {
-        let settled = false;
+        // `headersDone`: the promise is settled; later failures surface from the body iterator.
+        let headersDone = false;
+        let bodyError: SourceError | undefined;
+        const cleanup = () => signal.removeEventListener('abort', onAbort);
         const fail = (error: SourceError) => {
-          if (settled) return;
-          settled = true;
-          signal.removeEventListener('abort', onAbort);
+          bodyError ??= error;
           outgoing.destroy();
+          if (headersDone) return;
+          headersDone = true;
+          cleanup();
           reject(error);
         };
         const onAbort = () => {
@@ -90,86 +95,104 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
             timedOut
               ? new SourceError(
                   'Timeout',
-                  `${method} ${safeUrl(req.url)}: no complete answer within ${options.timeoutMs} ms (spec.timeout)`,
+                  `${where}: no complete answer within ${options.timeoutMs} ms (spec.timeout)`,
                 )
-              : new SourceError('Aborted', `${method} ${safeUrl(req.url)}: aborted`),
+              : new SourceError('Aborted', `${where}: aborted`),
           );
         };
+        const tooLarge = (detail: string) =>
+          new SourceError(
+            'TooLarge',
+            `${where}: ${detail}, over the ${options.maxResponseBytes}-byte bound; the repository is over the size bound`,
+          );
         const outgoing = send(
           url,
           { method, headers, ...(ca === undefined ? {} : { ca }), rejectUnauthorized: true },
           (response) => {
-            const chunks: Buffer[] = [];
-            let size = 0;
             const announced = Number(response.headers['content-length'] ?? Number.NaN);
             if (announced > options.maxResponseBytes) {
-              response.destroy();
-              fail(
-                new SourceError(
-                  'TooLarge',
-                  `${method} ${safeUrl(req.url)}: the server announced ${announced} bytes, over the ${options.maxResponseBytes}-byte bound; the repository is over the size bound`,
-                ),
-              );
+              fail(tooLarge(`the server announced ${announced} bytes`));
               return;
             }
-            response.on('data', (chunk: Buffer) => {
-              size += chunk.length;
-              if (size > options.maxResponseBytes) {
-                response.destroy();
-                fail(
-                  new SourceError(
-                    'TooLarge',
-                    `${method} ${safeUrl(req.url)}: response larger than the ${options.maxResponseBytes}-byte bound; the repository is over the size bound`,
-                  ),
-                );
-                return;
-              }
-              chunks.push(chunk);
-            });
-            response.on('error', (error) =>
-              fail(
-                new SourceError('FetchFailed', `${method} ${safeUrl(req.url)}: ${error.message}`, {
-                  cause: error,
-                }),
-              ),
-            );
-            response.on('end', () => {
-              if (settled) return;
-              if (!response.complete) {
-                fail(
+            const status = response.statusCode ?? 0;
+            const flatHeaders: Record<string, string> = {};
+            for (const [k, v] of Object.entries(response.headers)) {
+              if (typeof v === 'string') flatHeaders[k] = v;
+              else if (Array.isArray(v)) flatHeaders[k] = v.join(', ');
+            }
+            if (status >= 300) {
+              // Error answers are small and isomorphic-git may never read them: read them here (the
+              // first 64 KiB kept) so the connection is released now, not at the timeout.
+              const kept: Buffer[] = [];
+              let size = 0;
+              response.on('data', (chunk: Buffer) => {
+                if (size < 65_536) kept.push(chunk);
+                size += chunk.length;
+              });
+              response.on('error', (error) =>
+                fail(new SourceError('FetchFailed', `${where}: ${error.message}`, { cause: error })),
+              );
+              response.on('end', () => {
+                if (headersDone) return;
+                headersDone = true;
+                cleanup();
+                const data = Buffer.concat(kept).subarray(0, 65_536);
+                resolve({
+                  url: req.url,
+                  method,
+                  statusCode: status,
+                  statusMessage: response.statusMessage ?? '',
+                  headers: flatHeaders,
+                  body: (async function* () {
+                    yield new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+                  })(),
+                });
+              });
+              return;
+            }
+            // The body streams (isomorphic-git collects the pack once; buffering here too would
+            // double the memory of a fetch), bounded, and a truncated or aborted body throws.
+            const body = async function* (): AsyncGenerator<Uint8Array> {
+              let size = 0;
+              try {
+                for await (const chunk of response as AsyncIterable<Buffer>) {
+                  size += chunk.length;
+                  if (size > options.maxResponseBytes) throw tooLarge('the response is larger');
+                  yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+                }
+              } catch (error) {
+                if (error instanceof SourceError) bodyError ??= error;
+                throw (
+                  bodyError ??
                   new SourceError(
                     'FetchFailed',
-                    `${method} ${safeUrl(req.url)}: connection closed mid-response`,
-                  ),
+                    `${where}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+                    { cause: error },
+                  )
                 );
-                return;
+              } finally {
+                cleanup();
+                response.destroy();
               }
-              settled = true;
-              signal.removeEventListener('abort', onAbort);
-              const status = response.statusCode ?? 0;
-              const flatHeaders: Record<string, string> = {};
-              for (const [k, v] of Object.entries(response.headers)) {
-                if (typeof v === 'string') flatHeaders[k] = v;
-                else if (Array.isArray(v)) flatHeaders[k] = v.join(', ');
+              if (bodyError !== undefined) throw bodyError;
+              if (!response.complete) {
+                throw new SourceError('FetchFailed', `${where}: the connection closed mid-response`);
               }
-              const data = Buffer.concat(chunks);
-              resolve({
-                url: req.url,
-                method,
-                statusCode: status,
-                statusMessage: response.statusMessage ?? '',
-                headers: flatHeaders,
-                body: (async function* () {
-                  yield new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-                })(),
-              });
+            };
+            headersDone = true;
+            resolve({
+              url: req.url,
+              method,
+              statusCode: status,
+              statusMessage: response.statusMessage ?? '',
+              headers: flatHeaders,
+              body: body(),
             });
           },
         );
         signal.addEventListener('abort', onAbort, { once: true });
         if (signal.aborted) onAbort();
         outgoing.on('error', (error: NodeJS.ErrnoException) => {
-          if (settled) return;
           const code = error.code ?? '';
           if (tlsErrorCodes.has(code)) {
             fail(
@@ -180,11 +203,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
               ),
             );
           } else {
-            fail(
-              new SourceError('FetchFailed', `${method} ${safeUrl(req.url)}: ${code || error.message}`, {
-                cause: error,
-              }),
-            );
+            fail(new SourceError('FetchFailed', `${where}: ${code || error.message}`, { cause: error }));
           }
         });
         outgoing.end(body);

@@ -339,6 +339,11 @@ describe('fetchRevision', () => {
           }),
         );
         expect(error.code, fault.kind).toBe('FetchFailed');
+        expect(error.message).toMatch(
+          [/answered 500/, /git-upload-pack: ECONNRESET/, /could not be decoded \(corrupt or truncated\)/][
+            index
+          ] as RegExp,
+        );
         expect(error.message).not.toMatch(/report.*bug/i);
       } finally {
         server.setFault(undefined);
@@ -355,6 +360,28 @@ describe('fetchRevision', () => {
         signal: signal(),
       });
       expect(outcome.fetched).toBe(true);
+    }
+  });
+
+  it('times out a pack that stops halfway (the body streams under the same deadline)', async () => {
+    server.setFault({ kind: 'stall-mid-pack' });
+    try {
+      const started = Date.now();
+      const error = await errorOf(
+        fetchRevision({
+          dir: cacheDirFor(cacheRoot, 'faults', 'stall'),
+          remote: remote({ timeoutMs: 1_000 }),
+          ref: { branch: 'main' },
+          resolved: { commit: await repo.git(['rev-parse', 'HEAD']), refName: 'main' },
+          depth: 1,
+          signal: signal(),
+        }),
+      );
+      expect(error.code).toBe('Timeout');
+      expect(error.message).toMatch(/git-upload-pack: no complete answer within 1000 ms/);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      server.setFault(undefined);
     }
   });
 

@@ -22,6 +22,8 @@ export type GitServerFault =
   | { readonly kind: 'status'; readonly status: number }
   | { readonly kind: 'hang' }
   | { readonly kind: 'close-mid-pack' }
+  /** Sends half of the pack, then nothing more (the connection stays open). */
+  | { readonly kind: 'stall-mid-pack' }
   | { readonly kind: 'corrupt-pack' };
 
 export interface GitServerOptions {
@@ -198,6 +200,11 @@ export async function startGitServer(options: GitServerOptions = {}): Promise<Gi
         body = Buffer.from(body);
         for (let i = Math.floor(body.length / 2); i < body.length - 8; i += 97)
           body[i] = (body[i] ?? 0) ^ 0xff;
+      }
+      if (isPack && fault?.kind === 'stall-mid-pack') {
+        response.writeHead(status, { ...headers, 'content-length': String(body.length) });
+        response.write(body.subarray(0, Math.floor(body.length / 2)));
+        return;
       }
       if (isPack && fault?.kind === 'close-mid-pack') {
         response.writeHead(status, { ...headers, 'content-length': String(body.length) });
