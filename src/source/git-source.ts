@@ -11,6 +11,7 @@ import type { GitRef } from '../api/gitrepository.ts';
 import type { FetchedRepository, ResolvedRevision, SourcePort } from '../controller/ports.ts';
 import type { Logger } from '../util/logger.ts';
 import { SourceError } from './errors.ts';
+import { openPackStore, type PackStore } from './pack-store.ts';
 import { createReadOnlyFs } from './read-only-fs.ts';
 import { defaultMaxPackBytes, fetchRevision, pollRemote, selectSemverTag } from './remote.ts';
 import { BlobCache, defaultTreeLimits, openRepoReader, readTree, type TreeLimits } from './repo-reader.ts';
@@ -38,12 +39,21 @@ export function createRepoReader(
   // One memoising read view and one pack cache per fetched state of the directory.
   const view = { fs: createReadOnlyFs(), gitCache: {} };
   const reader = openRepoReader(gitdir, view);
+  // Opened on the first tree read, once per fetched state (a later fetch opens a new reader).
+  let packStore: Promise<PackStore> | undefined;
   return {
     readObject: reader.readObject,
     listRange: reader.listRange,
     isAncestor: reader.isAncestor,
-    readTree: (commit, path, signal) =>
-      readTree(gitdir, commit, path, limits, { ...view, blobCache: blobs, signal }),
+    async readTree(commit, path, signal) {
+      packStore ??= openPackStore(gitdir);
+      return readTree(gitdir, commit, path, limits, {
+        ...view,
+        blobCache: blobs,
+        signal,
+        packStore: await packStore,
+      });
+    },
   };
 }
 
