@@ -20,6 +20,7 @@ import * as git from 'isomorphic-git';
 import semver from 'semver';
 import type { GitRef } from '../api/gitrepository.ts';
 import { SourceError, safeUrl } from './errors.ts';
+import { installSyncSha1Digest } from './fast-sha1.ts';
 import { createHttpClient } from './http-client.ts';
 import { openRepoReader } from './repo-reader.ts';
 
@@ -300,6 +301,7 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
           : `refs/tags/${resolved.tagName ?? ('tag' in request.ref ? request.ref.tag : '')}`;
     const fetchOnce = async (depth: number | undefined) => {
       request.signal.throwIfAborted();
+      installSyncSha1Digest();
       try {
         await git.addRemote({ fs, gitdir: dir, remote: 'origin', url: remote.url, force: true });
         await git.fetch({
