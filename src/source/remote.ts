@@ -126,12 +126,14 @@ export function toSourceError(error: unknown, url: string): SourceError {
       { cause: error },
     );
   }
-  if (cause.code === 'InternalError') {
-    // isomorphic-git wraps pack decoding failures (zlib "incorrect data check", truncation) in a
-    // "please report this bug" text; the user needs to know the server's pack was unreadable.
+  if (cause.code === 'InternalError' || cause.code === 'ParseError') {
+    // isomorphic-git reports an unreadable answer either as a pkt-line ParseError (damaged framing)
+    // or, for pack decoding (zlib "incorrect data check", truncation), wrapped in a "please report
+    // this bug" InternalError; the user needs to know the server's pack was unreadable.
+    const detail = cause.code === 'ParseError' ? cause.message : cause.data?.message;
     return new SourceError(
       'FetchFailed',
-      `${safeUrl(url)}: the pack the Git server sent could not be decoded (corrupt or truncated): ${cause.data?.message ?? 'internal error'}`,
+      `${safeUrl(url)}: the pack the Git server sent could not be decoded (corrupt or truncated): ${detail ?? 'internal error'}`,
       { cause: error },
     );
   }
