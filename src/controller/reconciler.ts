@@ -50,6 +50,7 @@ import {
   readStatus,
   type StatusChange,
   statusChanged,
+  statusMergePatch,
 } from './status.ts';
 
 export interface ReconcilerOptions {
@@ -188,7 +189,7 @@ export class Reconciler {
         name: repo.metadata.name,
         namespace: repo.metadata.namespace,
       },
-      next as unknown as Record<string, never>,
+      statusMergePatch(previous, next) as Record<string, never>,
       { signal, timeoutMs: 15_000 },
     );
     return next;
@@ -630,7 +631,7 @@ export class Reconciler {
     if (!statusChanged(previous, next)) return;
     await this.#deps.admin.patchStatus(
       { apiVersion: gitRepositoryApiVersion, kind: gitRepositoryKind, ...fallback.metadata },
-      next as unknown as Record<string, never>,
+      statusMergePatch(previous, next) as Record<string, never>,
       { signal, timeoutMs: 15_000 },
     );
   }

@@ -217,4 +217,17 @@ export function statusChanged(a: GitRepositoryStatus, b: GitRepositoryStatus): b
   return !sameConditions(ca, cb) || JSON.stringify(ra) !== JSON.stringify(rb);
 }
 
+/**
+ * The JSON merge patch (RFC 7396) that turns `previous` into `next`: a key present before and gone
+ * now is sent as `null`, because a merge patch leaves keys it does not mention untouched (without
+ * this, a cleared `status.drift` would stay on the object forever).
+ */
+export function statusMergePatch(
+  previous: GitRepositoryStatus,
+  next: GitRepositoryStatus,
+): Record<string, unknown> {
+  const removed = Object.keys(previous).filter((key) => !(key in next));
+  return { ...Object.fromEntries(removed.map((key) => [key, null])), ...next };
+}
+
 export { removeCondition };

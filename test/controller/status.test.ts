@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyStatusChanges, readStatus, statusChanged } from '../../src/controller/status.ts';
+import { applyStatusChanges, readStatus, statusChanged, statusMergePatch } from '../../src/controller/status.ts';
 import type { Evidence } from '../../src/verify/types.ts';
 
 const t0 = new Date('2026-01-01T00:00:00Z');
@@ -113,5 +113,27 @@ describe('status changes (kstatus)', () => {
     );
     const b = applyStatusChanges(a, [{ kind: 'progressing', message: 'x', retry: false }], 1, t1);
     expect(statusChanged(a, b)).toBe(false);
+  });
+
+  it('the merge patch sends null for what a change removed (cleared drift leaves the object)', () => {
+    const drifted = applyStatusChanges(
+      readStatus({}),
+      [
+        {
+          kind: 'drift',
+          mode: 'Report',
+          objects: [{ id: 'ns_a__ConfigMap', subject: 'ConfigMap/ns/a', deleted: false, fields: ['.data.x'] }],
+        },
+      ],
+      1,
+      t0,
+    );
+    expect(drifted.drift?.total).toBe(1);
+    const cleared = applyStatusChanges(drifted, [{ kind: 'drift', mode: 'Report', objects: [] }], 1, t1);
+    expect(cleared.drift).toBeUndefined();
+    const patch = statusMergePatch(drifted, cleared);
+    expect(patch.drift).toBeNull();
+    expect(patch.conditions).toEqual(cleared.conditions);
+    expect(statusMergePatch(cleared, cleared)).not.toHaveProperty('drift');
   });
 });
