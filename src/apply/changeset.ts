@@ -77,7 +77,7 @@ export function formatChangeSet(changeSet: ChangeSet): string[] {
     .filter((entry) => entry.action !== 'unchanged')
     .map((entry) => {
       if (entry.action === 'failed')
-        return `${entry.subject} failed: ${entry.error?.message ?? 'unknown error'}`;
+        return `${entry.subject} failed: ${entry.error?.detail ?? 'unknown error'}`;
       return entry.reason === undefined
         ? `${entry.subject} ${entry.action}`
         : `${entry.subject} ${entry.action} (${entry.reason})`;

@@ -20,6 +20,8 @@ export class ApplyError extends Error {
   readonly code: ApplyErrorCode;
   /** `Kind/ns/name`. */
   readonly subject: string;
+  /** What went wrong, without the subject (for lines that already name the object). */
+  readonly detail: string;
   /** For FieldManagerConflict: the fields and the managers holding them. */
   readonly conflicts: readonly FieldConflict[];
   constructor(
@@ -31,6 +33,7 @@ export class ApplyError extends Error {
     super(`${subject}: ${message}`, init.cause === undefined ? undefined : { cause: init.cause });
     this.code = code;
     this.subject = subject;
+    this.detail = message;
     this.conflicts = init.conflicts ?? [];
   }
 }

@@ -453,7 +453,7 @@ export class Reconciler {
       const failures = changeSet.entries.filter((e) => e.action === 'failed');
       const message = `applying ${revision}: ${failures.length} object(s) failed: ${failures
         .slice(0, 5)
-        .map((e) => `${e.subject}: ${e.error?.message ?? 'failed'}`)
+        .map((e) => `${e.subject}: ${e.error?.detail ?? 'failed'}`)
         .join('; ')}${failures.length > 5 ? '; …' : ''}`;
       changes.push({ kind: 'inventory', inventory: mergeInventory(inventory, pending.entries) });
       return fail(Reason.ApplyFailed, message, revision);

@@ -30,7 +30,7 @@ describe('changeset', () => {
     expect(formatChangeSet(changeSet)).toEqual([
       'ConfigMap/ns/a created',
       'ConfigMap/ns/c skipped (not-owned)',
-      'ConfigMap/ns/d failed: ConfigMap/ns/d: no rights',
+      'ConfigMap/ns/d failed: no rights',
     ]);
     expect(failedPrunes(changeSet)).toEqual([{ id: 'ns_d__ConfigMap', v: 'v1' }]);
   });

@@ -4,6 +4,7 @@ import {
   LeaderElector,
   type LeaseRecord,
   type LeaseStore,
+  microTime,
   type StoredLease,
 } from '../../src/controller/leader.ts';
 
@@ -45,6 +46,14 @@ function elector(store: LeaseStore, identity: string, log: string[]): LeaderElec
     onStoppedLeading: () => log.push(`${identity}-`),
   });
 }
+
+describe('microTime', () => {
+  it('writes metav1.MicroTime: RFC 3339 with exactly six fractional digits, in UTC', () => {
+    expect(microTime(new Date('2026-11-22T10:11:12.345Z'))).toBe('2026-11-22T10:11:12.345000Z');
+    expect(microTime(new Date('2026-11-22T10:11:12Z'))).toBe('2026-11-22T10:11:12.000000Z');
+    expect(microTime(new Date(0))).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
+  });
+});
 
 describe('canAcquire', () => {
   it('allows a free, own or expired lease and refuses a live one held by another', () => {

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { applyStatusChanges, readStatus, statusChanged, statusMergePatch } from '../../src/controller/status.ts';
+import {
+  applyStatusChanges,
+  readStatus,
+  statusChanged,
+  statusMergePatch,
+} from '../../src/controller/status.ts';
 import type { Evidence } from '../../src/verify/types.ts';
 
 const t0 = new Date('2026-01-01T00:00:00Z');
@@ -122,7 +127,9 @@ describe('status changes (kstatus)', () => {
         {
           kind: 'drift',
           mode: 'Report',
-          objects: [{ id: 'ns_a__ConfigMap', subject: 'ConfigMap/ns/a', deleted: false, fields: ['.data.x'] }],
+          objects: [
+            { id: 'ns_a__ConfigMap', subject: 'ConfigMap/ns/a', deleted: false, fields: ['.data.x'] },
+          ],
         },
       ],
       1,
