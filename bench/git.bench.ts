@@ -23,6 +23,7 @@ import { openPackStore, type PackStore } from '../src/source/pack-store.ts';
 import { createLogger } from '../src/util/logger.ts';
 import { makeTempDir, runCommand } from '../test/support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../test/support/git-server.ts';
+import type { BenchRow } from './run.ts';
 
 export interface GitBenchOptions {
   readonly files?: number;
@@ -438,6 +439,61 @@ export function describeGitBench(r: GitBenchResult): string[] {
     `(d) sub-path ${r.subPath.path}: ${r.subPath.filesUnderPath} files, ${r.subPath.blobMissesFirstRead} blob reads; next revision ${r.subPath.blobMissesNextRevision} blob reads for ${r.subPath.changedBlobsUnderPath} changed; whole tree next revision ${r.subPath.blobMissesWholeTreeNextRevision} reads for ${r.subPath.changedBlobsWholeTree} changed`,
     `(e) RSS: baseline ${f(r.memory.baselineRssMiB)} MiB, sampled peak ${f(r.memory.peakRssMiB)} MiB, VmHWM ${f(r.memory.vmHwmMiB)} MiB`,
     `pass: ${r.pass}`,
+  ];
+}
+
+/** Rows for bench/run.ts: each figure against the git CLI over the same http-backend, same run. */
+export function benchRows(raw: unknown): BenchRow[] {
+  const r = raw as GitBenchResult;
+  const f = (n: number, d = 0) => n.toFixed(d);
+  return [
+    {
+      bench: 'git',
+      figure: `no-op poll of a ${r.files}-file repository (HTTPS, git http-backend)`,
+      value: `${r.poll.requestsPerPoll} request(s), ${f(r.poll.signetMs, 1)} ms`,
+      baseline: `git ls-remote ${f(r.poll.gitMs, 1)} ms`,
+      ratio: `${f(r.poll.ratio, 2)}×`,
+      target: '1 round trip, no fetch',
+      pass: r.poll.requestsPerPoll <= r.targets.requestsPerPoll,
+    },
+    {
+      bench: 'git',
+      figure: `incremental fetch of one new commit (${r.incremental.requests} requests)`,
+      value: `${f(r.incremental.signetMs)} ms`,
+      baseline: `git fetch ${f(r.incremental.gitMs)} ms`,
+      ratio: `${f(r.incremental.ratio, 2)}×`,
+      target: `≤ ${r.targets.incrementalRatio}× git fetch`,
+      pass: r.incremental.ratio <= r.targets.incrementalRatio,
+    },
+    {
+      bench: 'git',
+      figure: `first clone + read of all ${r.firstClone.filesRead} files (pack ${f(r.packBytes / 1024)} KiB)`,
+      value: `${f(r.firstClone.signetMs)} ms (fetch ${f(r.firstClone.fetchMs)}, readTree ${f(r.firstClone.readTreeMs)}; pack-store floor ${f(r.firstClone.packStoreReadTreeMs)})`,
+      baseline: `git clone --depth 1 + git archive ${f(r.firstClone.gitMs)} ms`,
+      ratio: `${f(r.firstClone.ratio, 2)}×`,
+      target: `≤ ${r.targets.firstCloneRatio}× git clone --depth 1`,
+      pass: r.firstClone.ratio <= r.targets.firstCloneRatio,
+    },
+    {
+      bench: 'git',
+      figure: `blob reads under spec.path ${r.subPath.path} (${r.subPath.filesUnderPath} files)`,
+      value: `first read ${r.subPath.blobMissesFirstRead}; next revision ${r.subPath.blobMissesNextRevision} for ${r.subPath.changedBlobsUnderPath} changed; whole tree next revision ${r.subPath.blobMissesWholeTreeNextRevision} for ${r.subPath.changedBlobsWholeTree} changed`,
+      baseline: `${r.files} files in the tree`,
+      ratio: `${f(r.subPath.blobMissesFirstRead / r.files, 3)}× of the tree`,
+      target: 'only blobs under spec.path; a seen oid never read twice',
+      pass:
+        r.subPath.blobMissesFirstRead === r.subPath.filesUnderPath &&
+        r.subPath.blobMissesNextRevision === r.subPath.changedBlobsUnderPath,
+    },
+    {
+      bench: 'git',
+      figure: 'peak RSS of the whole git bench process',
+      value: `sampled peak ${f(r.memory.peakRssMiB)} MiB, VmHWM ${f(r.memory.vmHwmMiB)} MiB`,
+      baseline: `process baseline ${f(r.memory.baselineRssMiB)} MiB`,
+      ratio: `${f(r.memory.vmHwmMiB / Math.max(1, r.memory.baselineRssMiB), 1)}×`,
+      target: 'bounded (pack size limit) and reported',
+      pass: undefined,
+    },
   ];
 }
 

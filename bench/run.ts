@@ -77,44 +77,12 @@ const runners: Record<string, Runner> = {
     return rows;
   },
   async git() {
-    const module = (await import(new URL('./git.bench.ts', import.meta.url).href)) as {
-      runGitBench: () => Promise<unknown>;
-      benchRows?: (r: unknown) => BenchRow[];
-    };
-    const result = await module.runGitBench();
-    return (
-      module.benchRows?.(result) ?? [
-        {
-          bench: 'git',
-          figure: 'results',
-          value: JSON.stringify(result),
-          baseline: '',
-          ratio: '',
-          target: '',
-          pass: undefined,
-        },
-      ]
-    );
+    const { runGitBench, benchRows } = await import('./git.bench.ts');
+    return benchRows(await runGitBench());
   },
   async drift() {
-    const module = (await import(new URL('./drift.bench.ts', import.meta.url).href)) as {
-      runDriftBench: () => Promise<unknown>;
-      benchRows?: (r: unknown) => BenchRow[];
-    };
-    const result = await module.runDriftBench();
-    return (
-      module.benchRows?.(result) ?? [
-        {
-          bench: 'drift',
-          figure: 'results',
-          value: JSON.stringify(result),
-          baseline: '',
-          ratio: '',
-          target: '',
-          pass: undefined,
-        },
-      ]
-    );
+    const { runDriftBench, benchRows } = await import('./drift.bench.ts');
+    return benchRows(await runDriftBench());
   },
 };
 
