@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import { configMapObject, runSignet, secretObject, yamlDocuments } from '../test/cli/support.ts';
 import { makeTempDir } from '../test/support/git-fixtures.ts';
+import { gitRepositoryObject } from './support/fixtures.ts';
 import { kubeconfigPath, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
@@ -26,19 +27,8 @@ let signed: SignedRepo;
 let policyPath: string;
 let operator: Awaited<ReturnType<typeof startTestOperator>> | undefined;
 
-const gitRepository = () => ({
-  apiVersion: 'signet.dev/v1alpha1',
-  kind: 'GitRepository',
-  metadata: { name: 'apps', namespace: ns.name },
-  spec: {
-    url: signed.url,
-    ref: { branch: 'main' },
-    interval: '1h',
-    path: './deploy',
-    secretRef: { name: 'git-ca' },
-    verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
-  },
-});
+const gitRepository = () =>
+  gitRepositoryObject(signed, ns.name, 'apps', { interval: '1h', path: './deploy' });
 
 function diff() {
   return runSignet(['diff', '-f', policyPath, '--kubeconfig', kubeconfigPath()], { timeoutMs: 90_000 });

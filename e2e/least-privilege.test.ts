@@ -19,6 +19,12 @@ import { parseAllDocuments, stringify } from 'yaml';
 import type { KubeClient } from '../src/kube/client.ts';
 import { repoRoot, resolveBinDir } from './support/controlplane.ts';
 import {
+  createObjects,
+  deleteGitRepositoryAndWait,
+  gitRepositoryObject,
+  trustObjects,
+} from './support/fixtures.ts';
+import {
   adminKubeConfig,
   createServiceAccountToken,
   kubeConfigForToken,
@@ -216,39 +222,12 @@ async function startOperator(
 }
 
 async function secretsAndSigners(namespace: string): Promise<void> {
-  for (const object of [
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'signers', namespace },
-      data: { allowed_signers: signed.allowedSigners },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'git-ca', namespace },
-      stringData: { 'ca.crt': signed.server.caPem },
-    },
-  ]) {
-    await admin.create(object as never);
-  }
+  await createObjects(admin, trustObjects(signed, namespace));
 }
 
 async function createGitRepository(namespace: string, name: string, path: string, shard: string) {
   await admin.apply(
-    {
-      apiVersion: 'signet.dev/v1alpha1',
-      kind: 'GitRepository',
-      metadata: { name, namespace, labels: { 'signet.dev/shard': shard } },
-      spec: {
-        url: signed.url,
-        ref: { branch: 'main' },
-        interval: '2s',
-        path,
-        secretRef: { name: 'git-ca' },
-        verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
-      },
-    } as never,
+    gitRepositoryObject(signed, namespace, name, { interval: '2s', path }, { 'signet.dev/shard': shard }),
     { fieldManager: 'signet-lp-e2e' },
   );
 }
@@ -397,22 +376,7 @@ describe('default flavour: bin/signet run as its ServiceAccount, with manifests/
   });
 
   afterAll(async () => {
-    await admin.delete({
-      apiVersion: 'signet.dev/v1alpha1',
-      kind: 'GitRepository',
-      name: 'apps',
-      namespace: defaultApps.name,
-    });
-    await waitFor(
-      async () =>
-        (await admin.get({
-          apiVersion: 'signet.dev/v1alpha1',
-          kind: 'GitRepository',
-          name: 'apps',
-          namespace: defaultApps.name,
-        })) === undefined,
-      { timeoutMs: 30_000, description: 'the default-flavour GitRepository finalized' },
-    );
+    await deleteGitRepositoryAndWait(admin, defaultApps.name, 'apps');
     const exit = await operator.stop('SIGTERM');
     expect(exit.code).toBe(0);
   });
@@ -570,17 +534,7 @@ describe('tenant flavour: bin/signet run --default-service-account=signet-tenant
   });
 
   it('prunes as the tenant and removes its finalizer when the GitRepository is deleted', async () => {
-    const gitRepository = {
-      apiVersion: 'signet.dev/v1alpha1',
-      kind: 'GitRepository',
-      name: 'apps',
-      namespace: tenantNamespace,
-    };
-    await admin.delete(gitRepository);
-    await waitFor(async () => (await admin.get(gitRepository)) === undefined, {
-      timeoutMs: 30_000,
-      description: 'the tenant GitRepository finalized',
-    });
+    await deleteGitRepositoryAndWait(admin, tenantNamespace, 'apps');
     expect(
       await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'app', namespace: tenantNamespace }),
     ).toBeUndefined();

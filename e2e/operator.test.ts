@@ -4,6 +4,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import { Receiver } from '../test/notify/support.ts';
+import {
+  createObjects,
+  deleteGitRepositoryAndWait,
+  gitRepositoryObject,
+  trustObjects,
+} from './support/fixtures.ts';
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
@@ -40,44 +46,14 @@ beforeAll(async () => {
     'deploy/extra.yaml': configMapYaml('extra', { keep: 'no' }),
     'README.md': 'not a manifest path\n',
   });
-  for (const object of [
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'signers', namespace: ns.name },
-      data: { allowed_signers: signed.allowedSigners },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'git-ca', namespace: ns.name },
-      stringData: { 'ca.crt': signed.server.caPem },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'slack', namespace: ns.name },
-      stringData: { address: slack.url('http') },
-    },
-  ]) {
-    await admin.create(object as never);
-  }
+  await createObjects(admin, trustObjects(signed, ns.name, { slackAddress: slack.url('http') }));
   operator = await startTestOperator({}, captured.logger);
   await admin.apply(
-    {
-      apiVersion: 'signet.dev/v1alpha1',
-      kind: 'GitRepository',
-      metadata: { name: 'apps', namespace: ns.name },
-      spec: {
-        url: signed.url,
-        ref: { branch: 'main' },
-        interval: '1s',
-        path: './deploy',
-        secretRef: { name: 'git-ca' },
-        verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
-        alerts: { slack: { secretRef: { name: 'slack' } } },
-      },
-    } as never,
+    gitRepositoryObject(signed, ns.name, 'apps', {
+      interval: '1s',
+      path: './deploy',
+      alerts: { slack: { secretRef: { name: 'slack' } } },
+    }),
     { fieldManager: 'e2e' },
   );
 }, 120_000);
@@ -243,25 +219,7 @@ describe('the operator on a real API server', () => {
   });
 
   it('prunes everything on deletion through its finalizer', async () => {
-    await admin.delete({
-      apiVersion: 'signet.dev/v1alpha1',
-      kind: 'GitRepository',
-      name: 'apps',
-      namespace: ns.name,
-    });
-    await waitFor(
-      async () =>
-        (await admin.get({
-          apiVersion: 'signet.dev/v1alpha1',
-          kind: 'GitRepository',
-          name: 'apps',
-          namespace: ns.name,
-        })) === undefined,
-      {
-        timeoutMs: 30_000,
-        description: 'GitRepository gone',
-      },
-    );
+    await deleteGitRepositoryAndWait(admin, ns.name, 'apps');
     expect(await admin.get(configMap('app'))).toBeUndefined();
     expect(await admin.get(configMap('more'))).toBeUndefined();
   });

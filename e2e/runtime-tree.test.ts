@@ -13,6 +13,12 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import { repoRoot } from './support/controlplane.ts';
+import {
+  createObjects,
+  deleteGitRepositoryAndWait,
+  gitRepositoryObject,
+  trustObjects,
+} from './support/fixtures.ts';
 import { kubeconfigPath, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import { type OperatorProcess, startOperatorProcess } from './support/operator-process.ts';
@@ -104,22 +110,7 @@ beforeAll(async () => {
   await installCrd(admin);
   signed = await createSignedRepo();
   await signed.commit({ 'deploy/app.yaml': configMapYaml('from-image', { built: 'runtime-tree' }) });
-  for (const object of [
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'signers', namespace: ns.name },
-      data: { allowed_signers: signed.allowedSigners },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'git-ca', namespace: ns.name },
-      stringData: { 'ca.crt': signed.server.caPem },
-    },
-  ]) {
-    await admin.create(object as never);
-  }
+  await createObjects(admin, trustObjects(signed, ns.name));
 }, 900_000);
 
 afterAll(async () => {
@@ -200,22 +191,9 @@ describe('the runtime tree of the image', () => {
     );
     try {
       await operator.metricsPort();
-      await admin.apply(
-        {
-          apiVersion: 'signet.dev/v1alpha1',
-          kind: 'GitRepository',
-          metadata: { name: 'apps', namespace: ns.name },
-          spec: {
-            url: signed.url,
-            ref: { branch: 'main' },
-            interval: '1m',
-            path: './deploy',
-            secretRef: { name: 'git-ca' },
-            verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
-          },
-        } as never,
-        { fieldManager: 'signet-runtime-tree-e2e' },
-      );
+      await admin.apply(gitRepositoryObject(signed, ns.name, 'apps', { interval: '1m', path: './deploy' }), {
+        fieldManager: 'signet-runtime-tree-e2e',
+      });
       const commit = await signed.repo.git(['rev-parse', 'HEAD']);
       const status = await waitFor(
         async () => {
@@ -239,22 +217,7 @@ describe('the runtime tree of the image', () => {
       // The Git cache went to SIGNET_CACHE_DIR (the cache emptyDir), nowhere in the tree.
       expect((await readdir(join(writable, 'cache'))).length).toBeGreaterThan(0);
       // The finalizer is removed by the operator while it still runs (no Terminating leftovers).
-      await admin.delete({
-        apiVersion: 'signet.dev/v1alpha1',
-        kind: 'GitRepository',
-        name: 'apps',
-        namespace: ns.name,
-      });
-      await waitFor(
-        async () =>
-          (await admin.get({
-            apiVersion: 'signet.dev/v1alpha1',
-            kind: 'GitRepository',
-            name: 'apps',
-            namespace: ns.name,
-          })) === undefined,
-        { timeoutMs: 30_000, description: 'the GitRepository finalized' },
-      );
+      await deleteGitRepositoryAndWait(admin, ns.name, 'apps');
     } finally {
       const exit = await operator.stop('SIGTERM');
       expect(exit, operator.lines.slice(-20).join('\n')).toEqual({ code: 0, signal: null });

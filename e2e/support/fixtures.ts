@@ -1,0 +1,90 @@
+// The Kubernetes objects most operator tests need around a signed repository: the trust policy
+// (allowed_signers ConfigMap), the Git server's CA, an optional Slack Secret, the GitRepository
+// itself, and its deletion through the finalizer.
+import type { KubeClient } from '../../src/kube/client.ts';
+import type { JsonObject, KubeObject } from '../../src/render/object.ts';
+import { waitFor } from './kube.ts';
+import type { SignedRepo } from './signet.ts';
+
+/** Names the objects below are created under; GitRepository specs refer to them. */
+export const signersConfigMapName = 'signers';
+export const gitCaSecretName = 'git-ca';
+
+/**
+ * The `signers` ConfigMap (allowed_signers of the repository's key) and the `git-ca` Secret
+ * (`ca.crt` of the HTTPS Git server), plus a `slack` Secret when a webhook address is given.
+ */
+export function trustObjects(
+  signed: Pick<SignedRepo, 'allowedSigners' | 'server'>,
+  namespace: string,
+  options: { slackAddress?: string } = {},
+): KubeObject[] {
+  const objects: KubeObject[] = [
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: signersConfigMapName, namespace },
+      data: { allowed_signers: signed.allowedSigners },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: gitCaSecretName, namespace },
+      stringData: { 'ca.crt': signed.server.caPem },
+    },
+  ];
+  if (options.slackAddress !== undefined) {
+    objects.push({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'slack', namespace },
+      stringData: { address: options.slackAddress },
+    });
+  }
+  return objects;
+}
+
+/** Creates each object in order (the objects must not exist yet). */
+export async function createObjects(client: KubeClient, objects: readonly KubeObject[]): Promise<void> {
+  for (const object of objects) await client.create(object);
+}
+
+/**
+ * A GitRepository for `signed` on branch main, verified in HEAD mode against the `signers`
+ * ConfigMap, fetched with the `git-ca` Secret; `spec` adds to or overrides those fields.
+ */
+export function gitRepositoryObject(
+  signed: Pick<SignedRepo, 'url'>,
+  namespace: string,
+  name: string,
+  spec: JsonObject = {},
+  labels: Record<string, string> = {},
+): KubeObject {
+  return {
+    apiVersion: 'signet.dev/v1alpha1',
+    kind: 'GitRepository',
+    metadata: { name, namespace, labels },
+    spec: {
+      url: signed.url,
+      ref: { branch: 'main' },
+      secretRef: { name: gitCaSecretName },
+      verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: signersConfigMapName } },
+      ...spec,
+    },
+  };
+}
+
+/** Deletes a GitRepository and waits until its finalizer has run and the object is gone. */
+export async function deleteGitRepositoryAndWait(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const ref = { apiVersion: 'signet.dev/v1alpha1', kind: 'GitRepository', name, namespace };
+  await client.delete(ref);
+  await waitFor(async () => (await client.get(ref)) === undefined, {
+    timeoutMs,
+    description: `GitRepository ${namespace}/${name} finalized and gone`,
+  });
+}
