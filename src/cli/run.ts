@@ -26,6 +26,9 @@ Flags:
   --cache-dir <dir>                 Git cache (default $SIGNET_CACHE_DIR or ~/.cache/signet/git)
   --max-objects <n>                 most objects one revision may hold (default 10000)
   --alert-batch-window <ms>         Slack alerts of one GitRepository and kind batched this long (default 2000)
+  --max-queued-alerts <n>           Slack alerts held per GitRepository while undelivered (receiver down);
+                                    further ones are dropped and counted in signet_alerts_dropped_total
+                                    (default 1000)
   -h, --help                        show this help
 `;
 
@@ -53,6 +56,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       'cache-dir': { type: 'string' },
       'max-objects': { type: 'string', default: '10000' },
       'alert-batch-window': { type: 'string' },
+      'max-queued-alerts': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -98,6 +102,9 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       ...(values['alert-batch-window'] === undefined
         ? {}
         : { alertBatchWindowMs: positive('alert-batch-window', values['alert-batch-window']) }),
+      ...(values['max-queued-alerts'] === undefined
+        ? {}
+        : { maxQueuedAlerts: positive('max-queued-alerts', values['max-queued-alerts']) }),
       ...(process.env.POD_NAME === undefined ? {} : { identity: process.env.POD_NAME }),
     },
     createGitSource({ cacheDir, logger }),

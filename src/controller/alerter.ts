@@ -34,6 +34,8 @@ export interface AlerterOptions {
   readonly registry: Registry;
   readonly logger: Logger;
   readonly batchWindowMs?: number;
+  /** Alerts each GitRepository's notifier holds (waiting or in flight) before dropping new ones. Default 1,000. */
+  readonly maxQueuedAlerts?: number;
   readonly now?: () => Date;
 }
 
@@ -67,6 +69,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
         registry: options.registry,
         logger: options.logger,
         ...(options.batchWindowMs === undefined ? {} : { batchWindowMs: options.batchWindowMs }),
+        ...(options.maxQueuedAlerts === undefined ? {} : { maxQueuedAlerts: options.maxQueuedAlerts }),
       },
     );
     notifiers.set(key, { fingerprint, notifier });

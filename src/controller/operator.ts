@@ -47,6 +47,8 @@ export interface OperatorOptions {
   readonly userAgent: string;
   readonly maxObjects: number;
   readonly alertBatchWindowMs?: number;
+  /** Slack alerts held per GitRepository while undelivered; more are dropped and counted. Default 1,000. */
+  readonly maxQueuedAlerts?: number;
   readonly identity?: string;
   readonly leaseTimings?: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
 }
@@ -195,6 +197,7 @@ export async function startOperator(
     registry: metrics.registry,
     logger,
     ...(options.alertBatchWindowMs === undefined ? {} : { batchWindowMs: options.alertBatchWindowMs }),
+    ...(options.maxQueuedAlerts === undefined ? {} : { maxQueuedAlerts: options.maxQueuedAlerts }),
   });
   const events = createEventRecorder({ client: admin, instance: identity, logger });
   let leading = !options.leaderElect;

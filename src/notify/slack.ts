@@ -4,7 +4,7 @@ import { backoffDelay } from '../controller/backoff.ts';
 import type { Logger } from '../util/logger.ts';
 import { type Alert, type AlertKind, alertBatchKey, alertEventKey, alertKinds } from './alert.ts';
 import { NotifierStateError, SlackDeliveryError } from './errors.ts';
-import { countAlerts, type NotifyMetrics, notifyMetrics } from './metrics.ts';
+import { countAlerts, dequeueAlerts, type NotifyMetrics, notifyMetrics } from './metrics.ts';
 import type { QueueingNotifier } from './notifier.ts';
 import { defaultMaxObjects, renderSlackMessage } from './slack-message.ts';
 import type { SlackTarget } from './slack-target.ts';
@@ -15,7 +15,7 @@ export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
 
 export interface SlackNotifierOptions {
   readonly target: SlackTarget;
-  /** Counters `signet_alerts_{sent,failed,dropped}_total` are registered here (or reused). */
+  /** Counters `signet_alerts_{sent,failed,dropped}_total` and gauge `signet_alerts_queued` are registered here (or reused). */
   readonly registry: Registry;
   readonly logger: Logger;
   /** Kinds to send (`spec.alerts.slack.events`); others are ignored. Default: all kinds. */
@@ -180,10 +180,9 @@ export class SlackNotifier implements QueueingNotifier {
   async #shutDown(): Promise<void> {
     let dropped = 0;
     for (const batch of this.#batches.values()) {
-      countAlerts(
-        this.#metrics.dropped,
-        batch.alerts.map((alert) => alert.kind),
-      );
+      const kinds = batch.alerts.map((alert) => alert.kind);
+      countAlerts(this.#metrics.dropped, kinds);
+      dequeueAlerts(this.#metrics.queued, kinds);
       dropped += batch.alerts.length;
     }
     this.#queued -= dropped;
@@ -238,6 +237,7 @@ export class SlackNotifier implements QueueingNotifier {
     }
     batch.alerts.push(alert);
     this.#queued += 1;
+    this.#metrics.queued.inc({ kind: alert.kind });
     this.#wake();
   }
 
@@ -294,6 +294,10 @@ export class SlackNotifier implements QueueingNotifier {
       this.#batches.delete(next.key);
       await this.#deliver(next);
       this.#queued -= next.alerts.length;
+      dequeueAlerts(
+        this.#metrics.queued,
+        next.alerts.map((alert) => alert.kind),
+      );
       if (this.#droppedSinceFull > 0 && this.#queued < this.#maxQueuedAlerts) {
         this.#logger.warn({ dropped: this.#droppedSinceFull }, 'slack notifier queue accepting alerts again');
         this.#droppedSinceFull = 0;

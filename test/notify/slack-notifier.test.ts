@@ -205,11 +205,39 @@ describe('SlackNotifier (fake time, scripted transport)', () => {
     });
     for (let i = 0; i < 5; i += 1) notifier.notify(alert({ message: `m${i}` }));
     expect(notifier.pending).toBe(3);
+    expect(await counterValue(registry, 'signet_alerts_queued', 'DriftReverted')).toBe(3);
     expect(await counterValue(registry, 'signet_alerts_dropped_total', 'DriftReverted')).toBe(2);
     await notifier.close();
     notifier.notify(alert({ message: 'after close' }));
     expect(client.posts).toHaveLength(0);
     expect(await counterValue(registry, 'signet_alerts_dropped_total', 'DriftReverted')).toBe(6);
+    expect(await counterValue(registry, 'signet_alerts_queued', 'DriftReverted')).toBe(0);
+  });
+
+  it('signet_alerts_queued counts alerts waiting or in flight, summed over notifiers of one registry', async () => {
+    const { client, notifier, registry } = setup([status(503), status(503)]);
+    const second = new SlackNotifier({
+      target: parseSlackTarget({ address: `https://hooks.slack.com${secretPath}` }),
+      registry,
+      logger: captureLogger().logger,
+      client: new ScriptedClient(new FakeClock()),
+      sleep: sleepUntilAborted,
+      batchWindowMs: 60_000,
+    });
+    notifier.notify(alert({ message: 'a' }));
+    notifier.notify(alert({ message: 'b', kind: 'DriftDetected' }));
+    second.notify(alert({ message: 'c' }));
+    expect(await counterValue(registry, 'signet_alerts_queued', 'DriftReverted')).toBe(2);
+    expect(await counterValue(registry, 'signet_alerts_queued', 'DriftDetected')).toBe(1);
+    await notifier.flush();
+    expect(client.posts).toHaveLength(4);
+    expect(await counterValue(registry, 'signet_alerts_sent_total', 'DriftReverted')).toBe(1);
+    expect(await counterValue(registry, 'signet_alerts_queued', 'DriftReverted')).toBe(1);
+    expect(await counterValue(registry, 'signet_alerts_queued', 'DriftDetected')).toBe(0);
+    await second.close();
+    expect(await counterValue(registry, 'signet_alerts_queued', 'DriftReverted')).toBe(0);
+    expect(await counterValue(registry, 'signet_alerts_dropped_total', 'DriftReverted')).toBe(1);
+    await notifier.close();
   });
 
   it('flush rejects with FlushAborted when its signal aborts, and Closed on close', async () => {
