@@ -130,6 +130,37 @@ describe('the operator on a real API server', () => {
     ]);
   });
 
+  it('records a signed commit that changes nothing under spec.path as applied, without rendering or applying', async () => {
+    const before = await repoStatus(admin, ns.name, 'apps');
+    const stats = operator.operator.admin.stats;
+    const requestsBefore = stats.total;
+    const patchesBefore = stats.byMethod.PATCH ?? 0;
+    const commit = await signed.commit({ 'README.md': 'docs only: no manifest changed\n' });
+    const status = await waitFor(
+      async () => {
+        const s = await repoStatus(admin, ns.name, 'apps');
+        return s.lastAppliedRevision === `main@sha1:${commit}` ? s : undefined;
+      },
+      { timeoutMs: 30_000, description: 'the docs-only revision recorded' },
+    );
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'True', reason: 'ReconciliationSucceeded' });
+    expect(condition(status, 'Ready')?.message).toContain(
+      `manifests unchanged since ${before.lastAppliedRevision ?? ''}`,
+    );
+    expect(status.inventory).toEqual(before.inventory);
+    expect(status.verification?.commit).toBe(commit);
+    // The referenced Secret and ConfigMap read, one status patch, one Event: no apply, no dry-run.
+    expect(stats.total - requestsBefore).toBeLessThanOrEqual(4);
+    expect((stats.byMethod.PATCH ?? 0) - patchesBefore).toBe(1);
+    const events = await admin.list('v1', 'Event', {
+      namespace: ns.name,
+      fieldSelector: 'involvedObject.kind=GitRepository,involvedObject.name=apps',
+    });
+    expect(
+      events.items.some((e) => String((e as { message?: string }).message).includes(`main@sha1:${commit}`)),
+    ).toBe(true);
+  });
+
   it('refuses an unsigned commit: nothing applied, the last verified revision stays, status and Slack say why', async () => {
     const good = await head();
     const bad = await signed.commit(

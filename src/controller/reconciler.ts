@@ -32,6 +32,7 @@ import type { KubeClient } from '../kube/client.ts';
 import { KubeApiError } from '../kube/errors.ts';
 import { buildInventory, type Inventory, mergeInventory, parseInventoryEntry } from '../plan/inventory.ts';
 import { planChanges } from '../plan/plan.ts';
+import { treeFingerprint } from '../render/fingerprint.ts';
 import type { OwnerRef } from '../render/labels.ts';
 import { identityOf, type KubeObject } from '../render/object.ts';
 import type { Logger } from '../util/logger.ts';
@@ -87,6 +88,8 @@ export interface ManagedState {
   readonly revision: string;
   readonly signer: string;
   readonly desired: ReadonlyMap<string, KubeObject>;
+  /** treeFingerprint of the manifests `desired` was rendered from. */
+  readonly treeFingerprint: string;
   readonly scope: WatchScope;
   readonly driftMode: 'Revert' | 'Report' | 'Deny';
   readonly repo: GitRepository;
@@ -353,6 +356,26 @@ export class Reconciler {
     const { evidence, signer } = verified;
     changes.push({ kind: 'verified', evidence });
 
+    // A new verified commit whose manifests are those already applied (same spec, same files by
+    // blob id): the desired state in memory stays right, so nothing is rendered, planned or applied.
+    const fingerprint = treeFingerprint(verified.files);
+    if (
+      state !== undefined &&
+      state.treeFingerprint === fingerprint &&
+      state.generation === repo.metadata.generation &&
+      previous.lastAppliedRevision !== undefined &&
+      previous.inventory !== undefined &&
+      isConditionTrue(previous.conditions, 'Ready')
+    ) {
+      const message = `Applied revision ${revision} signed by ${signer}: manifests unchanged since ${previous.lastAppliedRevision}`;
+      changes.push({ kind: 'applied', revision, message, inventory: previous.inventory });
+      this.#managed.set(key, { ...state, commit: resolved.commit, revision, signer });
+      previous = await this.#writeStatus(repo, previous, changes, signal);
+      await this.#deps.events.record(repo, 'Normal', Reason.Succeeded, message, signal);
+      log.info({ revision, signer }, 'revision applied: manifests unchanged');
+      return { failed: false, result: 'applied', requeueAfterMs: interval };
+    }
+
     // 4. Render and scope the manifests.
     const { scope, serviceAccount } = await this.scopeFor(repo);
     const rendering = await renderDesired(
@@ -433,6 +456,7 @@ export class Reconciler {
       revision,
       signer,
       desired: new Map(desired.map((o) => [identityKey(o), o])),
+      treeFingerprint: fingerprint,
       scope,
       driftMode: repo.spec.drift.mode,
       repo,
@@ -481,7 +505,10 @@ export class Reconciler {
     );
     if (
       previous.lastAppliedRevision !== undefined &&
-      (summary.created + summary.configured + summary.deleted > 0 || wasFailing || state === undefined)
+      (summary.created + summary.configured + summary.deleted > 0 ||
+        wasFailing ||
+        state === undefined ||
+        state.revision !== revision)
     ) {
       await this.#deps.events.record(repo, 'Normal', Reason.Succeeded, message, signal);
     }
