@@ -41,6 +41,8 @@ export interface DriftBenchOptions {
   /** Tracked-object counts at which memory is measured; the drift phase runs at the second one. */
   readonly sizes?: readonly number[];
   readonly idleSeconds?: number;
+  /** How long the separate operator process idles after its reconcile before VmRSS is read. */
+  readonly processIdleMs?: number;
   /** Skip sizes after the second once the run has taken this long (the whole bench stays within ~6 min). */
   readonly budgetMs?: number;
 }
@@ -55,7 +57,12 @@ export interface MemoryPoint {
 
 export interface ProcessMemoryPoint {
   readonly objects: number;
+  /** VmRSS after the reconcile and `idleMs` of idling. */
   readonly rssBytes: number;
+  /** VmRSS right after the reconcile finished. */
+  readonly rssAfterReconcileBytes: number;
+  /** VmHWM: the process's peak RSS (start, list-watch, the reconcile). */
+  readonly peakRssBytes: number;
   readonly heapUsedBytes: number;
 }
 
@@ -93,6 +100,8 @@ export interface DriftBenchResult {
    */
   readonly processMemory: readonly ProcessMemoryPoint[];
   readonly processRssSlopeKiBPerObject: number;
+  readonly processRssAfterReconcileSlopeKiBPerObject: number;
+  readonly processPeakRssSlopeKiBPerObject: number;
   readonly rssSlopeKiBPerObject: number;
   readonly heapSlopeKiBPerObject: number;
   /** heapUsed + external (Buffers): what the process keeps per object, without allocator slack. */
@@ -253,12 +262,14 @@ async function startRevertWatch(client: KubeClient, waiters: Map<string, RevertW
   };
 }
 
-async function vmRssBytes(pid: number): Promise<number> {
+async function procStatusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
-  if (kib === undefined) throw new Error(`no VmRSS for pid ${pid}`);
+  const kib = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1];
+  if (kib === undefined) throw new Error(`no ${field} for pid ${pid}`);
   return Number(kib) * 1_024;
 }
+const vmRssBytes = (pid: number) => procStatusBytes(pid, 'VmRSS');
+const vmHwmBytes = (pid: number) => procStatusBytes(pid, 'VmHWM');
 
 function metricValue(metricsText: string, name: string): number {
   const line = metricsText.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
@@ -267,8 +278,7 @@ function metricValue(metricsText: string, name: string): number {
 
 /**
  * Starts `bin/signet run` on the bench namespace, asks for a reconcile and waits until that
- * reconcile finished (its informers hold every tracked object by then), then samples VmRSS until
- * two samples 1 s apart differ by under 2 % (at most 15 s).
+ * reconcile finished (its informers hold every tracked object by then), then samples VmRSS.
  */
 async function measureOperatorProcess(
   signetBin: string,
@@ -276,6 +286,7 @@ async function measureOperatorProcess(
   cacheDir: string,
   client: KubeClient,
   objects: number,
+  idleMs: number,
   onStarted?: (running: OperatorProcess) => Promise<void>,
 ): Promise<ProcessMemoryPoint> {
   const running = startOperatorProcess(
@@ -311,19 +322,17 @@ async function measureOperatorProcess(
     );
     const pid = running.child.pid;
     if (pid === undefined) throw new Error('operator process has no pid');
-    let previous = await vmRssBytes(pid);
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      const current = await vmRssBytes(pid);
-      const stable = Math.abs(current - previous) / previous < 0.02;
-      previous = current;
-      if (stable || Date.now() > deadline) break;
-    }
+    // Right after the reconcile, then idle for `idleMs` (V8 shrinks its heap once the process is
+    // idle): both are reported, with the process's peak (VmHWM).
+    const afterReconcile = await vmRssBytes(pid);
+    await new Promise((resolve) => setTimeout(resolve, idleMs));
+    const idle = await vmRssBytes(pid);
     const metrics = await running.metrics();
     return {
       objects,
-      rssBytes: previous,
+      rssBytes: idle,
+      rssAfterReconcileBytes: afterReconcile,
+      peakRssBytes: await vmHwmBytes(pid),
       heapUsedBytes: metricValue(metrics, 'signet_process_nodejs_heap_size_used_bytes'),
     };
   } finally {
@@ -337,6 +346,7 @@ export async function runDriftBench(options: DriftBenchOptions = {}): Promise<Dr
   const inFlight = options.inFlight ?? 10;
   const sizes = options.sizes ?? [1_000, 5_000, 10_000];
   const idleSeconds = options.idleSeconds ?? 10;
+  const processIdleMs = options.processIdleMs ?? 30_000;
   const budgetMs = options.budgetMs ?? 240_000;
   const tracked = sizes[1] ?? sizes[0] ?? 5_000;
   const gc = findGc();
@@ -561,10 +571,10 @@ export async function runDriftBench(options: DriftBenchOptions = {}): Promise<Dr
     const largest = memory[memory.length - 1]?.objects ?? tracked;
     const processMemory: ProcessMemoryPoint[] = [];
     processMemory.push(
-      await measureOperatorProcess(signetBin, plane.kubeconfigPath, cacheDir, kube, largest),
+      await measureOperatorProcess(signetBin, plane.kubeconfigPath, cacheDir, kube, largest, processIdleMs),
     );
     // Shrink to the smallest size with one process, then measure a fresh one there.
-    await measureOperatorProcess(signetBin, plane.kubeconfigPath, cacheDir, kube, first, async () => {
+    await measureOperatorProcess(signetBin, plane.kubeconfigPath, cacheDir, kube, first, 0, async () => {
       const removed: Record<string, null> = {};
       for (let start = first; start < largest; start += perFile) {
         removed[`deploy/cm-${String(start).padStart(5, '0')}.yaml`] = null;
@@ -572,13 +582,13 @@ export async function runDriftBench(options: DriftBenchOptions = {}): Promise<Dr
       await rollOut(repo as SignedRepo, kube, first, removed);
     });
     processMemory.unshift(
-      await measureOperatorProcess(signetBin, plane.kubeconfigPath, cacheDir, kube, first),
+      await measureOperatorProcess(signetBin, plane.kubeconfigPath, cacheDir, kube, first, processIdleMs),
     );
     const [lowProcess, highProcess] = [processMemory[0], processMemory[processMemory.length - 1]];
-    const processRssSlopeKiBPerObject =
+    const processSlope = (pick: (m: ProcessMemoryPoint) => number) =>
       lowProcess === undefined || highProcess === undefined || highProcess.objects === lowProcess.objects
         ? Number.NaN
-        : (highProcess.rssBytes - lowProcess.rssBytes) / 1_024 / (highProcess.objects - lowProcess.objects);
+        : (pick(highProcess) - pick(lowProcess)) / 1_024 / (highProcess.objects - lowProcess.objects);
 
     const slope = (pick: (m: MemoryPoint) => number) => {
       const low = memory[0];
@@ -606,7 +616,9 @@ export async function runDriftBench(options: DriftBenchOptions = {}): Promise<Dr
       memory,
       gcAvailable: gc !== undefined,
       processMemory,
-      processRssSlopeKiBPerObject,
+      processRssSlopeKiBPerObject: processSlope((m) => m.rssBytes),
+      processRssAfterReconcileSlopeKiBPerObject: processSlope((m) => m.rssAfterReconcileBytes),
+      processPeakRssSlopeKiBPerObject: processSlope((m) => m.peakRssBytes),
       rssSlopeKiBPerObject: slope((m) => m.rssBytes),
       heapSlopeKiBPerObject: slope((m) => m.heapUsedBytes),
       retainedSlopeKiBPerObject: slope((m) => m.heapUsedBytes + m.externalBytes),
@@ -686,8 +698,8 @@ export function benchRows(raw: unknown): BenchRow[] {
     },
     {
       bench: 'drift',
-      figure: `operator process RSS (bin/signet run, freshly started, informers filled) at ${r.processMemory.map((m) => m.objects).join(' / ')} objects`,
-      value: `RSS ${r.processMemory.map((m) => mib(m.rssBytes)).join(' / ')}; heap used ${r.processMemory.map((m) => mib(m.heapUsedBytes)).join(' / ')}; slope ${fmt(r.processRssSlopeKiBPerObject)} KiB/object`,
+      figure: `operator process RSS (bin/signet run, freshly started, informers filled, one reconcile, then 30 s idle) at ${r.processMemory.map((m) => m.objects).join(' / ')} objects`,
+      value: `RSS idle ${r.processMemory.map((m) => mib(m.rssBytes)).join(' / ')} (right after the reconcile ${r.processMemory.map((m) => mib(m.rssAfterReconcileBytes)).join(' / ')}; peak ${r.processMemory.map((m) => mib(m.peakRssBytes)).join(' / ')}); heap used ${r.processMemory.map((m) => mib(m.heapUsedBytes)).join(' / ')}; slope idle ${fmt(r.processRssSlopeKiBPerObject)} KiB/object, right after the reconcile ${fmt(r.processRssAfterReconcileSlopeKiBPerObject)}, peak ${fmt(r.processPeakRssSlopeKiBPerObject)}`,
       baseline: 'Flux: 175 MiB max for 1,000 Kustomizations (~4,000 objects)',
       ratio: `${fmt(r.processRssSlopeKiBPerObject / 10)}× of target`,
       target: '≤ 10 KiB/object',
