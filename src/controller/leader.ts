@@ -2,6 +2,9 @@
  * Leader election on a coordination.k8s.io/v1 Lease, client-go style: acquire when the lease
  * is free or expired, renew before `renewDeadlineMs`, and step down (calling `onStoppedLeading`)
  * as soon as a renewal fails past the deadline, so a replica that lost the lease stops writing.
+ * A leader that reads the Lease and finds another holder whose lease has not expired steps down at
+ * once, without waiting for the deadline: it has certainly lost (a partition, a clock, an operator
+ * who moved the lease by hand), and every moment it keeps writing races the real leader.
  * Optimistic concurrency through resourceVersion makes two candidates racing safe.
  */
 import { sleepUnlessAborted } from '../util/sleep.ts';
@@ -50,6 +53,9 @@ export function microTime(date: Date): string {
   return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
+/** What one acquire-or-renew attempt found. */
+export type LeaseAttempt = 'held' | 'held-by-another' | 'failed';
+
 /** Pure: may `identity` take or keep this lease at `now`? */
 export function canAcquire(lease: LeaseRecord | undefined, identity: string, now: Date): boolean {
   if (lease === undefined || !lease.holderIdentity) return true;
@@ -77,21 +83,21 @@ export class LeaderElector {
     const { retryPeriodMs, renewDeadlineMs } = this.#options;
     let lastRenew = 0;
     while (!signal.aborted) {
-      let ok = false;
+      let attempt: LeaseAttempt = 'failed';
       try {
-        ok = await this.#tryAcquireOrRenew(signal);
+        attempt = await this.#tryAcquireOrRenew(signal);
       } catch (error) {
         this.#options.onError?.(error);
       }
       const now = Date.now();
-      if (ok) {
+      if (attempt === 'held') {
         lastRenew = now;
         if (!this.#leading) {
           this.#leading = true;
           this.#leadership = new AbortController();
           this.#options.onStartedLeading(this.#leadership.signal);
         }
-      } else if (this.#leading && now - lastRenew > renewDeadlineMs) {
+      } else if (this.#leading && (attempt === 'held-by-another' || now - lastRenew > renewDeadlineMs)) {
         this.#stepDown();
       }
       await sleepUnlessAborted(retryPeriodMs, signal);
@@ -109,7 +115,7 @@ export class LeaderElector {
     this.#options.onStoppedLeading();
   }
 
-  async #tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
+  async #tryAcquireOrRenew(signal: AbortSignal): Promise<LeaseAttempt> {
     const { store, identity, leaseDurationMs } = this.#options;
     const now = (this.#options.now ?? (() => new Date()))();
     const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.#options.retryPeriodMs * 2)]);
@@ -125,9 +131,9 @@ export class LeaderElector {
       leaseTransitions:
         (stored?.spec.leaseTransitions ?? 0) + (stored && stored.spec.holderIdentity !== identity ? 1 : 0),
     };
-    if (stored === undefined) return store.create(record, timeout);
-    if (!canAcquire(stored.spec, identity, now)) return false;
-    return store.update(record, stored.resourceVersion, timeout);
+    if (stored === undefined) return (await store.create(record, timeout)) ? 'held' : 'failed';
+    if (!canAcquire(stored.spec, identity, now)) return 'held-by-another';
+    return (await store.update(record, stored.resourceVersion, timeout)) ? 'held' : 'failed';
   }
 
   async #release(): Promise<void> {

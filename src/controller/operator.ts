@@ -377,6 +377,8 @@ export async function startOperator(
       onStoppedLeading: () => {
         leading = false;
         leadership.abort(new Error('leadership lost'));
+        // What this replica last applied may be overtaken by the new leader: re-render on return.
+        reconciler.forgetAll();
         metrics.leader.set(0);
         if (stopElection.signal.aborted) logger.info({ identity }, 'stepped down: releasing the lease');
         else logger.warn({ identity }, 'lost leadership: stopped reconciling');

@@ -147,6 +147,11 @@ export class Reconciler {
     this.#managed.delete(key);
   }
 
+  /** Drops every remembered desired state (leadership lost: another replica may apply meanwhile). */
+  forgetAll(): void {
+    this.#managed.clear();
+  }
+
   /** The identity applies and watches run as: the operator, or an impersonated tenant ServiceAccount. */
   async scopeFor(repo: GitRepository): Promise<{ scope: WatchScope; serviceAccount?: string }> {
     const serviceAccount = repo.spec.serviceAccountName ?? this.#deps.options.defaultServiceAccount;

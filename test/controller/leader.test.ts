@@ -35,13 +35,16 @@ async function until(predicate: () => boolean, timeoutMs = 3_000): Promise<void>
   }
 }
 
-function elector(store: LeaseStore, identity: string, log: string[]): LeaderElector {
+function elector(
+  store: LeaseStore,
+  identity: string,
+  log: string[],
+  timings = { leaseDurationMs: 300, renewDeadlineMs: 200, retryPeriodMs: 50 },
+): LeaderElector {
   return new LeaderElector({
     store,
     identity,
-    leaseDurationMs: 300,
-    renewDeadlineMs: 200,
-    retryPeriodMs: 50,
+    ...timings,
     onStartedLeading: () => log.push(`${identity}+`),
     onStoppedLeading: () => log.push(`${identity}-`),
   });
@@ -103,6 +106,54 @@ describe('LeaderElector', () => {
     };
     await until(() => !a.isLeader);
     expect(log).toEqual(['a+', 'a-']);
+    stop.abort();
+    await run;
+  });
+
+  it('steps down at the first renewal that finds another holder, long before the renew deadline', async () => {
+    const store = new MemoryLeaseStore();
+    const log: string[] = [];
+    const slowDeadline = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 50 };
+    const a = elector(store, 'a', log, slowDeadline);
+    const stop = new AbortController();
+    const run = a.run(stop.signal);
+    await until(() => a.isLeader);
+    store.lease = {
+      spec: { holderIdentity: 'b', leaseDurationSeconds: 15, renewTime: new Date().toISOString() },
+      resourceVersion: 'moved',
+    };
+    const moved = Date.now();
+    await until(() => !a.isLeader, 1_000);
+    expect(Date.now() - moved).toBeLessThan(1_000);
+    // It does not take the lease back while b's lease is valid.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(a.isLeader).toBe(false);
+    expect(store.lease?.spec.holderIdentity).toBe('b');
+    expect(log).toEqual(['a+', 'a-']);
+    stop.abort();
+    await run;
+  });
+
+  it('keeps leading through failed renewals shorter than the renew deadline', async () => {
+    const inner = new MemoryLeaseStore();
+    let failing = false;
+    const flaky: LeaseStore = {
+      get: () => (failing ? Promise.reject(new Error('API server unavailable')) : inner.get()),
+      create: (spec) => inner.create(spec),
+      update: (spec, rv) => inner.update(spec, rv),
+    };
+    const log: string[] = [];
+    const a = elector(flaky, 'a', log, { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 50 });
+    const stop = new AbortController();
+    const run = a.run(stop.signal);
+    await until(() => a.isLeader);
+    failing = true;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a.isLeader).toBe(true);
+    failing = false;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(a.isLeader).toBe(true);
+    expect(log).toEqual(['a+']);
     stop.abort();
     await run;
   });
