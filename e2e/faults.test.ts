@@ -2,7 +2,8 @@
 // connection closed mid-pack, corrupted pack), a freeze (the branch force-pushed back to an older
 // signed revision), and a field owned by another manager. Each case asserts what the cluster and
 // the status look like afterwards, then the recovery once the fault is gone.
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
@@ -16,6 +17,7 @@ import {
 } from './support/controlplane.ts';
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
+import { ensureBuilt, startOperatorProcess } from './support/operator-process.ts';
 import {
   adminClient,
   capturingLogger,
@@ -439,25 +441,59 @@ describe('control-plane faults (own plane)', () => {
     expect(await countManaged()).toBe(1_001);
   });
 
-  it('the operator killed mid-apply and restarted: converges, the inventory never loses an object, prune still works', async () => {
-    const commit = await repo.commit(bulkFiles('more', 1_000));
-    await waitFor(
-      async () => {
-        const n = await countManaged();
-        return n >= 1_001 + 20 ? n : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 50, description: 'the second apply under way' },
-    );
-    await running!.operator.stop(0);
-    await rm(running!.cacheDir, { recursive: true, force: true });
+  it('the operator process SIGKILLed mid-apply and restarted: converges, the inventory never loses an object, prune still works', async () => {
+    // The in-process operator hands over to `bin/signet run` as a separate process, as in a pod.
+    await running?.stop();
     running = undefined;
+    const signetBin = await ensureBuilt();
+    const processCache = await mkdtemp(join(tmpdir(), 'signet-faults-kill-'));
+    const child = startOperatorProcess(
+      signetBin,
+      [
+        'run',
+        '--kubeconfig',
+        plane.kubeconfigPath,
+        '--namespace',
+        namespace,
+        '--metrics-addr',
+        '127.0.0.1:0',
+        '--health-addr',
+        '127.0.0.1:0',
+        '--cache-dir',
+        processCache,
+        '--apply-concurrency',
+        '4',
+      ],
+      { logPath: join(repoRoot, '.signet', 'e2e-logs', `faults-sigkill-${process.pid}.log`) },
+    );
+    let commit: string;
+    try {
+      await child.metricsPort();
+      commit = await repo.commit(bulkFiles('more', 1_000));
+      await waitFor(
+        async () => {
+          const n = await countManaged();
+          return n >= 1_001 + 20 ? n : undefined;
+        },
+        {
+          timeoutMs: 60_000,
+          intervalMs: 50,
+          description: 'the second apply under way in the operator process',
+        },
+      );
+      const exit = await child.stop('SIGKILL');
+      expect(exit.signal).toBe('SIGKILL');
+    } finally {
+      await child.stop('SIGKILL');
+      await rm(processCache, { recursive: true, force: true });
+    }
     // Everything Signet created is in the inventory recorded before the apply started.
     const live = await kube.list('v1', 'ConfigMap', { namespace, labelSelector: 'signet.dev/name=big' });
     const inventory = new Set((await planeStatus()).inventory?.entries.map((e) => e.id));
     const missing = live.items
       .map((o) => `${namespace}_${o.metadata.name}__ConfigMap`)
       .filter((id) => !inventory.has(id));
-    observed['objects existing when the operator was stopped'] = String(live.items.length);
+    observed['objects existing when the operator process was SIGKILLed'] = String(live.items.length);
     expect(live.items.length).toBeLessThan(2_001);
     expect(missing).toEqual([]);
 
