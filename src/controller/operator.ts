@@ -24,7 +24,13 @@ import { backoffDelay, jitterInterval } from './backoff.ts';
 import { DriftHandler } from './drift.ts';
 import { createEventRecorder } from './events.ts';
 import { startProbeServer } from './http-server.ts';
-import { defaultLeaseTimings, LeaderElector, type LeaseRecord, type LeaseStore } from './leader.ts';
+import {
+  defaultLeaseTimings,
+  describeStepDown,
+  LeaderElector,
+  type LeaseRecord,
+  type LeaseStore,
+} from './leader.ts';
 import { LiveCache } from './live-cache.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import type { SourcePort } from './ports.ts';
@@ -201,7 +207,14 @@ export async function startOperator(
   });
   const events = createEventRecorder({ client: admin, instance: identity, logger });
   let leading = !options.leaderElect;
-  let leadership = new AbortController();
+  /** Aborts when this replica stops leading (never without --leader-elect); reconciles and drift reverts run under it. */
+  let leadership: AbortSignal = new AbortController().signal;
+  let elector: LeaderElector | undefined;
+  /** Fencing before a write: a leader past its renew deadline steps down here (see LeaderElector.fence). */
+  const stillLeading = (): boolean => {
+    elector?.fence();
+    return leading;
+  };
 
   const pendingDrift = new Map<string, Set<string>>();
   const liveCache = new LiveCache({
@@ -230,6 +243,7 @@ export async function startOperator(
     logger,
     trustCache: createTrustMaterialCache(),
     now: () => new Date(),
+    fence: stillLeading,
     options: {
       fieldManager: 'signet',
       applyConcurrency: options.applyConcurrency,
@@ -263,7 +277,7 @@ export async function startOperator(
     concurrency: options.concurrent,
     handler: async (key, queueSignal) => {
       metrics.queueDepth.set(queue.depth);
-      if (!leading) return;
+      if (!stillLeading()) return;
       const object = repos.get(key);
       if (object === undefined) {
         reconciler.forget(key);
@@ -272,7 +286,7 @@ export async function startOperator(
         await alerter.forget(key);
         return;
       }
-      const signal = AbortSignal.any([queueSignal, leadership.signal]);
+      const signal = AbortSignal.any([queueSignal, leadership]);
       try {
         const outcome = await reconciler.reconcile(object as unknown as KubeObject, signal);
         if (outcome.failed) {
@@ -299,12 +313,12 @@ export async function startOperator(
   const driftQueue: KeyedWorkQueue = new KeyedWorkQueue({
     concurrency: 4,
     handler: async (key, queueSignal) => {
-      if (!leading) return;
+      if (!stillLeading()) return;
       const ids = pendingDrift.get(key);
       pendingDrift.delete(key);
       const state = reconciler.managedState(key);
       if (ids === undefined || state === undefined) return;
-      await drift.handle(state, ids, AbortSignal.any([queueSignal, leadership.signal]));
+      await drift.handle(state, ids, AbortSignal.any([queueSignal, leadership]));
     },
     onError: (key, error) =>
       logger.error(
@@ -363,25 +377,35 @@ export async function startOperator(
     for (const object of repos.list()) queue.add(keyOf(object));
   };
   if (options.leaderElect) {
-    const elector = new LeaderElector({
+    elector = new LeaderElector({
       store: leaseStore(admin, options.leaseNamespace, options.leaseName),
       identity,
       ...(options.leaseTimings ?? defaultLeaseTimings),
-      onStartedLeading: () => {
+      onStartedLeading: (signal) => {
         leading = true;
-        leadership = new AbortController();
+        leadership = signal;
         metrics.leader.set(1);
         logger.info({ identity }, 'became leader');
         void repos.waitForSync(60_000).then(enqueueAll, () => undefined);
       },
-      onStoppedLeading: () => {
+      onStoppedLeading: (stepDown) => {
+        // The elector has aborted the leadership signal already: in-flight reconciles and drift
+        // reverts stop before their next request.
         leading = false;
-        leadership.abort(new Error('leadership lost'));
         // What this replica last applied may be overtaken by the new leader: re-render on return.
         reconciler.forgetAll();
         metrics.leader.set(0);
-        if (stopElection.signal.aborted) logger.info({ identity }, 'stepped down: releasing the lease');
-        else logger.warn({ identity }, 'lost leadership: stopped reconciling');
+        if (stepDown.reason === 'stopped') logger.info({ identity }, 'stepped down: releasing the lease');
+        else
+          logger.warn(
+            {
+              identity,
+              reason: stepDown.reason,
+              ...(stepDown.reason === 'held-by-another' ? { holder: stepDown.holder } : {}),
+              detail: describeStepDown(stepDown),
+            },
+            'lost leadership: stopped reconciling',
+          );
       },
       onError: (error) =>
         logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'leader election error'),

@@ -78,6 +78,13 @@ export interface ReconcilerDeps {
   readonly trustCache: TrustMaterialCache;
   readonly now: () => Date;
   readonly options: ReconcilerOptions;
+  /**
+   * Fencing, called right before each write batch (status and inventory writes, the apply, the
+   * prune, finalizer patches): false when this replica no longer leads. The operator's check steps
+   * a leader past its renew deadline down, which aborts the reconcile's signal; without leader
+   * election it is always true.
+   */
+  readonly fence?: () => boolean;
 }
 
 /** What Signet last applied for one GitRepository: drift is measured against it. */
@@ -106,6 +113,18 @@ export interface ReconcileOutcome {
 
 export class ReconcileAbortedError extends Error {
   override readonly name = 'ReconcileAbortedError';
+}
+
+/** A write refused by the fencing check: this replica no longer leads. */
+export class LeadershipFencedError extends Error {
+  override readonly name = 'LeadershipFencedError';
+  readonly code = 'LEADERSHIP_FENCED';
+  /** The write that was not sent, e.g. `status of team-a/platform`. */
+  readonly write: string;
+  constructor(write: string) {
+    super(`${write} not written: this replica no longer leads`);
+    this.write = write;
+  }
 }
 
 function decode(value: unknown): string {
@@ -182,6 +201,13 @@ export class Reconciler {
     return ref.kind === 'Secret' ? secretData(object) : configMapData(object);
   }
 
+  /** Throws (the signal's reason, or a LeadershipFencedError) unless this replica may still write. */
+  #fence(signal: AbortSignal, write: string): void {
+    const leading = this.#deps.fence?.() ?? true;
+    signal.throwIfAborted();
+    if (!leading) throw new LeadershipFencedError(write);
+  }
+
   async #writeStatus(
     repo: GitRepository,
     previous: GitRepositoryStatus,
@@ -190,6 +216,7 @@ export class Reconciler {
   ): Promise<GitRepositoryStatus> {
     const next = applyStatusChanges(previous, changes, repo.metadata.generation, this.#deps.now());
     if (!statusChanged(previous, next)) return next;
+    this.#fence(signal, `status of ${objectKeyOf(repo)}`);
     await this.#deps.admin.patchStatus(
       {
         apiVersion: gitRepositoryApiVersion,
@@ -207,7 +234,13 @@ export class Reconciler {
   async reconcile(raw: KubeObject, signal: AbortSignal): Promise<ReconcileOutcome> {
     const started = performance.now();
     const outcome = await this.#reconcile(raw, signal).catch((error: unknown): ReconcileOutcome => {
-      if (signal.aborted) throw new ReconcileAbortedError('reconcile aborted');
+      if (signal.aborted || error instanceof LeadershipFencedError) {
+        const reason: unknown = signal.aborted ? signal.reason : error;
+        throw new ReconcileAbortedError(
+          `reconcile of ${raw.metadata.namespace ?? ''}/${raw.metadata.name} aborted: ${reason instanceof Error ? reason.message : String(reason)}`,
+          { cause: reason },
+        );
+      }
       this.#deps.logger.error(
         {
           gitrepository: `${raw.metadata.namespace}/${raw.metadata.name}`,
@@ -260,6 +293,7 @@ export class Reconciler {
       return { failed: false, result: 'deleted' };
     }
     if (!repo.metadata.finalizers.includes(finalizerName)) {
+      this.#fence(signal, `finalizer of ${key}`);
       await admin.request({
         method: 'PATCH',
         path: `/apis/${gitRepositoryApiVersion}/namespaces/${encodeURIComponent(repo.metadata.namespace)}/gitrepositories/${encodeURIComponent(repo.metadata.name)}`,
@@ -468,7 +502,9 @@ export class Reconciler {
       ...(serviceAccount === undefined ? {} : { impersonating: serviceAccount }),
     });
 
-    // 6. Apply (server-side, as the tenant when impersonating) and prune.
+    // 6. Apply (server-side, as the tenant when impersonating) and prune. Within the apply the
+    // leadership signal is the fence: every request carries it, and an aborted one is not sent.
+    this.#fence(signal, `apply of ${revision} (${plan.entries.length} objects)`);
     const manager = createResourceManager(scope.client, owner, this.#deps.options.fieldManager);
     const changeSet: ChangeSet = await applyPlan(manager, plan, {
       force: repo.spec.force,
@@ -492,6 +528,7 @@ export class Reconciler {
     changes.push({ kind: 'applied', revision, message, inventory });
     changes.push({ kind: 'drift', objects: [], mode: repo.spec.drift.mode });
 
+    this.#fence(signal, `drift policy of ${key}`);
     try {
       await this.#syncDenyPolicy(repo, scope, signal);
     } catch (error) {
@@ -610,10 +647,12 @@ export class Reconciler {
     if (!repo.metadata.finalizers.includes(finalizerName)) return;
     // Stop drift handling first, or the prune below would be "reverted".
     this.#managed.delete(objectKeyOf(repo));
+    this.#fence(signal, `finalization of ${objectKeyOf(repo)}`);
     const owner: OwnerRef = { name: repo.metadata.name, namespace: repo.metadata.namespace };
     const [policy] = buildDenyPolicy({ gitRepository: owner, allowedUsernames: [] });
     await this.#removeDenyPolicy(policy.metadata.name, signal);
     if (repo.spec.prune && previous.inventory !== undefined && previous.inventory.entries.length > 0) {
+      this.#fence(signal, `prune of ${objectKeyOf(repo)}`);
       const { scope } = await this.scopeFor(repo).catch(() => ({
         scope: { identity: '', client: this.#deps.admin } as WatchScope,
       }));
@@ -638,6 +677,7 @@ export class Reconciler {
       log.info({ pruned: result.entries.length }, 'GitRepository deleted: pruned its objects');
     }
     this.#managed.delete(objectKeyOf(repo));
+    this.#fence(signal, `finalizer removal of ${objectKeyOf(repo)}`);
     await this.#deps.admin.request({
       method: 'PATCH',
       path: `/apis/${gitRepositoryApiVersion}/namespaces/${encodeURIComponent(repo.metadata.namespace)}/gitrepositories/${encodeURIComponent(repo.metadata.name)}`,
@@ -661,6 +701,7 @@ export class Reconciler {
   ): Promise<void> {
     const next = applyStatusChanges(previous, changes, fallback.metadata.generation, this.#deps.now());
     if (!statusChanged(previous, next)) return;
+    this.#fence(signal, `status of ${fallback.metadata.namespace}/${fallback.metadata.name}`);
     await this.#deps.admin.patchStatus(
       { apiVersion: gitRepositoryApiVersion, kind: gitRepositoryKind, ...fallback.metadata },
       statusMergePatch(previous, next) as Record<string, never>,
