@@ -17,7 +17,7 @@ import {
 } from './support/controlplane.ts';
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
-import { ensureBuilt, startOperatorProcess } from './support/operator-process.ts';
+import { ensureBuilt, type OperatorProcess, startOperatorProcess } from './support/operator-process.ts';
 import {
   adminClient,
   capturingLogger,
@@ -446,30 +446,36 @@ describe('control-plane faults (own plane)', () => {
     await running?.stop();
     running = undefined;
     const signetBin = await ensureBuilt();
-    const processCache = await mkdtemp(join(tmpdir(), 'signet-faults-kill-'));
-    const child = startOperatorProcess(
-      signetBin,
-      [
-        'run',
-        '--kubeconfig',
-        plane.kubeconfigPath,
-        '--namespace',
-        namespace,
-        '--metrics-addr',
-        '127.0.0.1:0',
-        '--health-addr',
-        '127.0.0.1:0',
-        '--cache-dir',
-        processCache,
-        '--apply-concurrency',
-        '4',
-      ],
-      { logPath: join(repoRoot, '.signet', 'e2e-logs', `faults-sigkill-${process.pid}.log`) },
-    );
-    let commit: string;
+    const processCaches: string[] = [];
+    const startPlaneProcess = async (name: string): Promise<OperatorProcess> => {
+      // Each process gets an empty Git cache, as a new pod would.
+      const cacheDir = await mkdtemp(join(tmpdir(), `signet-faults-${name}-`));
+      processCaches.push(cacheDir);
+      return startOperatorProcess(
+        signetBin,
+        [
+          'run',
+          '--kubeconfig',
+          plane.kubeconfigPath,
+          '--namespace',
+          namespace,
+          '--metrics-addr',
+          '127.0.0.1:0',
+          '--health-addr',
+          '127.0.0.1:0',
+          '--cache-dir',
+          cacheDir,
+          '--apply-concurrency',
+          '4',
+        ],
+        { logPath: join(repoRoot, '.signet', 'e2e-logs', `faults-${name}-${process.pid}.log`) },
+      );
+    };
+    const killed = await startPlaneProcess('sigkilled');
+    let restarted: OperatorProcess | undefined;
     try {
-      await child.metricsPort();
-      commit = await repo.commit(bulkFiles('more', 1_000));
+      await killed.metricsPort();
+      const commit = await repo.commit(bulkFiles('more', 1_000));
       await waitFor(
         async () => {
           const n = await countManaged();
@@ -481,41 +487,59 @@ describe('control-plane faults (own plane)', () => {
           description: 'the second apply under way in the operator process',
         },
       );
-      const exit = await child.stop('SIGKILL');
+      const exit = await killed.stop('SIGKILL');
       expect(exit.signal).toBe('SIGKILL');
+      // It died in the middle of the apply: it never got to log the revision as applied.
+      expect(
+        killed.logs.some((l) => l.msg === 'revision applied' && l.revision === `main@sha1:${commit}`),
+      ).toBe(false);
+
+      // Everything Signet created is in the inventory recorded before the apply started.
+      const live = await kube.list('v1', 'ConfigMap', { namespace, labelSelector: 'signet.dev/name=big' });
+      const inventory = new Set((await planeStatus()).inventory?.entries.map((e) => e.id));
+      const missing = live.items
+        .map((o) => `${namespace}_${o.metadata.name}__ConfigMap`)
+        .filter((id) => !inventory.has(id));
+      observed['objects existing when the operator process was SIGKILLed'] = String(live.items.length);
+      expect(live.items.length).toBeLessThan(2_001);
+      expect(missing).toEqual([]);
+
+      // A fresh process (new pid, empty Git cache) converges to the same state.
+      const restartedAt = Date.now();
+      restarted = await startPlaneProcess('restarted');
+      const status = await waitBigApplied(commit, 120_000);
+      measured['operator process restarted → revision applied'] = Date.now() - restartedAt;
+      expect(await countManaged()).toBe(2_001);
+      expect(status.inventory?.entries).toHaveLength(2_001);
+      const applied = restarted.logs.find(
+        (l) => l.msg === 'revision applied' && l.revision === `main@sha1:${commit}`,
+      );
+      expect(applied).toBeDefined();
+      observed['the restarted process applied'] = JSON.stringify({
+        created: applied?.created,
+        configured: applied?.configured,
+        unchanged: applied?.unchanged,
+      });
+
+      // An object the killed process created is still tracked: removing it from Git prunes it.
+      const pruned = await repo.commit({ 'deploy/more-0.yaml': null });
+      const after = await waitBigApplied(pruned, 60_000);
+      await waitFor(async () => (await countManaged()) === 1_901, {
+        timeoutMs: 30_000,
+        description: 'more-0.yaml pruned',
+      });
+      expect(after.inventory?.entries).toHaveLength(1_901);
+      expect(
+        await kube.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'more-0', namespace }),
+      ).toBeUndefined();
+      expect(
+        await kube.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'more-100', namespace }),
+      ).toBeDefined();
+      expect(await restarted.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     } finally {
-      await child.stop('SIGKILL');
-      await rm(processCache, { recursive: true, force: true });
+      await killed.stop('SIGKILL');
+      await restarted?.stop('SIGKILL');
+      for (const dir of processCaches) await rm(dir, { recursive: true, force: true });
     }
-    // Everything Signet created is in the inventory recorded before the apply started.
-    const live = await kube.list('v1', 'ConfigMap', { namespace, labelSelector: 'signet.dev/name=big' });
-    const inventory = new Set((await planeStatus()).inventory?.entries.map((e) => e.id));
-    const missing = live.items
-      .map((o) => `${namespace}_${o.metadata.name}__ConfigMap`)
-      .filter((id) => !inventory.has(id));
-    observed['objects existing when the operator process was SIGKILLed'] = String(live.items.length);
-    expect(live.items.length).toBeLessThan(2_001);
-    expect(missing).toEqual([]);
-
-    const restartedAt = Date.now();
-    running = await startPlaneOperator();
-    const status = await waitBigApplied(commit, 120_000);
-    measured['operator restarted → revision applied'] = Date.now() - restartedAt;
-    expect(await countManaged()).toBe(2_001);
-    expect(status.inventory?.entries).toHaveLength(2_001);
-
-    const pruned = await repo.commit({ 'deploy/more-0.yaml': null });
-    const after = await waitBigApplied(pruned, 60_000);
-    await waitFor(async () => (await countManaged()) === 1_901, {
-      timeoutMs: 30_000,
-      description: 'more-0.yaml pruned',
-    });
-    expect(after.inventory?.entries).toHaveLength(1_901);
-    expect(
-      await kube.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'more-0', namespace }),
-    ).toBeUndefined();
-    expect(
-      await kube.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'more-100', namespace }),
-    ).toBeDefined();
   });
 });
