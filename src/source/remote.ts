@@ -22,6 +22,7 @@ import type { GitRef } from '../api/gitrepository.ts';
 import { SourceError, safeUrl } from './errors.ts';
 import { installSyncSha1Digest } from './fast-sha1.ts';
 import { createHttpClient } from './http-client.ts';
+import { type PackReceiverOptions, withNativePackReceiver } from './pack-receiver.ts';
 import { openRepoReader } from './repo-reader.ts';
 
 export interface GitCredentials {
@@ -236,6 +237,8 @@ export interface FetchRevisionRequest extends RemoteCallOptions {
   readonly depth: number | 'full';
   /** The last applied commit: history back to it is made available when depth is 'full'. */
   readonly since?: string;
+  /** Called for each pack indexed natively (tests and benchmarks; see pack-receiver.ts). */
+  readonly onPack?: PackReceiverOptions['onPack'];
 }
 
 export interface FetchOutcome {
@@ -294,7 +297,12 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
       return { dir, fetched: false, shallow: await isShallow() };
     }
 
-    const http = httpClientFor(remote, request);
+    // Packs are indexed natively (pack-receiver.ts); isomorphic-git keeps the protocol.
+    const http = withNativePackReceiver(httpClientFor(remote, request), {
+      gitdir: dir,
+      signal: request.signal,
+      ...(request.onPack === undefined ? {} : { onPack: request.onPack }),
+    });
     const remoteRef =
       'commit' in request.ref
         ? request.ref.commit
