@@ -181,6 +181,9 @@ describe('a misbehaving Git server', () => {
       expect(ready?.message).toMatch(/^fetching /);
       expect(ready?.message).toMatch(scenario.expect);
       expect(ready?.message).toContain('127.0.0.1');
+      // Not fetched, so not verified: Verified=False FetchFailed with the same message.
+      expect(condition(failed, 'Verified')).toMatchObject({ status: 'False', reason: 'FetchFailed' });
+      expect(condition(failed, 'Verified')?.message).toBe(ready?.message);
       expect(failed.lastAppliedRevision).toBe(`main@sha1:${good}`);
       // Still failing a few reconciles later (interval 1s), and the object was never touched.
       await requestReconcile();

@@ -12,6 +12,7 @@ import { RenderError } from '../render/errors.ts';
 import type { KubeObject } from '../render/object.ts';
 import { renderManifests } from '../render/render.ts';
 import { applyScope, crdScopes } from '../render/scope.ts';
+import { safeUrl } from '../source/errors.ts';
 import { parseTrustedRoot, publicGoodTrustedRoot, type TrustedRootJSON } from '../trust-root/index.ts';
 import { keylessX509Checker } from '../verify/keyless-checker.ts';
 import type { TrustMaterialCache } from '../verify/trust.ts';
@@ -70,7 +71,7 @@ export async function resolveRevision(
         ok: false,
         stage: 'fetch',
         reason: 'FetchFailed',
-        message: `spec.secretRef: ${message(error)}`,
+        message: `fetching ${safeUrl(repo.spec.url)}: spec.secretRef: ${message(error)}`,
       };
     }
   }
@@ -97,7 +98,7 @@ export async function resolveRevision(
       ok: false,
       stage: 'fetch',
       reason: 'FetchFailed',
-      message: `fetching ${repo.spec.url}: ${message(error)}`,
+      message: `fetching ${safeUrl(repo.spec.url)}: ${message(error)}`,
     };
   }
 }
@@ -156,7 +157,7 @@ export async function fetchAndVerify(
       ok: false,
       stage: 'fetch',
       reason: 'FetchFailed',
-      message: `fetching ${revision}: ${message(error)}`,
+      message: `fetching ${revision} from ${safeUrl(repo.spec.url)}: ${message(error)}`,
       revision,
     };
   }

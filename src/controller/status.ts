@@ -143,6 +143,11 @@ export function applyStatusChanges(
         status.conditions = setAbnormal(status.conditions, 'Reconciling', undefined, generation, now);
         status.conditions = setAbnormal(status.conditions, 'Stalled', undefined, generation, now);
         set({ type: 'Ready', status: 'False', reason: change.reason, message: change.message });
+        // A revision that could not be fetched was not verified: Verified=False FetchFailed (as a
+        // source that cannot be fetched leaves nothing proven). status.verification keeps the
+        // evidence of the last verified commit; build and apply failures leave Verified alone.
+        if (change.reason === Reason.FetchFailed)
+          set({ type: 'Verified', status: 'False', reason: Reason.FetchFailed, message: change.message });
         if (change.attemptedRevision !== undefined) status.lastAttemptedRevision = change.attemptedRevision;
         status.observedGeneration = generation;
         break;

@@ -85,6 +85,62 @@ describe('status changes (kstatus)', () => {
     });
   });
 
+  it('fetch failed: Verified=False FetchFailed naming the URL, lastAppliedRevision and evidence kept', () => {
+    const before = applyStatusChanges(
+      readStatus({}),
+      [
+        { kind: 'verified', evidence },
+        { kind: 'applied', revision: `main@sha1:${commit}`, message: 'ok', inventory: { entries: [] } },
+      ],
+      1,
+      t0,
+    );
+    const message = `fetching main@sha1:${'d'.repeat(40)} from https://git.example.com/platform.git: the Git server answered 500`;
+    const after = applyStatusChanges(
+      before,
+      [{ kind: 'failed', reason: 'FetchFailed', message, attemptedRevision: `main@sha1:${'d'.repeat(40)}` }],
+      1,
+      t1,
+    );
+    expect(after.conditions.find((c) => c.type === 'Verified')).toMatchObject({
+      status: 'False',
+      reason: 'FetchFailed',
+      message,
+      lastTransitionTime: t1.toISOString(),
+      observedGeneration: 1,
+    });
+    expect(after.conditions.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'FetchFailed',
+      message,
+    });
+    expect(after.lastAppliedRevision).toBe(`main@sha1:${commit}`);
+    expect(after.lastAttemptedRevision).toBe(`main@sha1:${'d'.repeat(40)}`);
+    expect(after.verification).toEqual(before.verification);
+    // The same failure again changes nothing (no status write, no new transition time).
+    expect(
+      statusChanged(
+        after,
+        applyStatusChanges(after, [{ kind: 'failed', reason: 'FetchFailed', message }], 1, t1),
+      ),
+    ).toBe(false);
+    // Once fetched and verified again, Verified is True again.
+    const recovered = applyStatusChanges(after, [{ kind: 'verified', evidence }], 1, t1);
+    expect(recovered.conditions.find((c) => c.type === 'Verified')?.status).toBe('True');
+  });
+
+  it('build and apply failures leave Verified as it was (the revision was verified)', () => {
+    const verified = applyStatusChanges(readStatus({}), [{ kind: 'verified', evidence }], 1, t0);
+    for (const reason of ['BuildFailed', 'ApplyFailed']) {
+      const after = applyStatusChanges(verified, [{ kind: 'failed', reason, message: 'x' }], 1, t1);
+      expect(after.conditions.find((c) => c.type === 'Verified')).toMatchObject({
+        status: 'True',
+        reason: 'Verified',
+      });
+      expect(after.conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason });
+    }
+  });
+
   it('drift: Drifted=True with a bounded list, cleared back to False; stalled sets Stalled only while true', () => {
     const objects = Array.from({ length: 80 }, (_, i) => ({
       id: `id${i}`,
