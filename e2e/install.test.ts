@@ -1,16 +1,21 @@
 // Installing Signet: the CRD and both RBAC flavours of manifests/ pass a server-side dry-run on a
 // real API server, and the RBAC each flavour grants, really applied, allows exactly what
 // docs/install.md says (SelfSubjectAccessReviews and real requests made with a TokenRequest token).
+// README.md's install blocks (both flavours) are run word for word with the built kubectl.
 //
 // The cluster is shared by the whole test run, so the manifests are rendered through a kustomize
 // overlay that only renames them: namespace signet-system -> signet-system-<hex> (and a tenant
 // namespace team-a-<hex>), cluster-scoped names get the suffix -<hex>. Rules and structure are the
-// shipped ones. Everything created here is deleted in afterAll.
-import { spawn } from 'node:child_process';
+// shipped ones. The README blocks are the exception: they use the fixed names a reader gets
+// (signet-system, team-a, signet-manager, ...), one flavour at a time, removed before and after.
+// Everything created here is deleted in afterAll.
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { promisify } from 'node:util';
 import {
+  AppsV1Api,
   AuthorizationV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -32,6 +37,7 @@ import {
   waitFor,
 } from './support/kube.ts';
 
+const execFileAsync = promisify(execFile);
 const suffix = randomBytes(3).toString('hex');
 const operatorNamespace = `signet-system-${suffix}`;
 const defaultFlavourNamespace = `signet-sysd-${suffix}`;
@@ -307,6 +313,256 @@ describe('tenant example as shipped', () => {
   });
 });
 
+// ---------- README.md's install commands, run word for word ----------
+
+/**
+ * The ```sh block under `### <heading>` of README.md's "## Install in a cluster" section, as
+ * written. Every non-empty line must be one plain kubectl command (no pipes, substitutions or
+ * continuations), so running the block with bash runs exactly what a reader would type.
+ */
+function readmeInstallBlock(readme: string, heading: string): string {
+  const section = readme.split(/^## /m).find((part) => part.startsWith('Install in a cluster\n'));
+  if (section === undefined) throw new Error('README.md has no "## Install in a cluster" section');
+  const sub = section.split(/^### /m).find((part) => part.startsWith(`${heading}\n`));
+  if (sub === undefined) throw new Error(`README.md's install section has no "### ${heading}"`);
+  const block = /^```sh\n([\s\S]*?)^```$/m.exec(sub)?.[1];
+  if (block === undefined) throw new Error(`"### ${heading}" in README.md has no sh code block`);
+  for (const line of block.split('\n').filter((l) => l.trim() !== '')) {
+    const command = line.replace(/\s+#.*$/, '');
+    if (!/^kubectl [^|;&$`<>\\'"]+$/.test(command)) {
+      throw new Error(`README.md "### ${heading}": not a plain kubectl command: ${line}`);
+    }
+  }
+  return block;
+}
+
+interface NamedObject {
+  metadata?: { managedFields?: { manager?: string; operation?: string }[] };
+}
+
+const readmeNamespaces = ['team-a', 'signet-system'];
+const readmeClusterRoleBindings = ['signet-manager', 'signet-tenant-operator'];
+const readmeClusterRoles = ['signet-manager', 'signet-tenant-operator', 'signet-tenant-references'];
+
+/** Deletes what the README's commands created under their fixed names (not the shared CRD) and waits until it is gone. */
+async function removeReadmeInstall(): Promise<void> {
+  await deleteIgnoringMissing(() =>
+    kubeConfig.makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject(
+      {
+        group: 'signet.dev',
+        version: 'v1alpha1',
+        namespace: 'team-a',
+        plural: 'gitrepositories',
+        name: 'team-a-apps',
+      },
+      requestOptions(),
+    ),
+  );
+  for (const name of readmeClusterRoleBindings) {
+    await deleteIgnoringMissing(() => rbac.deleteClusterRoleBinding({ name }, requestOptions()));
+  }
+  for (const name of readmeClusterRoles) {
+    await deleteIgnoringMissing(() => rbac.deleteClusterRole({ name }, requestOptions()));
+  }
+  for (const name of readmeNamespaces) {
+    await deleteIgnoringMissing(() => core.deleteNamespace({ name }, requestOptions()));
+  }
+  for (const name of readmeNamespaces) {
+    await waitFor(
+      async () => {
+        try {
+          await core.readNamespace({ name }, requestOptions());
+          return false;
+        } catch (error) {
+          if (isApiError(error, 404)) return true;
+          throw error;
+        }
+      },
+      { timeoutMs: 90_000, intervalMs: 250, description: `namespace ${name} to be deleted` },
+    );
+  }
+}
+
+describe("README.md's install commands, word for word", () => {
+  let readme = '';
+  let cwd = '';
+  let allowedSigners = '';
+
+  beforeAll(async () => {
+    readme = await readFile(join(repoRoot, 'README.md'), 'utf8');
+    // A reader's working directory: the checkout's crds/ and manifests/, and their allowed_signers file.
+    cwd = join(workDir, 'readme');
+    await mkdir(cwd, { recursive: true });
+    for (const dir of ['crds', 'manifests']) await symlink(join(repoRoot, dir), join(cwd, dir));
+    const key = join(cwd, 'alice');
+    await execFileAsync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice', '-f', key]);
+    allowedSigners = `alice@example.com namespaces="git" ${(await readFile(`${key}.pub`, 'utf8')).trim()}\n`;
+    await writeFile(join(cwd, 'allowed_signers'), allowedSigners);
+    await removeReadmeInstall();
+  });
+
+  afterAll(async () => {
+    await removeReadmeInstall();
+  });
+
+  /** Runs the block with bash (exit on the first failing command), the built kubectl first on PATH. */
+  async function runBlock(heading: string): Promise<void> {
+    const block = readmeInstallBlock(readme, heading);
+    const result = await new Promise<CommandResult>((resolveRun, rejectRun) => {
+      const child = spawn('bash', ['-euo', 'pipefail', '-x', '-c', block], {
+        cwd,
+        env: {
+          ...process.env,
+          PATH: `${dirname(kubectlPath)}:${process.env.PATH ?? ''}`,
+          KUBECONFIG: kubeconfigPath(),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        signal: AbortSignal.timeout(120_000),
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        stdout += chunk;
+      });
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+      });
+      child.on('error', rejectRun);
+      child.on('close', (code) => resolveRun({ code, stdout, stderr }));
+    });
+    expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
+    // Nothing but bash's trace of each command: no warnings (PodSecurity, last-applied, deprecations).
+    expect(result.stderr.split('\n').filter((line) => line !== '' && !line.startsWith('+ '))).toEqual([]);
+    const commands = block.split('\n').filter((line) => line.trim() !== '').length;
+    expect(result.stderr.split('\n').filter((line) => line.startsWith('+ kubectl '))).toHaveLength(commands);
+  }
+
+  /** The webhook address as the README's `create secret` command sets it. */
+  function readmeWebhookAddress(heading: string): string {
+    const address = /--from-literal=address=(\S+)/.exec(readmeInstallBlock(readme, heading))?.[1];
+    if (address === undefined) throw new Error(`"### ${heading}" creates no slack-webhook address`);
+    return address;
+  }
+
+  /** What both flavours must leave: the user's signers and webhook untouched, the example stored without serviceAccountName. */
+  async function expectUserObjectsAndExample(heading: string): Promise<void> {
+    const signers = await core.readNamespacedConfigMap(
+      { name: 'signers', namespace: 'team-a' },
+      requestOptions(),
+    );
+    expect(signers.data).toEqual({ allowed_signers: allowedSigners });
+    const webhook = await core.readNamespacedSecret(
+      { name: 'slack-webhook', namespace: 'team-a' },
+      requestOptions(),
+    );
+    expect(Buffer.from(webhook.data?.address ?? '', 'base64').toString('utf8')).toBe(
+      readmeWebhookAddress(heading),
+    );
+    // Written once, by `kubectl create`: no later apply took the fields over.
+    for (const object of [signers, webhook] as NamedObject[]) {
+      expect(object.metadata?.managedFields?.map((f) => [f.manager, f.operation])).toEqual([
+        ['kubectl-create', 'Update'],
+      ]);
+    }
+    const example = (await kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject(
+      {
+        group: 'signet.dev',
+        version: 'v1alpha1',
+        namespace: 'team-a',
+        plural: 'gitrepositories',
+        name: 'team-a-apps',
+      },
+      requestOptions(),
+    )) as ManifestObject & {
+      spec: {
+        serviceAccountName?: string;
+        verify: { signersRef: { kind: string; name: string } };
+        alerts: { slack: { secretRef: { name: string } } };
+      };
+    };
+    expect(example.spec.serviceAccountName).toBeUndefined();
+    expect(example.spec.verify.signersRef).toEqual({ kind: 'ConfigMap', name: 'signers' });
+    expect(example.spec.alerts.slack.secretRef).toEqual({ name: 'slack-webhook' });
+  }
+
+  it('default flavour: installs, and the controller itself may apply in team-a', async () => {
+    await runBlock('Default flavour');
+    await expectUserObjectsAndExample('Default flavour');
+    const deployment = await kubeConfig
+      .makeApiClient(AppsV1Api)
+      .readNamespacedDeployment({ name: 'signet', namespace: 'signet-system' }, requestOptions());
+    const args = deployment.spec?.template.spec?.containers[0]?.args ?? [];
+    expect(args).toContain('--leader-elect');
+    expect(args.some((arg) => arg.startsWith('--default-service-account'))).toBe(false);
+    // Applies run as the controller (the example names no ServiceAccount): a real write as its token.
+    const controller = await writeKubeconfig(
+      await tokenKubeConfig('signet-system', 'signet'),
+      'readme-default',
+    );
+    await waitFor(
+      async () =>
+        (
+          await kubectl(['auth', 'can-i', 'create', 'configmaps', '-n', 'team-a'], { kubeconfig: controller })
+        ).stdout.trim() === 'yes',
+      { timeoutMs: 30_000, description: 'the signet-manager ClusterRoleBinding to take effect' },
+    );
+    const created = await kubectl(
+      ['create', 'configmap', 'applied-by-signet', '-n', 'team-a', '--dry-run=server'],
+      { kubeconfig: controller },
+    );
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+    // The example's references resolve.
+    for (const reference of ['configmap/signers', 'secret/slack-webhook']) {
+      expect((await kubectl(['get', reference, '-n', 'team-a'], { kubeconfig: controller })).code).toBe(0);
+    }
+  });
+
+  it('tenant flavour: installs, and applies run as team-a/signet-tenant', async () => {
+    await removeReadmeInstall();
+    await runBlock('Tenant flavour');
+    await expectUserObjectsAndExample('Tenant flavour');
+    const deployment = await kubeConfig
+      .makeApiClient(AppsV1Api)
+      .readNamespacedDeployment({ name: 'signet', namespace: 'signet-system' }, requestOptions());
+    expect(deployment.spec?.template.spec?.containers[0]?.args).toContain(
+      '--default-service-account=signet-tenant',
+    );
+    const controller = await writeKubeconfig(
+      await tokenKubeConfig('signet-system', 'signet'),
+      'readme-tenant',
+    );
+    const tenant = 'system:serviceaccount:team-a:signet-tenant';
+    // The built-in admin role the example binds gets its rules from clusterrole aggregation.
+    await waitFor(
+      async () =>
+        (
+          await kubectl(['--as', tenant, 'auth', 'can-i', 'create', 'configmaps', '-n', 'team-a'], {
+            kubeconfig: controller,
+          })
+        ).stdout.trim() === 'yes',
+      { timeoutMs: 30_000, description: 'signet-tenant-admin and signet-tenant-operator to take effect' },
+    );
+    const asTenant = await kubectl(
+      ['--as', tenant, 'create', 'configmap', 'applied-by-signet', '-n', 'team-a', '--dry-run=server'],
+      { kubeconfig: controller },
+    );
+    expect(asTenant.stderr).toBe('');
+    expect(asTenant.code).toBe(0);
+    const itself = await kubectl(
+      ['create', 'configmap', 'applied-by-signet', '-n', 'team-a', '--dry-run=server'],
+      {
+        kubeconfig: controller,
+      },
+    );
+    expect(itself.code).not.toBe(0);
+    expect(itself.stderr).toMatch(/forbidden/i);
+    for (const reference of ['configmap/signers', 'secret/slack-webhook']) {
+      expect((await kubectl(['get', reference, '-n', 'team-a'], { kubeconfig: controller })).code).toBe(0);
+    }
+  });
+});
+
 describe('server-side dry-run', () => {
   it('accepts the CRD', async () => {
     const result = await kubectlOk([
@@ -475,13 +731,17 @@ describe('tenant flavour RBAC, really applied', () => {
     ).toBe(true);
   });
 
-  it('accepts the example GitRepository, signers ConfigMap and Secrets (server-side dry-run)', async () => {
+  it('accepts the example GitRepository (server-side dry-run): no Secret, ConfigMap or serviceAccountName in it', async () => {
     const text = await readFile(join(repoRoot, 'manifests', 'examples', 'gitrepository.yaml'), 'utf8');
     const objects = parseObjects(text).map((object) => ({
       ...object,
       metadata: { ...object.metadata, namespace: tenantNamespace },
     }));
-    expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'GitRepository', 'Secret', 'Secret']);
+    // The signers ConfigMap and the Slack Secret are the user's (README.md creates them); the
+    // example must not overwrite them, and must work in the default flavour too.
+    expect(objects.map((o) => o.kind)).toEqual(['GitRepository']);
+    expect(objects[0]).toHaveProperty('spec.verify.signersRef.name', 'signers');
+    expect(objects[0]).not.toHaveProperty('spec.serviceAccountName');
     const result = await kubectlOk(
       ['apply', '--server-side', '--field-manager=signet-install-e2e', '--dry-run=server', '-f', '-'],
       { input: toYamlStream(objects) },
