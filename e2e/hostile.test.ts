@@ -42,6 +42,8 @@ let tenantOperator: Awaited<ReturnType<typeof startTestOperator>>;
 const captured = capturingLogger();
 let hostileCommit = '';
 let hugeCommit = '';
+/** API server answers seen in this file, printed at the end for docs/reliability.md. */
+const observedRefusals: Record<string, string> = {};
 
 /** Harmless objects: each case directory holds one, and it must never be created. */
 const canary = (name: string) => configMapYaml(`canary-${name}`, { applied: 'yes' });
@@ -208,6 +210,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  console.log(`hostile.test.ts observed: ${JSON.stringify(observedRefusals, null, 2)}`);
   await operator?.stop();
   await tenantOperator?.stop();
   await slack?.close();
@@ -360,6 +363,66 @@ describe('hostile manifests in a signed revision', () => {
         namespace: ns.name,
       }),
     ).toBeUndefined();
+  });
+
+  it('a reference to a Secret/ConfigMap in another namespace is refused by the API server (CEL), 422 naming the field', async () => {
+    const cases: { field: string; spec: Record<string, unknown> }[] = [
+      { field: 'spec.secretRef', spec: { secretRef: { name: 'git-basic', namespace: 'kube-system' } } },
+      {
+        field: 'spec.verify.signersRef',
+        spec: { verify: { signersRef: { kind: 'ConfigMap', name: 'signers', namespace: 'kube-system' } } },
+      },
+      {
+        field: 'spec.verify.trustedRootRef',
+        spec: {
+          verify: {
+            signersRef: { kind: 'ConfigMap', name: 'signers' },
+            trustedRootRef: { name: 'root', namespace: 'kube-system' },
+          },
+        },
+      },
+      {
+        field: 'spec.verify.provenance.keysRef',
+        spec: {
+          verify: {
+            signersRef: { kind: 'ConfigMap', name: 'signers' },
+            provenance: { keysRef: { kind: 'Secret', name: 'keys', namespace: 'kube-system' } },
+          },
+        },
+      },
+      {
+        field: 'spec.alerts.slack.secretRef',
+        spec: { alerts: { slack: { secretRef: { name: 'slack', namespace: 'kube-system' } } } },
+      },
+    ];
+    for (const [index, refusal] of cases.entries()) {
+      const name = `cross-ns-${index}`;
+      const object = gitRepository(name, { path: './cases/ok', ...refusal.spec });
+      // Server-side apply for the first, a plain create for the others: both paths validate.
+      const error = await (index === 0
+        ? admin.apply(object as never, { fieldManager: 'e2e' })
+        : admin.create(object as never)
+      ).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, refusal.field).toBeInstanceOf(KubeApiError);
+      expect((error as KubeApiError).status, refusal.field).toBe(422);
+      const message = (error as KubeApiError).message;
+      expect(message).toContain(`${refusal.field}.namespace`);
+      expect(message).toContain(
+        `references are namespace-local: a GitRepository may only use Secrets/ConfigMaps in its own namespace; remove ${refusal.field}.namespace`,
+      );
+      observedRefusals[refusal.field] = message;
+      expect(
+        await admin.get({
+          apiVersion: 'signet.dev/v1alpha1',
+          kind: 'GitRepository',
+          name,
+          namespace: ns.name,
+        }),
+      ).toBeUndefined();
+    }
   });
 
   it('alerts went to Slack, and no log line carries a Git password, bearer token or the webhook URL', async () => {

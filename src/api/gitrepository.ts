@@ -135,6 +135,24 @@ export class SpecValidationError extends Error {
 
 type Json = Record<string, unknown>;
 
+/**
+ * Every Secret/ConfigMap reference of a GitRepository (field path from the object root). All are
+ * local to the GitRepository's namespace; the CRD refuses a `namespace` key in each with a CEL rule
+ * carrying crossNamespaceRefMessage (test/api checks that the two lists agree).
+ */
+export const localReferenceFields = [
+  'spec.secretRef',
+  'spec.verify.signersRef',
+  'spec.verify.trustedRootRef',
+  'spec.verify.provenance.keysRef',
+  'spec.alerts.slack.secretRef',
+] as const;
+
+/** Why a reference with a `namespace` is refused; the same text as the CRD's CEL rule message. */
+export function crossNamespaceRefMessage(field: string): string {
+  return `references are namespace-local: a GitRepository may only use Secrets/ConfigMaps in its own namespace; remove ${field}.namespace`;
+}
+
 function isRecord(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -231,19 +249,28 @@ class Reader {
     });
   }
 
+  /** References are namespace-local: a `namespace` key is refused, never ignored (see crossNamespaceRefMessage). */
+  private refusesNamespace(ref: Json, field: string): boolean {
+    if (ref.namespace === undefined) return false;
+    this.fail(`${field}.namespace`, crossNamespaceRefMessage(field));
+    return true;
+  }
+
   localRef(value: unknown, field: string): LocalReference | undefined {
     const ref = this.object(value, field);
     if (ref === undefined) return undefined;
+    const crossNamespace = this.refusesNamespace(ref, field);
     const name = this.name(ref.name, `${field}.name`, true);
-    return name === undefined ? undefined : { name };
+    return name === undefined || crossNamespace ? undefined : { name };
   }
 
   typedRef(value: unknown, field: string): TypedReference | undefined {
     const ref = this.object(value, field);
     if (ref === undefined) return undefined;
+    const crossNamespace = this.refusesNamespace(ref, field);
     const kind = this.enumOf(ref.kind, `${field}.kind`, referenceKinds, 'Secret');
     const name = this.name(ref.name, `${field}.name`, true);
-    return name === undefined ? undefined : { kind, name };
+    return name === undefined || crossNamespace ? undefined : { kind, name };
   }
 
   keyless(value: unknown, field: string): KeylessIdentity[] {
@@ -321,7 +348,8 @@ function parseVerify(reader: Reader, value: unknown): VerifySpec {
   const verify = reader.object(value, 'spec.verify', true) ?? {};
   const signersRef = reader.typedRef(verify.signersRef, 'spec.verify.signersRef');
   const keyless = reader.keyless(verify.keyless, 'spec.verify.keyless');
-  if (signersRef === undefined && keyless.length === 0) {
+  // The raw value: a signersRef refused for its own fields is reported there, not as missing too.
+  if ((verify.signersRef === undefined || verify.signersRef === null) && keyless.length === 0) {
     reader.fail(
       'spec.verify',
       'at least one of signersRef or keyless must be set: Signet applies nothing whose origin it cannot prove',
@@ -342,7 +370,8 @@ function parseVerify(reader: Reader, value: unknown): VerifySpec {
     );
     const provenanceKeyless = reader.keyless(provenanceObject.keyless, 'spec.verify.provenance.keyless');
     const keysRef = reader.typedRef(provenanceObject.keysRef, 'spec.verify.provenance.keysRef');
-    if (provenanceKeyless.length === 0 && keysRef === undefined) {
+    const keysRefGiven = provenanceObject.keysRef !== undefined && provenanceObject.keysRef !== null;
+    if (provenanceKeyless.length === 0 && !keysRefGiven) {
       reader.fail('spec.verify.provenance', 'at least one of keyless or keysRef must be set');
     }
     provenance = {

@@ -5,8 +5,10 @@ import { setAbnormal, setCondition } from '../../src/api/conditions.ts';
 import { durationPattern, parseDuration } from '../../src/api/duration.ts';
 import {
   alertEventKinds,
+  crossNamespaceRefMessage,
   defaults,
   driftModes,
+  localReferenceFields,
   parseGitRepository,
   referenceKinds,
   SpecValidationError,
@@ -134,6 +136,80 @@ describe('parseGitRepository', () => {
     const parsed = parseGitRepository(repo({}));
     expect(parsed.spec.prune).toBe(true);
     expect(parsed.spec.verify.allowRollback).toBe(false);
+  });
+
+  it('refuses a namespace in every Secret/ConfigMap reference, naming the field', () => {
+    const withNamespace = (field: string): Record<string, unknown> => {
+      const ref = { name: 'creds', namespace: 'other' };
+      switch (field) {
+        case 'spec.secretRef':
+          return { secretRef: ref };
+        case 'spec.verify.signersRef':
+          return { verify: { signersRef: { kind: 'ConfigMap', ...ref } } };
+        case 'spec.verify.trustedRootRef':
+          return { verify: { signersRef: { kind: 'ConfigMap', name: 'signers' }, trustedRootRef: ref } };
+        case 'spec.verify.provenance.keysRef':
+          return {
+            verify: {
+              signersRef: { kind: 'ConfigMap', name: 'signers' },
+              provenance: { keysRef: { kind: 'Secret', ...ref } },
+            },
+          };
+        case 'spec.alerts.slack.secretRef':
+          return { alerts: { slack: { secretRef: ref } } };
+        default:
+          throw new Error(`no fixture for ${field}`);
+      }
+    };
+    for (const field of localReferenceFields) {
+      let refused: unknown;
+      try {
+        parseGitRepository(repo(withNamespace(field)));
+      } catch (error) {
+        refused = error;
+      }
+      expect(refused, field).toBeInstanceOf(SpecValidationError);
+      // Only the namespace is reported: the reference is not also called missing.
+      expect((refused as SpecValidationError).fields).toEqual([
+        { field: `${field}.namespace`, message: crossNamespaceRefMessage(field) },
+      ]);
+      expect((refused as Error).message).toBe(
+        `${field}.namespace: references are namespace-local: a GitRepository may only use Secrets/ConfigMaps in its own namespace; remove ${field}.namespace`,
+      );
+    }
+    // The GitRepository's own namespace spelled out is refused too: references carry no namespace.
+    expect(fieldsOf(repo({ secretRef: { name: 'creds', namespace: 'team-a' } }))).toEqual([
+      'spec.secretRef.namespace',
+    ]);
+  });
+
+  it('agrees with the CRD: every reference has a namespace property refused by CEL with the parser message', () => {
+    const crd = parse(
+      readFileSync(new URL('../../crds/signet.dev_gitrepositories.yaml', import.meta.url), 'utf8'),
+    );
+    interface Schema {
+      type?: string;
+      properties?: Record<string, Schema>;
+      'x-kubernetes-validations'?: { rule: string; message: string; fieldPath?: string }[];
+    }
+    const root: Schema = crd.spec.versions[0].schema.openAPIV3Schema;
+    // Every schema property named `…Ref` is a reference: find them all, so a new one cannot be missed.
+    const found: string[] = [];
+    const walk = (schema: Schema, path: string): void => {
+      const properties = schema.properties ?? {};
+      if (path.endsWith('Ref')) found.push(path);
+      for (const [key, child] of Object.entries(properties))
+        walk(child, path === '' ? key : `${path}.${key}`);
+    };
+    walk(root, '');
+    expect(found.sort()).toEqual([...localReferenceFields].sort());
+    for (const field of localReferenceFields) {
+      const schema = field.split('.').reduce<Schema | undefined>((s, key) => s?.properties?.[key], root);
+      expect(schema?.properties?.namespace?.type, field).toBe('string');
+      expect(schema?.['x-kubernetes-validations'], field).toEqual([
+        { rule: '!has(self.namespace)', message: crossNamespaceRefMessage(field), fieldPath: '.namespace' },
+      ]);
+    }
   });
 
   it('checks the semver range and names the field', () => {

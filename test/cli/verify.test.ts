@@ -1,8 +1,9 @@
 // `signet verify` as a CI job runs it: a child process, a policy file holding the GitRepository and the
 // Secret/ConfigMap it names, a repository served over HTTPS by git http-backend (or a local clone).
-import { rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { treeDigest } from '../../src/provenance/tree-digest.ts';
 import {
   allowedSignersLine,
   type CommitSigning,
@@ -11,9 +12,21 @@ import {
   type GpgHome,
   generateSshKey,
   makeTempDir,
+  runCommand,
   type TestRepo,
 } from '../support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../support/git-server.ts';
+import {
+  createSigstoreTestbed,
+  DEFAULT_SUBJECT,
+  type KeyedSigner,
+  makeGitsignSignature,
+  makeKeyedDsseBundle,
+  makeKeyedSigner,
+  OIDC_ISSUER,
+  type SigstoreTestbed,
+  slsaStatement,
+} from '../support/sigstore-fixtures.ts';
 import { configMapObject, gitRepositoryObject, runSignet, secretObject, yamlDocuments } from './support.ts';
 
 let server: GitServer;
@@ -271,11 +284,157 @@ describe('signet verify: bad input exits 2', () => {
     expect(result.stderr).toContain('spec.verify.mode');
   });
 
+  it('a reference to another namespace is refused, naming the field', async () => {
+    const result = await runSignet([
+      'verify',
+      '-f',
+      await policy('cross-namespace', {
+        verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers', namespace: 'other' } },
+      }),
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(
+      'spec.verify.signersRef.namespace: references are namespace-local: a GitRepository may only use Secrets/ConfigMaps in its own namespace; remove spec.verify.signersRef.namespace',
+    );
+  });
+
   it('a reference missing from the file with no cluster to read it from', async () => {
     const result = await runSignet(['verify', '-f', await policy('no-signers', { signers: 'absent' })]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(
       /ConfigMap signers is not in the file and could not be read from the cluster/,
     );
+  });
+});
+
+describe('signet verify: a gitsign commit and a provenance bundle (keyless and keyed in one policy file)', () => {
+  let bed: SigstoreTestbed;
+  let keyed: KeyedSigner;
+  const identity = { issuer: OIDC_ISSUER, subject: DEFAULT_SUBJECT };
+  const manifest = (color: string): string =>
+    `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  color: ${color}\n`;
+
+  async function writeFiles(files: Record<string, string>): Promise<void> {
+    for (const [path, content] of Object.entries(files)) {
+      await mkdir(dirname(join(repo.dir, path)), { recursive: true });
+      await writeFile(join(repo.dir, path), content);
+    }
+    await repo.git(['add', '-A']);
+  }
+
+  /** Commits the index with a gitsign-shaped signature (rekorMode offline: the log entry is embedded). */
+  async function gitsignCommit(message: string): Promise<string> {
+    const tree = await repo.git(['write-tree']);
+    const parent = await repo.git(['rev-parse', 'HEAD']);
+    const unsigned = await repo.git(['commit-tree', tree, '-p', parent, '-m', message]);
+    const payload = (await runCommand('git', ['cat-file', 'commit', unsigned], { cwd: repo.dir })).stdout;
+    const { armored } = await makeGitsignSignature(bed, payload);
+    const split = payload.indexOf('\n\n');
+    const raw = Buffer.concat([
+      payload.subarray(0, split + 1),
+      Buffer.from(`gpgsig ${armored.replace(/\n$/, '').split('\n').join('\n ')}\n`),
+      payload.subarray(split + 1),
+    ]);
+    const oid = await repo.git(['hash-object', '-t', 'commit', '-w', '--stdin'], { input: raw });
+    await repo.git(['update-ref', await repo.git(['symbolic-ref', 'HEAD']), oid]);
+    return oid;
+  }
+
+  /** The policy file: the GitRepository, git-ca, the trustedRootRef ConfigMap and the keysRef Secret (base64 `data:`). */
+  async function provenancePolicy(name: string, branchName: string): Promise<string> {
+    const path = join(dir, `${name}.yaml`);
+    await writeFile(
+      path,
+      yamlDocuments([
+        gitRepositoryObject({
+          url,
+          ref: { branch: branchName },
+          path: './prov',
+          secretRef: 'git-ca',
+          verify: {
+            mode: 'HEAD',
+            keyless: [identity],
+            trustedRootRef: { name: 'sigstore-root' },
+            provenance: { keysRef: { kind: 'Secret', name: 'provenance-keys' } },
+          },
+        }),
+        secretObject('git-ca', { 'ca.crt': server.caPem }),
+        configMapObject('sigstore-root', { 'trusted_root.json': JSON.stringify(bed.trustedRoot) }),
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'provenance-keys' },
+          type: 'Opaque',
+          data: { [keyed.hint]: Buffer.from(keyed.publicKeyPEM).toString('base64') },
+        },
+      ]),
+    );
+    return path;
+  }
+
+  beforeAll(async () => {
+    bed = await createSigstoreTestbed();
+    keyed = makeKeyedSigner('ci-release-key');
+    const manifests = { 'app.yaml': manifest('teal') };
+    const digest = treeDigest(
+      Object.entries(manifests).map(([path, content]) => ({ path, content: Buffer.from(content) })),
+    );
+    const statement = slsaStatement({ treeDigestHex: digest.sha256, repository: url }) as {
+      predicate: { buildDefinition: { resolvedDependencies?: unknown } };
+    };
+    // The bundle travels in the commit it describes, so it cannot name that commit: a repository-only claim.
+    delete statement.predicate.buildDefinition.resolvedDependencies;
+    const bundle = JSON.stringify(await makeKeyedDsseBundle(bed, keyed, statement));
+    await branch('prov', commits.b ?? '');
+    await writeFiles({
+      'prov/app.yaml': manifests['app.yaml'],
+      'prov/.signet/provenance.sigstore.json': bundle,
+    });
+    commits.prov = await gitsignCommit('manifests with provenance\n');
+    // The manifests change after the bundle was made: the bundle is over a different tree digest.
+    await branch('prov-stale', commits.prov);
+    await writeFiles({ 'prov/app.yaml': manifest('red-alert') });
+    commits.provStale = await gitsignCommit('manifests changed, bundle not\n');
+    await repo.git(['checkout', '-q', 'main']);
+  }, 60_000);
+
+  it('exits 0 with one line naming the gitsign identity', async () => {
+    const result = await runSignet(['verify', '-f', await provenancePolicy('prov-good', 'prov')]);
+    expect(result.stderr).toBe('');
+    expect(result.lines).toEqual([
+      `verified prov@sha1:${commits.prov} (HEAD) signed by gitsign ${DEFAULT_SUBJECT} (${OIDC_ISSUER})`,
+    ]);
+    expect(result.code).toBe(0);
+  });
+
+  it('exits 1 with one line naming the commit and ProvenanceFailed when the bundle is over another tree', async () => {
+    const result = await runSignet(['verify', '-f', await provenancePolicy('prov-stale', 'prov-stale')]);
+    expect(result.code).toBe(1);
+    expect(result.lines).toHaveLength(1);
+    expect(result.lines[0]).toMatch(
+      new RegExp(
+        `^rejected prov-stale@sha1:${commits.provStale}: ProvenanceFailed: provenance of prov-stale@sha1:${commits.provStale}: `,
+      ),
+    );
+    expect(result.lines[0]).toContain('no subject of the provenance statement');
+  });
+
+  it('a keysRef Secret whose base64 data holds another key refuses the bundle (the data: field is decoded and used)', async () => {
+    const file = await provenancePolicy('prov-other-key', 'prov');
+    const { readFile } = await import('node:fs/promises');
+    const other = makeKeyedSigner('ci-release-key');
+    await writeFile(
+      file,
+      (await readFile(file, 'utf8')).replace(
+        Buffer.from(keyed.publicKeyPEM).toString('base64'),
+        Buffer.from(other.publicKeyPEM).toString('base64'),
+      ),
+    );
+    const result = await runSignet(['verify', '-f', file]);
+    expect(result.code).toBe(1);
+    expect(result.lines).toEqual([
+      expect.stringMatching(new RegExp(`^rejected prov@sha1:${commits.prov}: ProvenanceFailed: `)),
+    ]);
   });
 });
