@@ -1,18 +1,21 @@
 // Drift on a real API server with an in-process operator and a real Slack stand-in: Report mode
 // (status, condition, Event, one Block Kit alert, cleared when fixed by hand), fields Signet does
-// not set are not drift, Deny mode (a ValidatingAdmissionPolicy the API server enforces against
-// another identity while the operator's own applies go through; removed when the mode goes back to
-// Revert), an alert retried after a Slack 500 and delivered once, 50 parallel edits reverted and
-// reported in at most two messages.
+// not set are not drift, one edit reverted and alerted in exactly one message, Deny mode (a
+// ValidatingAdmissionPolicy the API server enforces against another identity while the operator's
+// own applies go through; removed when the mode goes back to Revert, and when a Deny-mode
+// GitRepository is deleted), an alert retried after a Slack 500 and delivered once, a Slack 429
+// with Retry-After honoured, 50 concurrent edits reverted and reported in exactly one message.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
 import type { KubeObject } from '../src/render/object.ts';
 import { denyPolicyName } from '../src/watch/deny-policy.ts';
 import { type ReceivedRequest, Receiver } from '../test/notify/support.ts';
+import { deleteGitRepositoryAndWait } from './support/fixtures.ts';
 import { adminKubeConfig, createServiceAccountToken, kubeConfigForToken, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
@@ -29,6 +32,10 @@ import {
 
 const ns = useTestNamespace('signet-drift');
 const bulkCount = 50;
+/** The operator's Slack batch window below (the production default). */
+const batchWindowMs = 2_000;
+/** Time past a batch window in which no further message may arrive. */
+const quietMarginMs = 1_500;
 const captured = capturingLogger();
 
 let admin: KubeClient;
@@ -40,19 +47,25 @@ let operator: Awaited<ReturnType<typeof startTestOperator>>;
 let tokenDir: string;
 const slack = {
   reporting: new Receiver(),
+  reverting: new Receiver(),
   retrying: new Receiver(),
+  throttled: new Receiver(),
   bulk: new Receiver(),
   guarded: new Receiver(),
+  doomed: new Receiver(),
 };
 
 type SlackBody = { text: string; blocks: { type: string; text?: { text: string } }[] };
 
 const configMap = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', name, namespace: ns.name });
 const bulkName = (index: number) => `bulk-${String(index).padStart(2, '0')}`;
-const policyRef = (kind: 'ValidatingAdmissionPolicy' | 'ValidatingAdmissionPolicyBinding') => ({
+const policyRef = (
+  kind: 'ValidatingAdmissionPolicy' | 'ValidatingAdmissionPolicyBinding',
+  gitRepositoryName = 'guarded',
+) => ({
   apiVersion: 'admissionregistration.k8s.io/v1',
   kind,
-  name: denyPolicyName(ns.name, 'guarded'),
+  name: denyPolicyName(ns.name, gitRepositoryName),
 });
 
 async function dataOf(name: string): Promise<Record<string, string> | undefined> {
@@ -107,6 +120,20 @@ async function holdsFor(check: () => string | undefined | Promise<string | undef
   }
 }
 
+/** The operator's JSON log records (pino) written so far. */
+function logRecords(): Record<string, unknown>[] {
+  return captured.lines
+    .flatMap((chunk) => chunk.split('\n'))
+    .flatMap((line) => {
+      try {
+        const record = JSON.parse(line) as unknown;
+        return typeof record === 'object' && record !== null ? [record as Record<string, unknown>] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
 function objectsInMessage(request: ReceivedRequest): number {
   const match = /\*Objects \((\d+)\)\*/.exec(JSON.stringify((request.body as SlackBody).blocks));
   return match === null ? 0 : Number(match[1]);
@@ -122,12 +149,17 @@ beforeAll(async () => {
   const files: Record<string, string> = {
     'report/reported.yaml': configMapYaml('reported', { x: 'from-git', y: 'kept' }),
     'revert/retried.yaml': configMapYaml('retried', { x: 'from-git' }),
+    'once/reverted.yaml': configMapYaml('reverted', { x: 'from-git' }),
+    'throttle/throttled.yaml': configMapYaml('throttled', { x: 'from-git' }),
   };
   for (let index = 0; index < bulkCount; index++) {
     files[`bulk/${bulkName(index)}.yaml`] = configMapYaml(bulkName(index), { n: String(index) });
   }
   await shared.commit(files);
-  await guardedRepo.commit({ 'deny/guarded.yaml': configMapYaml('guarded', { x: 'v1' }) });
+  await guardedRepo.commit({
+    'deny/guarded.yaml': configMapYaml('guarded', { x: 'v1' }),
+    'doomed/doomed.yaml': configMapYaml('doomed', { x: 'v1' }),
+  });
 
   const objects: KubeObject[] = [];
   for (const [suffix, repo] of [
@@ -183,16 +215,18 @@ beforeAll(async () => {
   intruder = await loadKubeClient({ kubeconfig: intruderConfig, userAgent: 'intruder/1.0' });
 
   // The production default batch window (2 s), so parallel drift lands in one message.
-  operator = await startTestOperator({ alertBatchWindowMs: 2_000 }, captured.logger);
+  operator = await startTestOperator({ alertBatchWindowMs: batchWindowMs }, captured.logger);
   for (const object of [
     gitRepository('reporting', shared, './report', 'Report', 'shared'),
+    gitRepository('reverting', shared, './once', 'Revert', 'shared'),
     gitRepository('retrying', shared, './revert', 'Revert', 'shared'),
+    gitRepository('throttled', shared, './throttle', 'Revert', 'shared'),
     gitRepository('bulk', shared, './bulk', 'Revert', 'shared'),
     gitRepository('guarded', guardedRepo, './deny', 'Deny', 'guarded'),
   ]) {
     await admin.apply(object, { fieldManager: 'e2e' });
   }
-  for (const name of ['reporting', 'retrying', 'bulk', 'guarded']) {
+  for (const name of ['reporting', 'reverting', 'retrying', 'throttled', 'bulk', 'guarded']) {
     await waitFor(async () => condition(await repoStatus(admin, ns.name, name), 'Ready')?.status === 'True', {
       timeoutMs: 60_000,
       description: `GitRepository ${name} Ready`,
@@ -315,6 +349,34 @@ describe('drift on a real API server', () => {
     expect(managers).toContain('other-controller');
   });
 
+  it('one out-of-band edit is reverted and alerted in exactly one Slack message', async () => {
+    expect(slack.reverting.requests).toHaveLength(0);
+    expect((await patchData(editor, 'reverted', { x: 'hand-edited' })).status).toBe(200);
+    await waitFor(async () => (await dataOf('reverted'))?.x === 'from-git', {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      description: 'the edit reverted',
+    });
+    const message = await waitFor(() => slack.reverting.requests[0], {
+      timeoutMs: 15_000,
+      description: 'a DriftReverted alert',
+    });
+    // A second message would be a second batch: none arrives for a whole batch window and a margin.
+    await holdsFor(
+      () =>
+        slack.reverting.requests.length === 1
+          ? undefined
+          : `${slack.reverting.requests.length} Slack messages for one edit: ${JSON.stringify(slack.reverting.requests.map((r) => (r.body as SlackBody).text))}`,
+      batchWindowMs + quietMarginMs,
+    );
+    const body = message.body as SlackBody;
+    expect(body.blocks[0]?.text?.text).toBe(`DriftReverted: ${ns.name}/reverting`);
+    expect(objectsInMessage(message)).toBe(1);
+    expect(JSON.stringify(body.blocks)).toContain(
+      `\`${ns.name}/reverted\`: \`.data.x\` (by \`kubectl-edit\`)`,
+    );
+  });
+
   it('Deny mode: the API server refuses another identity, the operator still applies, Revert removes the policy', async () => {
     await waitFor(
       async () =>
@@ -383,6 +445,51 @@ describe('drift on a real API server', () => {
     });
   });
 
+  it('Deny mode: deleting the GitRepository removes its ValidatingAdmissionPolicy and binding', async () => {
+    await admin.apply(gitRepository('doomed', guardedRepo, './doomed', 'Deny', 'guarded'), {
+      fieldManager: 'e2e',
+    });
+    await waitFor(
+      async () => condition(await repoStatus(admin, ns.name, 'doomed'), 'Ready')?.status === 'True',
+      {
+        timeoutMs: 60_000,
+        description: 'GitRepository doomed Ready',
+      },
+    );
+    await waitFor(
+      async () =>
+        (await admin.get(policyRef('ValidatingAdmissionPolicy', 'doomed'))) !== undefined &&
+        (await admin.get(policyRef('ValidatingAdmissionPolicyBinding', 'doomed'))) !== undefined,
+      { timeoutMs: 15_000, description: 'the ValidatingAdmissionPolicy and binding of doomed' },
+    );
+    // Enforced before the deletion, so the removal below is what lets the intruder through.
+    await waitFor(
+      async () => (await patchData(intruder, 'doomed', { x: 'intruder' }, 'intruder')).status === 403,
+      { timeoutMs: 30_000, intervalMs: 250, description: 'an UPDATE of doomed by another identity refused' },
+    );
+
+    // The finalizer removes the policy and binding before it lets the GitRepository go.
+    await deleteGitRepositoryAndWait(admin, ns.name, 'doomed');
+    expect(await admin.get(policyRef('ValidatingAdmissionPolicyBinding', 'doomed'))).toBeUndefined();
+    expect(await admin.get(policyRef('ValidatingAdmissionPolicy', 'doomed'))).toBeUndefined();
+    expect(await admin.get(configMap('doomed'))).toBeUndefined();
+    // Nothing is left to enforce: the intruder may now create an object of that name.
+    await waitFor(
+      async () => {
+        const created = await intruder.request({
+          method: 'POST',
+          path: `/api/v1/namespaces/${ns.name}/configmaps?fieldManager=intruder`,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'doomed' } }),
+          timeoutMs: 15_000,
+        });
+        return created.status === 201;
+      },
+      { timeoutMs: 30_000, intervalMs: 250, description: 'the intruder creating ConfigMap doomed' },
+    );
+    expect((await patchData(intruder, 'doomed', { x: 'mine' }, 'intruder')).status).toBe(200);
+  });
+
   it('a drift alert that Slack answers 500 is retried and delivered exactly once', async () => {
     slack.retrying.replies.push({ status: 500, body: 'internal_error' });
     expect((await patchData(editor, 'retried', { x: 'tampered' })).status).toBe(200);
@@ -413,11 +520,58 @@ describe('drift on a real API server', () => {
     );
   });
 
-  it(`${bulkCount} managed ConfigMaps edited at once are all reverted and reported in at most two messages`, async () => {
+  it('a drift alert that Slack answers 429 with Retry-After: 2 is retried no sooner than 2 s later and delivered once', async () => {
+    slack.throttled.replies.push({ status: 429, headers: { 'retry-after': '2' }, body: 'rate_limited' });
+    expect((await patchData(editor, 'throttled', { x: 'tampered' })).status).toBe(200);
+    await waitFor(async () => (await dataOf('throttled'))?.x === 'from-git', {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      description: 'the edit reverted',
+    });
+    await waitFor(() => slack.throttled.requests.length >= 2, {
+      timeoutMs: 20_000,
+      description: 'the alert retried after the 429',
+    });
+    // The retry was answered 200 (the script is used up): no third request follows.
+    expect(slack.throttled.replies).toHaveLength(0);
+    await holdsFor(
+      () =>
+        slack.throttled.requests.length === 2
+          ? undefined
+          : `${slack.throttled.requests.length} Slack requests: ${JSON.stringify(slack.throttled.requests.map((r) => (r.body as SlackBody).text))}`,
+      batchWindowMs + quietMarginMs,
+    );
+    const [throttled, delivered] = slack.throttled.requests as [ReceivedRequest, ReceivedRequest];
+    expect(delivered.body).toEqual(throttled.body);
+    const waitedMs = delivered.atMs - throttled.atMs;
+    // Retry-After, not the 1 s first backoff step: at least the 2 s asked for, and not much more.
+    expect(waitedMs).toBeGreaterThanOrEqual(2_000);
+    expect(waitedMs).toBeLessThan(5_000);
+    expect((delivered.body as SlackBody).blocks[0]?.text?.text).toBe(`DriftReverted: ${ns.name}/throttled`);
+    expect(JSON.stringify(delivered.body)).toContain(
+      `\`${ns.name}/throttled\`: \`.data.x\` (by \`kubectl-edit\`)`,
+    );
+    // The notifier's own account: it waited what Slack asked for.
+    const retries = logRecords().filter(
+      (record) => record.gitRepository === `${ns.name}/throttled` && record.status === 429,
+    );
+    expect(retries.map((record) => record.retryInMs)).toEqual([2_000]);
+    console.info(`Slack 429 Retry-After: 2 -> retried ${Math.round(waitedMs)} ms after the refused request`);
+  });
+
+  it(`${bulkCount} managed ConfigMaps edited concurrently are all reverted and reported in exactly one message`, async () => {
+    // The notifier opens a batch with the first DriftReverted alert and sends it batchWindowMs
+    // later; drift rounds of one GitRepository run one after another, each alerting once. So one
+    // message is certain when every edit lands well inside one window: issued concurrently.
+    const editsStarted = performance.now();
     const responses = await Promise.all(
       Array.from({ length: bulkCount }, (_, index) => patchData(editor, bulkName(index), { n: 'tampered' })),
     );
+    const editsTookMs = performance.now() - editsStarted;
     expect(responses.map((r) => r.status)).toEqual(Array(bulkCount).fill(200));
+    expect(editsTookMs, `${bulkCount} concurrent edits took ${Math.round(editsTookMs)} ms`).toBeLessThan(
+      batchWindowMs / 2,
+    );
     await waitFor(
       async () => {
         const listed = await admin.list('v1', 'ConfigMap', {
@@ -434,19 +588,30 @@ describe('drift on a real API server', () => {
       },
       { timeoutMs: 20_000, intervalMs: 100, description: `all ${bulkCount} reverted` },
     );
-    await waitFor(
-      () => slack.bulk.requests.reduce((sum, request) => sum + objectsInMessage(request), 0) >= bulkCount,
-      { timeoutMs: 20_000, description: `alerts covering ${bulkCount} objects` },
+    const message = await waitFor(() => slack.bulk.requests[0], {
+      timeoutMs: 20_000,
+      description: 'the DriftReverted alert',
+    });
+    await holdsFor(
+      () =>
+        slack.bulk.requests.length === 1
+          ? undefined
+          : `${slack.bulk.requests.length} Slack messages, listing ${slack.bulk.requests.map(objectsInMessage).join(' + ')} objects`,
+      batchWindowMs + quietMarginMs,
     );
-    expect(slack.bulk.requests.length).toBeLessThanOrEqual(2);
-    for (const request of slack.bulk.requests) {
-      const body = request.body as SlackBody;
-      expect(body.blocks[0]?.text?.text).toBe(`DriftReverted: ${ns.name}/bulk`);
-      const listed = objectsInMessage(request);
-      // The renderer lists 20 objects and summarises the rest.
-      if (listed > 20) expect(JSON.stringify(body.blocks)).toContain(`…and ${listed - 20} more objects`);
-    }
-    expect(slack.bulk.requests.some((r) => objectsInMessage(r) > 20)).toBe(true);
+    const body = message.body as SlackBody;
+    expect(body.blocks[0]?.text?.text).toBe(`DriftReverted: ${ns.name}/bulk`);
+    expect(objectsInMessage(message)).toBe(bulkCount);
+    // The renderer lists 20 objects and summarises the rest.
+    const blocks = JSON.stringify(body.blocks);
+    expect(blocks).toContain(`…and ${bulkCount - 20} more objects`);
+    const listedNames = [...blocks.matchAll(/`[^`/]+\/(bulk-\d\d)`/g)].map((match) => match[1]);
+    expect(listedNames).toHaveLength(20);
+    expect(new Set(listedNames).size).toBe(20);
+    expect(body.text).toContain(`(${bulkCount} objects)`);
+    console.info(
+      `${bulkCount} concurrent edits took ${Math.round(editsTookMs)} ms; one message, ${Math.round(message.atMs - editsStarted)} ms after the first edit`,
+    );
   });
 
   it('never logs a webhook URL', () => {
