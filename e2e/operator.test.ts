@@ -1,6 +1,7 @@
 // The whole loop against the real control plane: a signed repository over HTTPS, the operator
 // reconciling it, a new signed commit rolled out, an unsigned commit refused with the last good
-// revision in force, pruning, drift reverted and alerted to a real Slack stand-in, the finalizer.
+// revision in force, pruning, drift reverted and alerted to a real Slack stand-in, the finalizer;
+// each step also read back from the operator's own /metrics, /healthz and /readyz over HTTP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import { Receiver } from '../test/notify/support.ts';
@@ -34,6 +35,48 @@ const captured = capturingLogger();
 
 const configMap = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', name, namespace: ns.name });
 
+interface Sample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** GET a path of the operator's metrics or health server. */
+async function scrape(port: number | undefined, path: string): Promise<{ status: number; text: string }> {
+  if (port === undefined) throw new Error(`no server for ${path}: the operator was started without it`);
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5_000) });
+  return { status: response.status, text: await response.text() };
+}
+
+/** Samples of the Prometheus text format (`name{a="b",...} value`), comments skipped. */
+function parseMetrics(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match === null) continue;
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[pair[1] as string] = pair[2] as string;
+    }
+    samples.push({ name: match[1] as string, labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+async function metrics(): Promise<Sample[]> {
+  const { status, text } = await scrape(operator.operator.ports.metrics, '/metrics');
+  if (status !== 200) throw new Error(`/metrics answered ${status}`);
+  return parseMetrics(text);
+}
+
+/** Value of the sample `name` whose labels include `labels` (undefined when absent). */
+function sampleValue(samples: readonly Sample[], name: string, labels: Record<string, string> = {}) {
+  return samples.find(
+    (sample) =>
+      sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value),
+  )?.value;
+}
+
 beforeAll(async () => {
   admin = await adminClient();
   editor = await adminClient('kubectl-edit/1.0');
@@ -47,7 +90,10 @@ beforeAll(async () => {
     'README.md': 'not a manifest path\n',
   });
   await createObjects(admin, trustObjects(signed, ns.name, { slackAddress: slack.url('http') }));
-  operator = await startTestOperator({}, captured.logger);
+  operator = await startTestOperator(
+    { metricsAddress: '127.0.0.1:0', healthAddress: '127.0.0.1:0' },
+    captured.logger,
+  );
   await admin.apply(
     gitRepositoryObject(signed, ns.name, 'apps', {
       interval: '1s',
@@ -106,6 +152,51 @@ describe('the operator on a real API server', () => {
     expect(events.items.map((e) => e.message as string)).toContainEqual(
       expect.stringContaining(`Applied revision main@sha1:${commit} signed by ssh key SHA256:`),
     );
+
+    // The same reconcile, as Prometheus scrapes it (observed right after the status write).
+    const samples = await waitFor(
+      async () => {
+        const scraped = await metrics();
+        return (sampleValue(scraped, 'signet_reconciles_total', { result: 'applied' }) ?? 0) >= 1
+          ? scraped
+          : undefined;
+      },
+      { timeoutMs: 10_000, description: 'signet_reconciles_total{result="applied"} on /metrics' },
+    );
+    const buckets = samples.filter(
+      (s) => s.name === 'signet_reconcile_duration_seconds_bucket' && s.labels.result === 'applied',
+    );
+    expect(buckets.map((s) => s.labels.le)).toEqual([
+      '0.01',
+      '0.05',
+      '0.1',
+      '0.25',
+      '0.5',
+      '1',
+      '2.5',
+      '5',
+      '10',
+      '30',
+      '60',
+      '120',
+      '+Inf',
+    ]);
+    const applied = sampleValue(samples, 'signet_reconciles_total', { result: 'applied' });
+    // Cumulative buckets, +Inf holding every observation (one per reconcile of that result).
+    const counts = buckets.map((s) => s.value);
+    expect(counts).toEqual([...counts].sort((a, b) => a - b));
+    expect(counts.at(-1)).toBe(
+      sampleValue(samples, 'signet_reconcile_duration_seconds_count', { result: 'applied' }),
+    );
+    expect(counts.at(-1)).toBe(applied);
+    expect(
+      sampleValue(samples, 'signet_reconcile_duration_seconds_sum', { result: 'applied' }),
+    ).toBeGreaterThan(0);
+    expect(sampleValue(samples, 'signet_managed_objects', { namespace: ns.name, name: 'apps' })).toBe(2);
+
+    // /healthz (alive) and /readyz (GitRepository cache synced) on the health server.
+    expect(await scrape(operator.operator.ports.health, '/healthz')).toEqual({ status: 200, text: 'ok' });
+    expect(await scrape(operator.operator.ports.health, '/readyz')).toEqual({ status: 200, text: 'ok' });
   });
 
   it('rolls out a new signed commit and prunes what left Git', async () => {
@@ -128,6 +219,9 @@ describe('the operator on a real API server', () => {
     expect((await repoStatus(admin, ns.name, 'apps')).inventory?.entries.map((e) => e.id)).toEqual([
       `${ns.name}_app__ConfigMap`,
     ]);
+    expect(sampleValue(await metrics(), 'signet_managed_objects', { namespace: ns.name, name: 'apps' })).toBe(
+      1,
+    );
   });
 
   it('records a signed commit that changes nothing under spec.path as applied, without rendering or applying', async () => {
@@ -163,6 +257,8 @@ describe('the operator on a real API server', () => {
 
   it('refuses an unsigned commit: nothing applied, the last verified revision stays, status and Slack say why', async () => {
     const good = await head();
+    const before = await metrics();
+    expect(sampleValue(before, 'signet_verification_failures_total')).toBeUndefined();
     const bad = await signed.commit(
       { 'deploy/app.yaml': configMapYaml('app', { color: 'EVIL' }) },
       { unsigned: true },
@@ -185,6 +281,25 @@ describe('the operator on a real API server', () => {
       { timeoutMs: 15_000, description: 'a VerificationFailed alert' },
     );
     expect(JSON.stringify(alert.body)).toContain(bad.slice(0, 12));
+    // Counted by reason (every reconcile that refuses it, at spec.interval 1 s), and as a result.
+    const after = await waitFor(
+      async () => {
+        const scraped = await metrics();
+        return (sampleValue(scraped, 'signet_verification_failures_total', { reason: 'Unsigned' }) ?? 0) >= 1
+          ? scraped
+          : undefined;
+      },
+      { timeoutMs: 10_000, description: 'signet_verification_failures_total{reason="Unsigned"}' },
+    );
+    expect(
+      after.filter((s) => s.name === 'signet_verification_failures_total').map((s) => s.labels.reason),
+    ).toEqual(['Unsigned']);
+    expect(sampleValue(after, 'signet_reconciles_total', { result: 'rejected' })).toBeGreaterThanOrEqual(1);
+    expect(
+      sampleValue(after, 'signet_reconcile_duration_seconds_count', { result: 'rejected' }),
+    ).toBeGreaterThanOrEqual(1);
+    // The last verified revision's objects are still the ones counted as managed.
+    expect(sampleValue(after, 'signet_managed_objects', { namespace: ns.name, name: 'apps' })).toBe(1);
   });
 
   it('recovers when a signed commit follows, and reverts an out-of-band edit within seconds', async () => {
@@ -201,6 +316,8 @@ describe('the operator on a real API server', () => {
     );
     const live = await editor.get(configMap('app'));
     if (live === undefined) throw new Error('app ConfigMap missing');
+    const driftLabels = { mode: 'Revert', kind: 'ConfigMap' };
+    const driftBefore = sampleValue(await metrics(), 'signet_drift_events_total', driftLabels) ?? 0;
     const editedAt = Date.now();
     await editor.request({
       method: 'PUT',
@@ -230,6 +347,11 @@ describe('the operator on a real API server', () => {
     });
     expect(JSON.stringify(body.blocks)).toContain(`ConfigMap* \`${ns.name}/app\`: \`.data.color\``);
     expect(JSON.stringify(body.blocks)).toContain('kubectl-edit');
+    // One edit, one drift event (the revert's own watch event is not drift).
+    await waitFor(
+      async () => sampleValue(await metrics(), 'signet_drift_events_total', driftLabels) === driftBefore + 1,
+      { timeoutMs: 10_000, description: 'signet_drift_events_total{mode="Revert",kind="ConfigMap"} +1' },
+    );
 
     await editor.delete(configMap('more'));
     await waitFor(
@@ -241,6 +363,13 @@ describe('the operator on a real API server', () => {
         description: 'the deleted object recreated',
       },
     );
+    await waitFor(
+      async () => sampleValue(await metrics(), 'signet_drift_events_total', driftLabels) === driftBefore + 2,
+      { timeoutMs: 10_000, description: 'signet_drift_events_total +1 for the deletion' },
+    );
+    expect(
+      (await metrics()).filter((s) => s.name === 'signet_drift_events_total').map((s) => s.labels),
+    ).toEqual([driftLabels]);
   });
 
   it('never logs the webhook URL or Secret values', () => {
