@@ -1,7 +1,10 @@
 import { defineConfig } from 'vitest/config';
+import { SecretScanLastSequencer } from './e2e/support/sequencer.ts';
 
 export default defineConfig({
   test: {
+    // e2e/zz-secret-scan.test.ts runs after every other file (it scans their logs).
+    sequence: { sequencer: SecretScanLastSequencer },
     projects: [
       {
         test: {

@@ -18,6 +18,7 @@ import {
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import { ensureBuilt, type OperatorProcess, startOperatorProcess } from './support/operator-process.ts';
+import { registerSecret } from './support/secret-scan.ts';
 import {
   adminClient,
   capturingLogger,
@@ -52,6 +53,7 @@ beforeAll(async () => {
   signed = await createSignedRepo('faults');
   slack = new Receiver();
   await slack.listen();
+  registerSecret('faults: Slack webhook URL', slack.url('http'));
   await signed.commit({ 'deploy/app.yaml': configMapYaml('app', { color: 'v1' }) });
   for (const object of [
     {

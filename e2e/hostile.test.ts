@@ -13,6 +13,7 @@ import { Receiver, secretPath } from '../test/notify/support.ts';
 import { type GitServer, startGitServer } from '../test/support/git-server.ts';
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
+import { registerSecret } from './support/secret-scan.ts';
 import {
   adminClient,
   capturingLogger,
@@ -116,6 +117,12 @@ function gitRepository(
 }
 
 beforeAll(async () => {
+  // For the suite-wide scan (e2e/zz-secret-scan.test.ts); this file also scans its own logs below.
+  registerSecret('hostile: Git password', gitPassword);
+  registerSecret('hostile: wrong Git password', wrongPassword);
+  registerSecret('hostile: Git bearer token', bearerToken);
+  registerSecret('hostile: Git basic credentials', `signet:${gitPassword}`);
+  registerSecret('hostile: wrong Git basic credentials', `signet:${wrongPassword}`);
   admin = await adminClient();
   await installCrd(admin);
   signed = await createSignedRepo('hostile');
@@ -123,6 +130,7 @@ beforeAll(async () => {
   bearerServer = await startGitServer({ bearerToken });
   slack = new Receiver();
   await slack.listen();
+  registerSecret('hostile: Slack webhook URL', slack.url('http'));
 
   // The huge manifest lives on its own branch so that only its GitRepository fetches it. 100 MB,
   // written sparse (a header, then a hole): never held in memory by the test.

@@ -4,6 +4,7 @@
 import type { KubeClient } from '../../src/kube/client.ts';
 import type { JsonObject, KubeObject } from '../../src/render/object.ts';
 import { waitFor } from './kube.ts';
+import { registerSecret } from './secret-scan.ts';
 import type { SignedRepo } from './signet.ts';
 
 /** Names the objects below are created under; GitRepository specs refer to them. */
@@ -34,6 +35,7 @@ export function trustObjects(
     },
   ];
   if (options.slackAddress !== undefined) {
+    registerSecret(`Slack webhook URL of the slack Secret in ${namespace}`, options.slackAddress);
     objects.push({
       apiVersion: 'v1',
       kind: 'Secret',

@@ -11,6 +11,7 @@ import {
   ServerConfiguration,
 } from '@kubernetes/client-node';
 import { inject } from 'vitest';
+import { registerSecret } from './secret-scan.ts';
 
 export class WaitTimeoutError extends Error {
   readonly code = 'WAIT_TIMEOUT';
@@ -155,6 +156,7 @@ export async function createServiceAccountToken(
   const token = created.status?.token;
   if (!token)
     throw new Error(`TokenRequest for ${request.namespace}/${request.serviceAccountName} returned no token`);
+  registerSecret(`ServiceAccount token of ${request.namespace}/${request.serviceAccountName}`, token);
   return token;
 }
 

@@ -3,9 +3,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { repoRoot } from './controlplane.ts';
 import { waitFor } from './kube.ts';
+import { openLogSink } from './secret-scan.ts';
 
 export class OperatorProcessError extends Error {
   readonly code: 'OPERATOR_PROCESS_FAILED' | 'BUILD_FAILED';
@@ -66,14 +67,20 @@ export function startOperatorProcess(
   });
   const lines: string[] = [];
   const logs: LogLine[] = [];
+  // Every line, stdout and stderr, also goes to a sink of the suite-wide secret scan.
+  const sink = openLogSink(`process-${basename(command)}-${args[0] ?? ''}`);
   const collect = (parse: boolean) => {
     let pending = '';
-    return (chunk: string) => {
+    const flush = () => {
+      if (pending !== '') sink.append(`${pending}\n`);
+    };
+    const onData = (chunk: string) => {
       pending += chunk;
       const parts = pending.split('\n');
       pending = parts.pop() ?? '';
       for (const line of parts) {
         lines.push(line);
+        sink.append(`${line}\n`);
         if (!parse) continue;
         try {
           const parsed = JSON.parse(line) as unknown;
@@ -83,9 +90,15 @@ export function startOperatorProcess(
         }
       }
     };
+    return { onData, flush };
   };
-  child.stdout?.setEncoding('utf8').on('data', collect(true));
-  child.stderr?.setEncoding('utf8').on('data', collect(false));
+  const stdout = collect(true);
+  const stderr = collect(false);
+  child.stdout?.setEncoding('utf8').on('data', stdout.onData);
+  child.stderr?.setEncoding('utf8').on('data', stderr.onData);
+  // A last line without '\n' (a crash message) is scanned too.
+  child.stdout?.on('end', stdout.flush);
+  child.stderr?.on('end', stderr.flush);
   if (options.logPath !== undefined) {
     // Kept after the test for post-mortems (.signet/ is not committed).
     mkdirSync(dirname(options.logPath), { recursive: true });

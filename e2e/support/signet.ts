@@ -19,6 +19,7 @@ import {
 } from '../../test/support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../../test/support/git-server.ts';
 import { kubeconfigPath, waitFor } from './kube.ts';
+import { openLogSink, registerSecret } from './secret-scan.ts';
 
 export const crdPath = new URL('../../crds/signet.dev_gitrepositories.yaml', import.meta.url);
 
@@ -66,6 +67,7 @@ export async function createSignedRepo(name = 'apps'): Promise<SignedRepo> {
   const repo = await createRepo();
   const keyDir = await mkdtemp(join(tmpdir(), 'signet-keys-'));
   const key = await generateSshKey(keyDir, 'ed25519', 'release@example.com');
+  registerSecret(`${name}: SSH signing private key`, await readFile(key.privateKeyPath, 'utf8'));
   const url = server.serve(name, join(repo.dir, '.git'));
   return {
     repo,
@@ -104,21 +106,45 @@ export function configMapYaml(name: string, data: Record<string, string>): strin
   return `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n${lines.join('\n')}\n`;
 }
 
-/** Log lines the operator wrote, so tests can scan them (e.g. for leaked secrets). */
-export function capturingLogger(): { logger: Logger; lines: string[] } {
+/**
+ * Log lines the operator wrote, so tests can scan them (e.g. for leaked secrets). Every line is also
+ * copied to a sink of the suite-wide secret scan (e2e/support/secret-scan.ts).
+ */
+export function capturingLogger(name = 'captured'): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
+  const sink = openLogSink(`in-process-${name}`);
   const destination = new Writable({
     write(chunk: Buffer | string, _encoding, callback) {
-      lines.push(chunk.toString());
+      const text = chunk.toString();
+      lines.push(text);
+      sink.append(text);
       callback();
     },
   });
   return { logger: createLogger({ level: 'debug', destination }), lines };
 }
 
+/**
+ * The logger of an operator a test does not capture: warnings and errors on stdout as before, and
+ * every line (debug level) in a sink of the suite-wide secret scan.
+ */
+export function defaultTestLogger(): Logger {
+  const sink = openLogSink('in-process-default');
+  const destination = new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      const text = chunk.toString();
+      sink.append(text);
+      const level = /"level":(\d+)/.exec(text)?.[1];
+      if (level !== undefined && Number(level) >= 40) process.stdout.write(text);
+      callback();
+    },
+  });
+  return createLogger({ level: 'debug', destination });
+}
+
 export async function startTestOperator(
   overrides: Partial<OperatorOptions> = {},
-  logger: Logger = createLogger({ level: 'warn' }),
+  logger: Logger = defaultTestLogger(),
 ): Promise<{ operator: RunningOperator; cacheDir: string; stop(): Promise<void> }> {
   const cacheDir = await mkdtemp(join(tmpdir(), 'signet-cache-'));
   const operator = await startOperator(
