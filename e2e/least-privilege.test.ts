@@ -1,7 +1,8 @@
 // The built operator (`bin/signet run`, a separate process) holding nothing but a TokenRequest
 // token of its own ServiceAccount, under exactly the RBAC that manifests/ renders, reconciles for
-// real: the default flavour end to end, and the tenant flavour through impersonation of the
-// namespace's signet-tenant ServiceAccount, refusing what that account may not do.
+// real: the default flavour end to end (and, for a GitRepository naming spec.serviceAccountName,
+// as that ServiceAccount only), and the tenant flavour through impersonation of the namespace's
+// signet-tenant ServiceAccount, refusing what that account may not do.
 //
 // The cluster is shared by the whole test run, so each flavour is rendered through a kustomize
 // overlay that only renames it (as in e2e/install.test.ts): namespace signet-system ->
@@ -225,11 +226,49 @@ async function secretsAndSigners(namespace: string): Promise<void> {
   await createObjects(admin, trustObjects(signed, namespace));
 }
 
-async function createGitRepository(namespace: string, name: string, path: string, shard: string) {
+async function createGitRepository(
+  namespace: string,
+  name: string,
+  path: string,
+  shard: string,
+  spec: { serviceAccountName?: string } = {},
+) {
   await admin.apply(
-    gitRepositoryObject(signed, namespace, name, { interval: '2s', path }, { 'signet.dev/shard': shard }),
+    gitRepositoryObject(
+      signed,
+      namespace,
+      name,
+      { interval: '2s', path, ...spec },
+      { 'signet.dev/shard': shard },
+    ),
     { fieldManager: 'signet-lp-e2e' },
   );
+}
+
+/** A ServiceAccount that may read and write ConfigMaps in `namespace` and nothing else. */
+function configMapWriter(namespace: string, name: string): ManifestObject[] {
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: `${name}-configmaps`, namespace },
+      rules: [
+        {
+          apiGroups: [''],
+          resources: ['configmaps'],
+          verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+        },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: `${name}-configmaps`, namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${name}-configmaps` },
+      subjects: [{ kind: 'ServiceAccount', name, namespace }],
+    },
+  ];
 }
 
 function waitReady(namespace: string, name: string, status: 'True' | 'False'): Promise<RepoStatus> {
@@ -257,6 +296,7 @@ beforeAll(async () => {
   signed = await createSignedRepo();
   await signed.commit({
     'deploy/app.yaml': configMapYaml('app', { color: 'blue' }),
+    'own/app.yaml': configMapYaml('own', { by: 'deployer' }),
     'cross/app.yaml': `${configMapYaml('intruder', { reach: 'other' }).replace(
       'metadata:\n',
       `metadata:\n  namespace: ${otherNamespace}\n`,
@@ -277,6 +317,8 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   });
+  // Exists from the start, so a manifest aimed at it is refused for want of rights, not of a namespace.
+  await kubectl(['create', 'namespace', otherNamespace]);
 }, 300_000);
 
 afterAll(async () => {
@@ -298,10 +340,12 @@ afterAll(async () => {
         .catch(() => undefined);
     }
   }
-  if (kubectlPath !== '' && applied.length > 0) {
-    await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], toYamlStream(applied)).catch(
-      () => undefined,
-    );
+  if (kubectlPath !== '') {
+    if (applied.length > 0) {
+      await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], toYamlStream(applied)).catch(
+        () => undefined,
+      );
+    }
     await kubectl(['delete', 'namespace', '--ignore-not-found', '--wait=false', otherNamespace]).catch(
       () => undefined,
     );
@@ -313,11 +357,14 @@ afterAll(async () => {
 
 describe('default flavour: bin/signet run as its ServiceAccount, with manifests/ RBAC only', () => {
   const shard = `lpd-${suffix}`;
+  const deployerUser = `system:serviceaccount:${defaultApps.name}:deployer`;
   let operator: OperatorProcess;
+  let operatorConfig: KubeConfig;
 
   beforeAll(async () => {
     await applyObjects(await renderRbac('manifests', defaultSystem));
     const { path, config } = await operatorKubeconfig(defaultSystem);
+    operatorConfig = config;
     await waitFor(
       () => allowed(config, { group: 'signet.dev', resource: 'gitrepositories', verb: 'watch' }),
       {
@@ -326,8 +373,14 @@ describe('default flavour: bin/signet run as its ServiceAccount, with manifests/
       },
     );
     await secretsAndSigners(defaultApps.name);
+    await applyObjects(configMapWriter(defaultApps.name, 'deployer'));
     operator = await startOperator('manifests', path, defaultSystem, shard);
     await createGitRepository(defaultApps.name, 'apps', './deploy', shard);
+    // No --default-service-account in this flavour: these two name their ServiceAccount themselves.
+    await createGitRepository(defaultApps.name, 'own', './own', shard, { serviceAccountName: 'deployer' });
+    await createGitRepository(defaultApps.name, 'cross', './cross', shard, {
+      serviceAccountName: 'deployer',
+    });
   }, 120_000);
 
   it('reconciles a signed GitRepository end to end (Ready=True, objects applied), leading on its Lease', async () => {
@@ -373,6 +426,48 @@ describe('default flavour: bin/signet run as its ServiceAccount, with manifests/
         description: 'the edit reverted',
       },
     );
+  });
+
+  it('was started without --default-service-account', () => {
+    expect(operator.child.spawnargs.some((arg) => arg.startsWith('--default-service-account'))).toBe(false);
+  });
+
+  it('spec.serviceAccountName: applies as that ServiceAccount in its own namespace (Ready=True)', async () => {
+    const status = await waitReady(defaultApps.name, 'own', 'True');
+    expect(status.inventory?.entries.map((e) => e.id)).toEqual([`${defaultApps.name}_own__ConfigMap`]);
+    const own = await admin.get({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      name: 'own',
+      namespace: defaultApps.name,
+    });
+    expect(own?.data).toEqual({ by: 'deployer' });
+  });
+
+  it('spec.serviceAccountName: a manifest aimed at another namespace is refused as that ServiceAccount, though the controller itself could write it', async () => {
+    const status = await waitReady(defaultApps.name, 'cross', 'False');
+    const ready = condition(status, 'Ready');
+    expect(ready?.reason).toBe('ApplyFailed');
+    expect(ready?.message).toMatch(/forbidden/i);
+    expect(ready?.message).toContain(`ConfigMap/${otherNamespace}/intruder`);
+    expect(ready?.message).toContain(deployerUser);
+    expect(status.lastAppliedRevision).toBeUndefined();
+    expect(
+      await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'intruder', namespace: otherNamespace }),
+    ).toBeUndefined();
+    // Control: the operator's own identity (manifests/ default RBAC) may create exactly that object,
+    // so the refusal above is the impersonated ServiceAccount's.
+    expect(
+      await allowed(operatorConfig, { resource: 'configmaps', verb: 'create', namespace: otherNamespace }),
+    ).toBe(true);
+    expect(refusalsOfOperator(operator, defaultSystem)).toEqual([]);
+  });
+
+  it('spec.serviceAccountName: prunes as that ServiceAccount when the GitRepository is deleted', async () => {
+    await deleteGitRepositoryAndWait(admin, defaultApps.name, 'own');
+    expect(
+      await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'own', namespace: defaultApps.name }),
+    ).toBeUndefined();
   });
 
   afterAll(async () => {
@@ -433,7 +528,6 @@ describe('tenant flavour: bin/signet run --default-service-account=signet-tenant
         subjects: [{ kind: 'ServiceAccount', name: 'signet-tenant', namespace: tenantNamespace }],
       },
     ]);
-    await kubectl(['create', 'namespace', otherNamespace]);
     const { path, config } = await operatorKubeconfig(tenantSystem);
     await waitFor(
       () => allowed(config, { resource: 'configmaps', verb: 'get', namespace: tenantNamespace }),
