@@ -1,7 +1,8 @@
 // `signet diff -f` against a real API server, as a CI job runs it (a child process with a kubeconfig):
 // planned creates before anything is applied (and nothing applied by the diff), "no changes" once the
-// operator applied the revision, a planned update for a new signed commit, and a revision that fails
-// verification planned not at all (exit 2).
+// operator applied the revision, a planned update for a new signed commit, a live object the
+// kubeconfig may not read (403) reported as an error rather than planned as a create (exit 2), and a
+// revision that fails verification planned not at all (exit 2).
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +10,7 @@ import type { KubeClient } from '../src/kube/client.ts';
 import { configMapObject, runSignet, secretObject, yamlDocuments } from '../test/cli/support.ts';
 import { makeTempDir } from '../test/support/git-fixtures.ts';
 import { gitRepositoryObject } from './support/fixtures.ts';
-import { kubeconfigPath, waitFor } from './support/kube.ts';
+import { adminKubeConfig, kubeconfigPath, serviceAccountKubeConfig, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
   adminClient,
@@ -30,8 +31,8 @@ let operator: Awaited<ReturnType<typeof startTestOperator>> | undefined;
 const gitRepository = () =>
   gitRepositoryObject(signed, ns.name, 'apps', { interval: '1h', path: './deploy' });
 
-function diff() {
-  return runSignet(['diff', '-f', policyPath, '--kubeconfig', kubeconfigPath()], { timeoutMs: 90_000 });
+function diff(kubeconfig = kubeconfigPath()) {
+  return runSignet(['diff', '-f', policyPath, '--kubeconfig', kubeconfig], { timeoutMs: 90_000 });
 }
 
 beforeAll(async () => {
@@ -108,6 +109,39 @@ describe('signet diff against a real API server', () => {
     expect(result.code).toBe(1);
     expect((await admin.get(configMap('app')))?.data).toEqual({ color: 'blue' });
     expect(await admin.get(configMap('extra'))).toBeDefined();
+  });
+
+  it('exits 2 naming the object and the error when a live object cannot be read (403), instead of planning a create', async () => {
+    // A CI identity that may read the GitRepository (for its status) but not the ConfigMaps.
+    await admin.create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'diff-reader', namespace: ns.name },
+      rules: [{ apiGroups: ['signet.dev'], resources: ['gitrepositories'], verbs: ['get'] }],
+    } as never);
+    await admin.create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'diff-reader', namespace: ns.name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'diff-reader' },
+      subjects: [{ kind: 'ServiceAccount', name: 'diff-reader', namespace: ns.name }],
+    } as never);
+    const reader = await serviceAccountKubeConfig(adminKubeConfig(), {
+      namespace: ns.name,
+      serviceAccountName: 'diff-reader',
+    });
+    const readerPath = join(await makeTempDir('e2e-cli-reader'), 'kubeconfig');
+    await writeFile(readerPath, reader.exportConfig(), { mode: 0o600 });
+
+    const result = await diff(readerPath);
+    expect(result.code).toBe(2);
+    // Nothing planned: no "create" of an object that exists, no "N change(s)".
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(`ConfigMap/${ns.name}/app: Forbidden (HTTP 403)`);
+    expect(result.stderr).toContain(`system:serviceaccount:${ns.name}:diff-reader`);
+    expect(result.stderr).toContain('so no plan was made');
+    // The object is there, as the admin diff (exit 1, an update) of the test above saw.
+    expect((await admin.get(configMap('app')))?.data).toEqual({ color: 'blue' });
   });
 
   it('exits 2 and plans nothing for a revision that fails verification', async () => {

@@ -6,10 +6,10 @@ import { apiVersion as gitRepositoryApiVersion, gitRepositoryKind } from '../api
 import { fetchAndVerify, type PipelineDeps, renderDesired, resolveRevision } from '../controller/pipeline.ts';
 import { createGitSource } from '../controller/source-adapter.ts';
 import { readStatus } from '../controller/status.ts';
+import { KubeApiError } from '../kube/errors.ts';
 import { loadKubeClient } from '../kube/load.ts';
 import { planChanges } from '../plan/plan.ts';
-import type { KubeObject } from '../render/object.ts';
-import { identityOf } from '../render/object.ts';
+import { formatSubject, identityOf, type KubeObject, objectKey } from '../render/object.ts';
 import { createLogger } from '../util/logger.ts';
 import { createTrustMaterialCache } from '../verify/trust.ts';
 import { loadPolicyFile, PolicyFileError, referenceReader } from './policy-file.ts';
@@ -18,8 +18,42 @@ export const diffUsage = `Usage: signet diff -f <GitRepository YAML> [--kubeconf
 
 Verifies, renders and plans the GitRepository's revision against the cluster without applying
 anything, and prints the planned changes. Exit status: 0 no changes, 1 changes, 2 error (including
-a revision that fails verification: nothing unverified is ever planned).
+a revision that fails verification, and a live object that could not be read: nothing unverified
+or unknown is ever planned).
 `;
+
+/** Most failed live reads named in one error message. */
+const maxReportedReadFailures = 5;
+
+/**
+ * Live objects that could not be read (403, timeout, ...). Only a 404 means "absent": planning
+ * any other failure as a create would report changes the cluster may not have.
+ */
+export class LiveReadError extends Error {
+  override readonly name = 'LiveReadError';
+  readonly code = 'LiveReadFailed';
+  readonly failures: readonly { readonly subject: string; readonly error: string }[];
+  constructor(failures: readonly { readonly subject: string; readonly error: string }[]) {
+    const listed = failures
+      .slice(0, maxReportedReadFailures)
+      .map((f) => `${f.subject}: ${f.error}`)
+      .join('; ');
+    const more =
+      failures.length > maxReportedReadFailures
+        ? `; …and ${failures.length - maxReportedReadFailures} more`
+        : '';
+    super(`could not read ${failures.length} live object(s), so no plan was made: ${listed}${more}`);
+    this.failures = failures;
+  }
+}
+
+/** The failure without the subject (the caller names the object once). */
+function describeReadFailure(error: unknown): string {
+  if (error instanceof KubeApiError) {
+    return `${error.reason} (HTTP ${error.status}): ${error.serverMessage}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
 
 export async function diffCommand(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
@@ -80,10 +114,13 @@ export async function diffCommand(argv: readonly string[]): Promise<number> {
     const rendering = await renderDesired(repo, verified.files, client.discovery, 10_000, signal);
     if (!rendering.ok) throw new Error(rendering.message);
     const liveObjects = new Map<string, KubeObject>();
+    const readFailures: { subject: string; error: string }[] = [];
     await Promise.all(
       rendering.desired.map(async (object) => {
-        const found = await client
-          .get(
+        const id = identityOf(object);
+        try {
+          // undefined only for a 404: the object is absent. Anything else is a failed read.
+          const found = await client.get(
             {
               apiVersion: object.apiVersion,
               kind: object.kind,
@@ -91,14 +128,17 @@ export async function diffCommand(argv: readonly string[]): Promise<number> {
               ...(object.metadata.namespace === undefined ? {} : { namespace: object.metadata.namespace }),
             },
             { signal },
-          )
-          .catch(() => undefined);
-        if (found !== undefined) {
-          const id = identityOf(object);
-          liveObjects.set(`${id.namespace}_${id.name}_${id.group}_${id.kind}`, found);
+          );
+          if (found !== undefined) liveObjects.set(objectKey(id), found);
+        } catch (error) {
+          readFailures.push({ subject: formatSubject(id), error: describeReadFailure(error) });
         }
       }),
     );
+    if (readFailures.length > 0) {
+      readFailures.sort((a, b) => (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0));
+      throw new LiveReadError(readFailures);
+    }
     const plan = planChanges({
       desired: rendering.desired,
       inventory: status.inventory,
