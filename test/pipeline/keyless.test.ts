@@ -19,7 +19,9 @@ import { createTrustMaterialCache } from '../../src/verify/trust.ts';
 import {
   allowedSignersLine,
   type CommitSigning,
+  createGpgHome,
   createRepo,
+  type GpgHome,
   generateSshKey,
   makeTempDir,
   runCommand,
@@ -48,6 +50,8 @@ let cacheDir: string;
 let url: string;
 let ssh: CommitSigning;
 let keyed: KeyedSigner;
+let gpg: GpgHome;
+let openpgp: CommitSigning;
 const commits: Record<string, string> = {};
 const references = new Map<string, Record<string, string>>();
 const logger = createLogger({ level: 'silent' });
@@ -86,13 +90,28 @@ async function gitsignCommit(message: string, options: GitsignOptions = {}): Pro
   return oid;
 }
 
+/** An annotated tag on `target` signed the way gitsign signs tags: the CMS block appended to the tag object. */
+async function gitsignTag(name: string, target: string, options: GitsignOptions = {}): Promise<string> {
+  const payload = Buffer.from(
+    `object ${target}\ntype commit\ntag ${name}\ntagger Test Committer <committer@example.com> ${Math.floor(Date.now() / 1000)} +0000\n\nrelease ${name}\n`,
+  );
+  const { armored } = await makeGitsignSignature(bed, payload, options);
+  const oid = await repo.git(['hash-object', '-t', 'tag', '-w', '--stdin'], {
+    input: Buffer.concat([payload, Buffer.from(armored)]),
+  });
+  await repo.git(['update-ref', `refs/tags/${name}`, oid]);
+  return oid;
+}
+
 function configMap(name: string, color: string): string {
   return `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  color: ${color}\n`;
 }
 
 function policy(options: {
-  branch: string;
-  mode?: 'HEAD' | 'Range';
+  branch?: string;
+  tag?: string;
+  signers?: string;
+  mode?: 'HEAD' | 'Range' | 'Tag' | 'TagAndHEAD';
   path?: string;
   keyless?: readonly { issuer: string; subject: string }[];
   trustedRootRef?: boolean;
@@ -104,12 +123,12 @@ function policy(options: {
     metadata: { name: 'apps', namespace: 'team-a' },
     spec: {
       url,
-      ref: { branch: options.branch },
+      ref: options.tag === undefined ? { branch: options.branch ?? 'main' } : { tag: options.tag },
       secretRef: { name: 'git-ca' },
       ...(options.path === undefined ? {} : { path: options.path }),
       verify: {
         mode: options.mode ?? 'HEAD',
-        signersRef: { kind: 'ConfigMap', name: 'signers' },
+        signersRef: { kind: 'ConfigMap', name: options.signers ?? 'signers' },
         keyless: options.keyless ?? [identity],
         ...(options.trustedRootRef === false ? {} : { trustedRootRef: { name: 'sigstore-root' } }),
         ...(options.provenance === undefined ? {} : { provenance: options.provenance }),
@@ -217,12 +236,34 @@ beforeAll(async () => {
     'prov-keyed/nested/extra.yaml': configMap('extra', 'y'),
   });
   commits.tampered = await repo.commit({ files: {}, sign: ssh });
+
+  // Tags: gitsign and OpenPGP mixed, on commits signed by the other kind (or not at all).
+  gpg = await createGpgHome();
+  const fingerprint = await gpg.generateKey('Release Bot <release@example.com>');
+  openpgp = { format: 'openpgp', gpg, fingerprint };
+  references.set('ConfigMap/signers-mixed', {
+    allowed_signers: `${allowedSignersLine('release@example.com', key)}\n`,
+    'release.asc': await gpg.exportPublicKey(fingerprint),
+  });
+  await repo.git(['checkout', '-q', '-b', 'tags', commits.gitsign]);
+  await writeFiles({ 'deploy/app.yaml': configMap('app', 'olive') });
+  commits.openpgpHead = await repo.commit({ files: {}, sign: openpgp });
+  commits.gitsignOnOpenpgp = await gitsignTag('v1.0.0', commits.openpgpHead);
+  commits.openpgpOnGitsign = await repo.tag('v1.1.0', commits.gitsign, { sign: openpgp });
+  await writeFiles({ 'deploy/app.yaml': configMap('app', 'unsigned') });
+  commits.unsignedHead = await repo.commit({ files: {} });
+  commits.gitsignOnUnsigned = await gitsignTag('v1.2.0', commits.unsignedHead);
+  commits.foreignTag = await gitsignTag('v1.3.0', commits.openpgpHead, {
+    subject: 'https://github.com/mallory/deploy/.github/workflows/release.yml@refs/heads/main',
+  });
+  commits.onlineTag = await gitsignTag('v1.4.0', commits.openpgpHead, { log: 'none' });
   await repo.git(['checkout', '-q', 'main']);
 }, 120_000);
 
 afterAll(async () => {
   await server?.close();
   await repo?.close();
+  await gpg?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -354,5 +395,73 @@ describe('provenance bundles through the pipeline', () => {
       }),
     );
     expect(result).toMatchObject({ ok: false, reason: 'ProvenanceFailed' });
+  });
+});
+
+describe('keyless and OpenPGP signers in one policy, Tag and TagAndHEAD modes', () => {
+  const tagPolicy = (tag: string, mode: 'Tag' | 'TagAndHEAD') =>
+    policy({ tag, mode, signers: 'signers-mixed' });
+
+  it('Tag: a gitsign-signed tag verifies (the OpenPGP-signed commit below it is not checked)', async () => {
+    const result = await run(tagPolicy('v1.0.0', 'Tag'));
+    if (!result.ok) throw new Error(`${result.reason}: ${result.message}`);
+    expect(result.revision).toBe(`v1.0.0@sha1:${commits.openpgpHead}`);
+    expect(result.evidence).toMatchObject({
+      mode: 'Tag',
+      commit: commits.openpgpHead,
+      signer: { type: 'x509', identity: DEFAULT_SUBJECT, issuer: OIDC_ISSUER },
+      tag: { name: 'v1.0.0', oid: commits.gitsignOnOpenpgp, signer: { type: 'x509' } },
+    });
+  });
+
+  it('Tag: a gitsign tag on an unsigned commit verifies, TagAndHEAD refuses the unsigned commit', async () => {
+    const tagOnly = await run(tagPolicy('v1.2.0', 'Tag'));
+    if (!tagOnly.ok) throw new Error(`${tagOnly.reason}: ${tagOnly.message}`);
+    expect(tagOnly.evidence.tag?.signer.type).toBe('x509');
+    const both = await run(tagPolicy('v1.2.0', 'TagAndHEAD'));
+    expect(both).toMatchObject({ ok: false, stage: 'verify', reason: 'Unsigned' });
+    expect(both.ok ? '' : both.message).toContain((commits.unsignedHead ?? '').slice(0, 12));
+  });
+
+  it('TagAndHEAD: a gitsign tag on an OpenPGP-signed commit verifies both', async () => {
+    const result = await run(tagPolicy('v1.0.0', 'TagAndHEAD'));
+    if (!result.ok) throw new Error(`${result.reason}: ${result.message}`);
+    expect(result.evidence).toMatchObject({
+      mode: 'TagAndHEAD',
+      commit: commits.openpgpHead,
+      signer: { type: 'openpgp', principal: 'release@example.com' },
+      tag: { name: 'v1.0.0', signer: { type: 'x509', identity: DEFAULT_SUBJECT } },
+    });
+  });
+
+  it('TagAndHEAD: an OpenPGP-signed tag on a gitsign-signed commit verifies both', async () => {
+    const result = await run(tagPolicy('v1.1.0', 'TagAndHEAD'));
+    if (!result.ok) throw new Error(`${result.reason}: ${result.message}`);
+    expect(result.evidence).toMatchObject({
+      mode: 'TagAndHEAD',
+      commit: commits.gitsign,
+      signer: { type: 'x509', identity: DEFAULT_SUBJECT },
+      tag: { name: 'v1.1.0', oid: commits.openpgpOnGitsign, signer: { type: 'openpgp' } },
+    });
+  });
+
+  it('TagAndHEAD: the OpenPGP half is refused when the policy lacks the .asc key', async () => {
+    const result = await run(policy({ tag: 'v1.0.0', mode: 'TagAndHEAD' }));
+    expect(result).toMatchObject({ ok: false, stage: 'verify', reason: 'UntrustedSigner' });
+    expect(result.ok ? '' : result.message).toContain((commits.openpgpHead ?? '').slice(0, 12));
+  });
+
+  it('Tag and TagAndHEAD: a gitsign tag from an identity the policy does not name is refused', async () => {
+    for (const mode of ['Tag', 'TagAndHEAD'] as const) {
+      const result = await run(tagPolicy('v1.3.0', mode));
+      expect(result, mode).toMatchObject({ ok: false, stage: 'verify', reason: 'UntrustedSigner' });
+      expect(result.ok ? '' : result.message).toContain('mallory/deploy');
+    }
+  });
+
+  it('Tag: a gitsign tag signed in online mode (no log entry) is refused with the rekorMode hint', async () => {
+    const result = await run(tagPolicy('v1.4.0', 'Tag'));
+    expect(result).toMatchObject({ ok: false, stage: 'verify', reason: 'UntrustedSigner' });
+    expect(result.ok ? '' : result.message).toContain('gitsign.rekorMode offline');
   });
 });
