@@ -22,10 +22,15 @@ import {
   CustomObjectsApi,
   type KubeConfig,
   RbacAuthorizationV1Api,
+  type V1Deployment,
+  type V1NetworkPolicy,
+  type V1PodDisruptionBudget,
   type V1ResourceAttributes,
+  type V1Service,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
+import { parseListenAddress, startProbeServer } from '../src/controller/http-server.ts';
 import { repoRoot, resolveBinDir } from './support/controlplane.ts';
 import {
   adminKubeConfig,
@@ -289,6 +294,137 @@ describe('manifests as shipped', () => {
     expect(argsOf(defaultObjects)).not.toContain('--default-service-account=signet-tenant');
     expect(argsOf(tenantObjects)).toContain('--default-service-account=signet-tenant');
   });
+
+  for (const [flavour, dir] of [
+    ['default', 'manifests'],
+    ['tenant', 'manifests/tenant'],
+  ] as const) {
+    it(`${flavour} flavour: the Deployment, Service, PDB and NetworkPolicy are hardened as docs/install.md says`, async () => {
+      const objects = parseObjects((await kubectlOk(['kustomize', dir])).stdout);
+      const one = <T>(kind: string): T => {
+        const found = objects.filter((o) => o.kind === kind);
+        expect(found, kind).toHaveLength(1);
+        return found[0] as unknown as T;
+      };
+      const deployment = one<V1Deployment>('Deployment');
+      const pod = deployment.spec?.template;
+      const container = pod?.spec?.containers[0];
+      if (deployment.spec === undefined || pod?.spec === undefined || container === undefined) {
+        throw new Error('the Deployment has no pod template or container');
+      }
+      expect(pod.spec.containers).toHaveLength(1);
+      expect(deployment.spec.replicas).toBe(2);
+      expect(deployment.spec.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
+      const args = container.args ?? [];
+      expect(args).toContain('--leader-elect');
+      // Pod and container: non-root, no privilege escalation, no capabilities, read-only root, seccomp.
+      expect(pod.spec.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        runAsGroup: 65532,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(container.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(container.securityContext?.capabilities?.add).toBeUndefined();
+      expect(container.securityContext?.privileged).not.toBe(true);
+      // Requests and limits for both CPU and memory, limits not below requests.
+      expect(container.resources).toEqual({
+        requests: { cpu: '100m', memory: '256Mi' },
+        limits: { cpu: '1', memory: '1Gi' },
+      });
+      // The only writable places are emptyDirs.
+      expect(container.volumeMounts?.map((m) => m.mountPath).sort()).toEqual(['/tmp', '/var/cache/signet']);
+      expect(pod.spec.volumes?.every((v) => v.emptyDir !== undefined)).toBe(true);
+
+      // Ports: the flags' ports are the container ports the probes, Service and NetworkPolicy name.
+      const flag = (name: string): string => {
+        const value = args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+        if (value === undefined) throw new Error(`the Deployment has no --${name}`);
+        return value;
+      };
+      const containerPort = (name: string): number => {
+        const port = container.ports?.find((p) => p.name === name);
+        expect(port?.protocol, name).toBe('TCP');
+        return port?.containerPort ?? -1;
+      };
+      const healthPort = parseListenAddress(flag('health-addr')).port;
+      const metricsPort = parseListenAddress(flag('metrics-addr')).port;
+      expect(containerPort('health')).toBe(healthPort);
+      expect(containerPort('metrics')).toBe(metricsPort);
+      expect(container.ports).toHaveLength(2);
+      const resolve = (port: number | string | undefined): number =>
+        typeof port === 'number' ? port : containerPort(port ?? '');
+      expect(container.livenessProbe?.httpGet?.path).toBe('/healthz');
+      expect(container.readinessProbe?.httpGet?.path).toBe('/readyz');
+      expect(resolve(container.livenessProbe?.httpGet?.port)).toBe(healthPort);
+      expect(resolve(container.readinessProbe?.httpGet?.port)).toBe(healthPort);
+      // ...and the operator's probe server (src/controller/http-server.ts) serves exactly those paths:
+      // liveness does not depend on readiness, readiness follows the caches.
+      let ready = false;
+      const probes = await startProbeServer({ address: '127.0.0.1:0', isReady: () => ready });
+      try {
+        const get = async (path: string | undefined): Promise<number> =>
+          (
+            await fetch(`http://127.0.0.1:${probes.port}${path ?? ''}`, {
+              signal: AbortSignal.timeout(5_000),
+            })
+          ).status;
+        expect(await get(container.livenessProbe?.httpGet?.path)).toBe(200);
+        expect(await get(container.readinessProbe?.httpGet?.path)).toBe(503);
+        ready = true;
+        expect(await get(container.readinessProbe?.httpGet?.path)).toBe(200);
+        expect(await get('/no-such-probe')).toBe(404);
+      } finally {
+        await new Promise((resolveClose) => probes.server.close(resolveClose));
+      }
+
+      const podLabels = pod.metadata?.labels ?? {};
+      const selects = (selector: Record<string, string> | undefined): boolean =>
+        selector !== undefined &&
+        Object.keys(selector).length > 0 &&
+        Object.entries(selector).every(([key, value]) => podLabels[key] === value);
+      expect(selects(deployment.spec.selector.matchLabels)).toBe(true);
+
+      const service = one<V1Service>('Service');
+      expect(selects(service.spec?.selector)).toBe(true);
+      expect(service.spec?.ports?.map((p) => [p.name, resolve(p.targetPort), p.protocol])).toEqual([
+        ['metrics', metricsPort, 'TCP'],
+      ]);
+
+      const pdb = one<V1PodDisruptionBudget>('PodDisruptionBudget');
+      expect(pdb.spec?.minAvailable).toBe(1);
+      expect(pdb.spec?.maxUnavailable).toBeUndefined();
+      expect(selects(pdb.spec?.selector?.matchLabels)).toBe(true);
+
+      const policy = one<V1NetworkPolicy>('NetworkPolicy');
+      expect(selects(policy.spec?.podSelector?.matchLabels)).toBe(true);
+      expect(policy.spec?.policyTypes?.sort()).toEqual(['Egress', 'Ingress']);
+      // Ingress: one rule, the metrics port only (from anywhere: Prometheus runs wherever it runs).
+      expect(policy.spec?.ingress).toHaveLength(1);
+      expect(policy.spec?.ingress?.[0]?.ports?.map((p) => [resolve(p.port), p.protocol])).toEqual([
+        [metricsPort, 'TCP'],
+      ]);
+      expect(policy.spec?.ingress?.[0]?.ports?.some((p) => resolve(p.port) === healthPort)).toBe(false);
+      // Egress: DNS, the API server (443 Service, 6443 endpoints) and HTTPS; nothing else.
+      expect(
+        policy.spec?.egress
+          ?.flatMap((rule) => (rule.ports ?? []).map((p) => `${p.port}/${p.protocol}`))
+          .sort(),
+      ).toEqual(['443/TCP', '53/TCP', '53/UDP', '6443/TCP']);
+      expect(policy.spec?.egress?.every((rule) => (rule.ports ?? []).length > 0)).toBe(true);
+
+      // The namespace enforces the restricted Pod Security Standard.
+      expect(one<ManifestObject>('Namespace').metadata.labels).toMatchObject({
+        'pod-security.kubernetes.io/enforce': 'restricted',
+      });
+    });
+  }
 });
 
 describe('tenant example as shipped', () => {

@@ -10,7 +10,9 @@ import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { V1Deployment } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import type { KubeClient } from '../src/kube/client.ts';
 import { repoRoot } from './support/controlplane.ts';
 import {
@@ -68,6 +70,22 @@ async function runTo(
       stderr: failed.stderr ?? String(error),
     };
   }
+}
+
+/** The HTTP paths of the shipped Deployment's liveness and readiness probes. */
+async function deploymentProbePaths(): Promise<{ liveness?: string; readiness?: string }> {
+  const deployment = parse(
+    await readFile(join(repoRoot, 'manifests', 'base', 'deployment.yaml'), 'utf8'),
+  ) as V1Deployment;
+  const container = deployment.spec?.template.spec?.containers[0];
+  return {
+    ...(container?.livenessProbe?.httpGet?.path === undefined
+      ? {}
+      : { liveness: container.livenessProbe.httpGet.path }),
+    ...(container?.readinessProbe?.httpGet?.path === undefined
+      ? {}
+      : { readiness: container.readinessProbe.httpGet.path }),
+  };
 }
 
 /** What the Dockerfile's ENV sets, and nothing else. */
@@ -209,11 +227,20 @@ describe('the runtime tree of the image', () => {
       ).toEqual({ built: 'runtime-tree' });
       const ports = operator.logs.find((l) => l.msg === 'signet operator running')?.ports as {
         health: number;
+        metrics: number;
       };
-      const ready = await fetch(`http://127.0.0.1:${ports.health}/readyz`, {
-        signal: AbortSignal.timeout(5_000),
-      });
-      expect(ready.status).toBe(200);
+      // The kubelet's view: the Deployment's liveness and readiness probes, on the health port.
+      const probes = await deploymentProbePaths();
+      expect(probes).toEqual({ liveness: '/healthz', readiness: '/readyz' });
+      for (const path of [probes.liveness, probes.readiness]) {
+        const answer = await fetch(`http://127.0.0.1:${ports.health}${path}`, {
+          signal: AbortSignal.timeout(5_000),
+        });
+        expect(answer.status, path).toBe(200);
+        expect(await answer.text(), path).toBe('ok');
+      }
+      // The port the Service and the NetworkPolicy open serves /metrics.
+      expect(await operator.metrics()).toContain('signet_reconciles_total');
       // The Git cache went to SIGNET_CACHE_DIR (the cache emptyDir), nowhere in the tree.
       expect((await readdir(join(writable, 'cache'))).length).toBeGreaterThan(0);
       // The finalizer is removed by the operator while it still runs (no Terminating leftovers).
