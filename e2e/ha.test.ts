@@ -2,7 +2,8 @@
 // the Deployment runs it: two replicas with --leader-elect, only the Lease holder reconciles, and
 // a SIGKILLed leader (no lease release) is replaced by the standby within the lease duration;
 // --shard splits GitRepositories by the signet.dev/shard label, each reconciled by exactly one
-// process, the unlabelled ones by the process without --shard. Default lease timings (15 s
+// process, the unlabelled ones by the process without --shard; --namespace keeps a process to its
+// namespace (a GitRepository of its shard elsewhere is never touched). Default lease timings (15 s
 // lease, 10 s renew deadline, 2 s retry), the ones production runs with.
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
@@ -33,6 +34,8 @@ import {
 } from './support/signet.ts';
 
 const ns = useTestNamespace('signet-ha');
+/** A second namespace, outside every process's --namespace. */
+const elsewhere = useTestNamespace('signet-ha-elsewhere');
 const suffix = randomBytes(3).toString('hex');
 const workDir = join(repoRoot, '.signet', 'e2e-ha', suffix);
 let admin: KubeClient;
@@ -66,12 +69,17 @@ function startSignet(name: string, flags: readonly string[], podName?: string): 
   return running;
 }
 
-async function gitRepository(name: string, path: string, labels: Record<string, string> = {}): Promise<void> {
+async function gitRepository(
+  name: string,
+  path: string,
+  labels: Record<string, string> = {},
+  namespace = ns.name,
+): Promise<void> {
   await admin.apply(
     {
       apiVersion: 'signet.dev/v1alpha1',
       kind: 'GitRepository',
-      metadata: { name, namespace: ns.name, labels },
+      metadata: { name, namespace, labels },
       spec: {
         url: signed.url,
         ref: { branch: 'main' },
@@ -128,39 +136,44 @@ beforeAll(async () => {
     'shard-b/app.yaml': configMapYaml('shard-b', { shard: 'b' }),
     'unsharded/app.yaml': configMapYaml('unsharded', { shard: 'none' }),
   });
-  for (const object of [
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'signers', namespace: ns.name },
-      data: { allowed_signers: signed.allowedSigners },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'git-ca', namespace: ns.name },
-      stringData: { 'ca.crt': signed.server.caPem },
-    },
-  ]) {
-    await admin.create(object as never);
+  // In both namespaces: a GitRepository elsewhere would reconcile fine if a process picked it up.
+  for (const namespace of [ns.name, elsewhere.name]) {
+    for (const object of [
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'signers', namespace },
+        data: { allowed_signers: signed.allowedSigners },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'git-ca', namespace },
+        stringData: { 'ca.crt': signed.server.caPem },
+      },
+    ]) {
+      await admin.create(object as never);
+    }
   }
 }, 300_000);
 
 afterAll(async () => {
   for (const running of processes) await running.stop('SIGTERM');
-  const repos = await admin
-    ?.list('signet.dev/v1alpha1', 'GitRepository', { namespace: ns.name })
-    .catch(() => ({ items: [] }));
-  for (const repo of repos?.items ?? []) {
-    await admin
-      .request({
-        method: 'PATCH',
-        path: `/apis/signet.dev/v1alpha1/namespaces/${ns.name}/gitrepositories/${repo.metadata.name}`,
-        headers: { 'content-type': 'application/merge-patch+json' },
-        body: JSON.stringify({ metadata: { finalizers: null } }),
-        timeoutMs: 15_000,
-      })
-      .catch(() => undefined);
+  for (const namespace of [ns.name, elsewhere.name]) {
+    const repos = await admin
+      ?.list('signet.dev/v1alpha1', 'GitRepository', { namespace })
+      .catch(() => ({ items: [] }));
+    for (const repo of repos?.items ?? []) {
+      await admin
+        .request({
+          method: 'PATCH',
+          path: `/apis/signet.dev/v1alpha1/namespaces/${namespace}/gitrepositories/${repo.metadata.name}`,
+          headers: { 'content-type': 'application/merge-patch+json' },
+          body: JSON.stringify({ metadata: { finalizers: null } }),
+          timeoutMs: 15_000,
+        })
+        .catch(() => undefined);
+    }
   }
   await signed?.close();
   await admin?.close();
@@ -275,6 +288,8 @@ describe('--shard', () => {
     unsharded = startSignet('unsharded', election);
     await Promise.all([processA.metricsPort(), processB.metricsPort(), unsharded.metricsPort()]);
     await gitRepository('shard-a', './shard-a', { 'signet.dev/shard': shardA });
+    // Shard a's label, but outside the --namespace every process runs with.
+    await gitRepository('shard-a', './shard-a', { 'signet.dev/shard': shardA }, elsewhere.name);
     await gitRepository('shard-b', './shard-b', { 'signet.dev/shard': shardB });
     await gitRepository('unsharded', './unsharded');
   }, 120_000);
@@ -301,6 +316,34 @@ describe('--shard', () => {
     expect(await leaseHolder(`signet-leader-${shardA}`)).toBeTruthy();
     expect(await leaseHolder(`signet-leader-${shardB}`)).toBeTruthy();
     expect(await leaseHolder('signet-leader')).toBeTruthy();
+  });
+
+  it('--namespace: a GitRepository of its shard in another namespace is never reconciled', async () => {
+    expect(processA.child.spawnargs).toEqual(expect.arrayContaining(['--namespace', ns.name]));
+    // Two more reconciles of shard-a in its own namespace, long after both GitRepositories existed.
+    const before = reconcilesTotal(await processA.metrics());
+    await waitFor(async () => reconcilesTotal(await processA.metrics()) >= before + 2, {
+      timeoutMs: 30_000,
+      description: 'two more reconciles in the shard-a process',
+    });
+    const ignored = await admin.get({
+      apiVersion: 'signet.dev/v1alpha1',
+      kind: 'GitRepository',
+      name: 'shard-a',
+      namespace: elsewhere.name,
+    });
+    expect(ignored?.metadata.finalizers ?? []).toEqual([]);
+    expect(ignored?.status).toBeUndefined();
+    expect(
+      await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'shard-a', namespace: elsewhere.name }),
+    ).toBeUndefined();
+    for (const running of [processA, processB, unsharded]) {
+      expect(repositoriesTouched(running.logs).filter((key) => key.startsWith(`${elsewhere.name}/`))).toEqual(
+        [],
+      );
+    }
+    // The same spec in the process's own namespace was applied.
+    expect(condition(await repoStatus(admin, ns.name, 'shard-a'), 'Ready')?.status).toBe('True');
   });
 
   afterAll(async () => {
