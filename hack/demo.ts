@@ -2,7 +2,8 @@
 // as a separate process) reconciling it, a new signed commit rolled out, an unsigned commit
 // rejected with the last good revision in force, a manifest deleted from Git and pruned, and an
 // out-of-band edit reverted and alerted to a local Slack stand-in. Fails loudly if a step does
-// not happen. KEEP=1 leaves everything running.
+// not happen. KEEP=1 leaves everything running after a successful demo; a failed or interrupted
+// demo always tears everything down (the control plane's logs are kept for diagnosis).
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -10,7 +11,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
+import {
+  type ControlPlane,
+  repoRoot,
+  startControlPlane,
+  stopControlPlaneAt,
+} from '../e2e/support/controlplane.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
 import type { KubeObject } from '../src/render/object.ts';
@@ -38,12 +44,43 @@ async function waitFor<T>(
   }
 }
 
+/** Stops what the demo started besides the control plane (operator, Git server, Slack stand-in, client). */
 const cleanups: (() => Promise<void>)[] = [];
+/** The control plane once started (or reused), until it is torn down. */
+let runningPlane: ControlPlane | undefined;
+
+async function runCleanups(): Promise<void> {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+}
+
+/**
+ * After a failure or an interruption: stop everything, the control plane included (also with
+ * KEEP=1, which keeps a successful demo only), keeping the plane's logs for diagnosis.
+ */
+async function tearDownAfterFailure(): Promise<void> {
+  await runCleanups();
+  const plane = runningPlane;
+  runningPlane = undefined;
+  const note = (s: string) => process.stderr.write(`  ${s}\n`);
+  if (keep) note('KEEP=1 keeps a successful demo only: tearing everything down after the failure.');
+  note('stopped the operator, the Git server and the Slack stand-in');
+  if (plane === undefined) return;
+  try {
+    await stopControlPlaneAt(plane.stateDir, { keepState: true });
+    note(
+      `stopped the control plane (etcd, kube-apiserver, kube-controller-manager${plane.reused ? '; it was already running before the demo' : ''}); its logs stay in ${plane.logDir}`,
+    );
+  } catch (error) {
+    note(
+      `could not stop the control plane (${error instanceof Error ? error.message : String(error)}): stop it with \`make cluster-down\``,
+    );
+  }
+}
 
 async function main(): Promise<void> {
   say('Starting a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)');
   const plane = await startControlPlane({ signal: AbortSignal.timeout(60 * 60_000) });
-  if (!keep) cleanups.push(() => plane.stop());
+  runningPlane = plane;
   info(
     `API server ${plane.server}${plane.reused ? ' (reused)' : ''}; export KUBECONFIG=${plane.kubeconfigPath}`,
   );
@@ -144,9 +181,17 @@ async function main(): Promise<void> {
   const log = createWriteStream(logPath);
   operator.stdout?.pipe(log);
   operator.stderr?.pipe(log);
+  const operatorExited = new Promise<void>((resolve) => {
+    operator.once('exit', () => resolve());
+    operator.once('error', () => resolve());
+  });
   cleanups.push(async () => {
+    if (operator.exitCode !== null || operator.signalCode !== null) return;
     operator.kill('SIGTERM');
-    await new Promise((r) => operator.once('exit', r));
+    // A graceful stop takes up to its 20 s grace; then SIGKILL.
+    const timer = setTimeout(() => operator.kill('SIGKILL'), 30_000);
+    await operatorExited;
+    clearTimeout(timer);
   });
   info(`operator pid ${operator.pid}, JSON logs in ${logPath}`);
 
@@ -290,7 +335,7 @@ async function main(): Promise<void> {
   say('Done: every step happened.');
   if (keep)
     info(
-      `KEEP=1: the control plane, Git server and operator keep running. export KUBECONFIG=${plane.kubeconfigPath}`,
+      `KEEP=1: the control plane, Git server and operator keep running. export KUBECONFIG=${plane.kubeconfigPath} (namespace ${ns})`,
     );
   const events = await kubectl(
     'get',
@@ -313,6 +358,16 @@ async function main(): Promise<void> {
 }
 
 let exitCode = 0;
+let interrupted = false;
+// Ctrl-C or SIGTERM while the demo runs: the control plane runs detached, so tear it down here.
+const onSignal = (signalName: NodeJS.Signals) => {
+  if (interrupted) return;
+  interrupted = true;
+  process.stderr.write(`\n✗ interrupted (${signalName}): tearing down\n`);
+  void tearDownAfterFailure().finally(() => process.exit(130));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 try {
   await main();
 } catch (error) {
@@ -321,11 +376,29 @@ try {
     `\n✗ ${error instanceof Error ? error.message : String(error)}\n  operator logs: .signet/demo/operator.log\n`,
   );
 }
-if (!keep || exitCode !== 0) {
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+if (interrupted) {
+  // onSignal tears down and exits.
+  await new Promise<never>(() => undefined);
+}
+process.off('SIGINT', onSignal);
+process.off('SIGTERM', onSignal);
+if (exitCode !== 0) {
+  await tearDownAfterFailure();
+} else if (!keep) {
+  await runCleanups();
+  await runningPlane?.stop();
 } else {
-  process.stdout.write('\n(leaving processes running; press Ctrl-C to stop)\n');
-  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  process.stdout.write(
+    '\n(KEEP=1: leaving everything running; Ctrl-C stops the operator, Git server and Slack stand-in.\n' +
+      ' The control plane keeps running after that: stop it with `make cluster-down`.)\n',
+  );
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await runCleanups();
+  process.stdout.write(
+    'stopped the operator, Git server and Slack stand-in; `make cluster-down` stops the control plane\n',
+  );
 }
 process.exit(exitCode);
