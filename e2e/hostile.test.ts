@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import { KubeApiError } from '../src/kube/errors.ts';
+import { defaultRenderLimits } from '../src/render/render.ts';
 import { Receiver, secretPath } from '../test/notify/support.ts';
 import { type GitServer, startGitServer } from '../test/support/git-server.ts';
 import { waitFor } from './support/kube.ts';
@@ -40,10 +41,16 @@ let bearerServer: GitServer;
 let slack: Receiver;
 let operator: Awaited<ReturnType<typeof startTestOperator>>;
 let tenantOperator: Awaited<ReturnType<typeof startTestOperator>>;
+/** Shard `bulk`, with the default object limit: refuses the 100,000-object revision. */
+let bulkOperator: Awaited<ReturnType<typeof startTestOperator>>;
+let bulkCommit = '';
+/** 100,000 tiny ConfigMaps in 100 files of 1,000 documents, on their own branch. */
+const bulkFiles = 100;
+const bulkPerFile = 1_000;
 const captured = capturingLogger();
 let hostileCommit = '';
 let hugeCommit = '';
-/** API server answers seen in this file, printed at the end for docs/reliability.md. */
+/** API server answers and timings seen in this file, printed at the end for docs/reliability.md. */
 const observedRefusals: Record<string, string> = {};
 
 /** Harmless objects: each case directory holds one, and it must never be created. */
@@ -148,6 +155,18 @@ beforeAll(async () => {
   hugeCommit = await signed.commit({});
   await signed.repo.git(['checkout', '-q', 'main']);
 
+  // 100,000 objects live on their own branch too, so that only the bulk GitRepository fetches them.
+  await signed.repo.git(['checkout', '-q', '-b', 'bulk', 'main']);
+  const bulk: Record<string, string> = { 'cases/bulk/canary.yaml': canary('bulk') };
+  for (let file = 0; file < bulkFiles; file++) {
+    const docs: string[] = [];
+    for (let i = file * bulkPerFile; i < (file + 1) * bulkPerFile; i++)
+      docs.push(`apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bulk-${i}\n`);
+    bulk[`cases/bulk/objects-${String(file).padStart(3, '0')}.yaml`] = docs.join('---\n');
+  }
+  bulkCommit = await signed.commit(bulk);
+  await signed.repo.git(['checkout', '-q', 'main']);
+
   await signed.commit(hostileFiles);
   await symlink('../../../etc/passwd', join(signed.repo.dir, 'cases/symlink/passwd.yaml'));
   await signed.repo.git(['add', 'cases/symlink/passwd.yaml']);
@@ -201,6 +220,15 @@ beforeAll(async () => {
     { namespace: ns.name, shard: 'tenant', defaultServiceAccount: 'tenant', userAgent: 'signet/e2e-tenant' },
     captured.logger,
   );
+  bulkOperator = await startTestOperator(
+    {
+      namespace: ns.name,
+      shard: 'bulk',
+      maxObjects: defaultRenderLimits.maxObjects,
+      userAgent: 'signet/e2e-bulk',
+    },
+    captured.logger,
+  );
   const repos = [
     ...['alias', 'toomany', 'deep', 'dup', 'unknown', 'symlink', 'ok'].map((c) =>
       gitRepository(c, { path: `./cases/${c}` }),
@@ -221,6 +249,7 @@ afterAll(async () => {
   console.log(`hostile.test.ts observed: ${JSON.stringify(observedRefusals, null, 2)}`);
   await operator?.stop();
   await tenantOperator?.stop();
+  await bulkOperator?.stop();
   await slack?.close();
   await basicServer?.close();
   await bearerServer?.close();
@@ -312,13 +341,50 @@ describe('hostile manifests in a signed revision', () => {
     });
   }
 
-  it('the same per-revision bound refuses 100,000 objects: the limit is --max-objects (here 100), one code path', async () => {
+  it('--max-objects 100 refuses 101 objects: the whole revision, the canary too', async () => {
     // 100 objects + the canary = 101 > --max-objects 100: the whole revision is refused, the canary too.
     const status = await waitRefused('toomany', 'BuildFailed');
     expect(condition(status, 'Ready')?.message).toContain(`more than ${maxObjects} objects`);
     expect(
       await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'many-0', namespace: ns.name }),
     ).toBeUndefined();
+  });
+
+  it('100,000 objects in one revision (100 files of 1,000) are refused by the default limit: nothing applied, within 60 s', async () => {
+    // The default of `signet run --max-objects` and of the renderer, not a limit set for the test.
+    expect(defaultRenderLimits.maxObjects).toBe(10_000);
+    const startedAt = Date.now();
+    await admin.apply(
+      gitRepository(
+        'bulk',
+        { path: './cases/bulk', ref: { branch: 'bulk' }, interval: '1h' },
+        { 'signet.dev/shard': 'bulk' },
+      ) as never,
+      { fieldManager: 'e2e' },
+    );
+    const status = await waitFor(
+      async () => {
+        const s = await repoStatus(admin, ns.name, 'bulk');
+        const ready = condition(s, 'Ready');
+        return ready?.status === 'False' && ready.reason === 'BuildFailed' ? s : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100, description: 'bulk: Ready=False BuildFailed' },
+    );
+    const refusedMs = Date.now() - startedAt;
+    const message = condition(status, 'Ready')?.message ?? '';
+    observedRefusals['100,000 objects: refusal'] = message;
+    observedRefusals['100,000 objects: GitRepository applied → Ready=False (ms)'] = String(refusedMs);
+    // Files render in path order: canary.yaml, then objects-000.yaml…; object 10,001 is refused.
+    expect(message).toMatch(
+      /^building bulk@sha1:[0-9a-f]{40}: objects-009\.yaml \(document 999\): more than 10000 objects/,
+    );
+    expect(status.lastAttemptedRevision).toBe(`bulk@sha1:${bulkCommit}`);
+    await expectNothingApplied('bulk', status);
+    for (const name of ['canary-bulk', 'bulk-0', 'bulk-99999'])
+      expect(
+        await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', name, namespace: ns.name }),
+      ).toBeUndefined();
+    expect(refusedMs).toBeLessThan(60_000);
   });
 
   it('a bearer-token repository with a conflicting duplicate is refused the same way', async () => {
