@@ -14,6 +14,7 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { KubeClient } from '../src/kube/client.ts';
+import { readDockerfile, runtimeStage, runtimeTree } from '../test/support/dockerfile.ts';
 import { repoRoot } from './support/controlplane.ts';
 import {
   createObjects,
@@ -36,7 +37,14 @@ import {
 
 const run = promisify(execFile);
 const ns = useTestNamespace('signet-runtime-tree');
-const imageUser = { uid: 65532, gid: 65532 };
+// The Dockerfile's runtime stage (USER, ENV, the COPYs under /app), read rather than restated.
+const dockerfile = readDockerfile(repoRoot);
+const image = runtimeStage(dockerfile);
+const imageUser = (() => {
+  const match = /^(\d+):(\d+)$/.exec(image.user ?? '');
+  if (match === null) throw new Error(`the Dockerfile's USER is not numeric uid:gid: ${image.user}`);
+  return { uid: Number(match[1]), gid: Number(match[2]) };
+})();
 const asImageUser = process.getuid?.() === 0;
 
 let base = '';
@@ -88,9 +96,10 @@ async function deploymentProbePaths(): Promise<{ liveness?: string; readiness?: 
   };
 }
 
-/** What the Dockerfile's ENV sets, and nothing else. */
+/** What the Dockerfile's ENV sets, and nothing else; its two writable paths (emptyDirs in the pod) are moved here. */
 function imageEnv(): Record<string, string> {
-  return { NODE_ENV: 'production', HOME: join(writable, 'tmp'), SIGNET_CACHE_DIR: join(writable, 'cache') };
+  expect(Object.keys(image.env)).toEqual(expect.arrayContaining(['HOME', 'SIGNET_CACHE_DIR']));
+  return { ...image.env, HOME: join(writable, 'tmp'), SIGNET_CACHE_DIR: join(writable, 'cache') };
 }
 
 beforeAll(async () => {
@@ -140,6 +149,11 @@ afterAll(async () => {
 
 describe('the runtime tree of the image', () => {
   it('holds exactly node_modules (production only), dist and package.json', async () => {
+    expect((await readdir(app)).sort()).toEqual(
+      runtimeTree(dockerfile)
+        .map((copied) => copied.entry)
+        .sort(),
+    );
     expect((await readdir(app)).sort()).toEqual(['dist', 'node_modules', 'package.json']);
     const modules = await readdir(join(app, 'node_modules'));
     const manifest = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as {

@@ -5,6 +5,7 @@
 #   package.json
 # so `node <dest>/dist/cli/main.js run ...` can be tested without a container engine.
 # Usage: hack/runtime-tree.sh <dest>   (<dest> must not exist or be an empty directory)
+# test/image/runtime-tree.test.ts reads the Dockerfile and this script and fails when they drift apart.
 set -euo pipefail
 
 if [[ $# -ne 1 || -z "$1" ]]; then

@@ -1,0 +1,202 @@
+// hack/runtime-tree.sh rebuilds by hand the /app tree of the Dockerfile's runtime stage (there is
+// no container engine to build the image), and e2e/runtime-tree.test.ts runs the operator from that
+// tree as the image would. This test reads the Dockerfile and the script and fails when they drift
+// apart: a COPY added, removed or sourced differently, other npm ci flags or tsconfig, another
+// ENTRYPOINT, USER or ENV, or a Deployment that no longer matches the image.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import {
+  parseDockerfile,
+  readDockerfile,
+  runtimeStage,
+  runtimeTree,
+  type Stage,
+} from '../support/dockerfile.ts';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const stages = readDockerfile(repoRoot);
+const runtime = runtimeStage(stages);
+const tree = runtimeTree(stages);
+/** hack/runtime-tree.sh without comments (the header describes the tree; only commands count). */
+const script = readFileSync(join(repoRoot, 'hack', 'runtime-tree.sh'), 'utf8')
+  .split('\n')
+  .filter((line) => !line.trim().startsWith('#'))
+  .join('\n');
+const deployment = parse(
+  readFileSync(join(repoRoot, 'manifests', 'base', 'deployment.yaml'), 'utf8'),
+) as V1Deployment;
+const container = deployment.spec?.template.spec?.containers[0];
+
+function stage(name: string | undefined): Stage {
+  const found = stages.find((s) => s.name === name);
+  if (found === undefined) throw new Error(`the Dockerfile has no stage ${name}`);
+  return found;
+}
+
+/** The words of the single RUN of `stageName` that starts with `command` (e.g. `npm ci`). */
+function runWords(stageName: string, command: string): string[] {
+  const runs = stage(stageName).runs.filter((run) => run.startsWith(`${command} `));
+  expect(runs, `${stageName}: RUN ${command}`).toHaveLength(1);
+  return (runs[0] ?? '').split(/\s+/);
+}
+
+/** The script's `<command> ...` invocation words, up to the end of the command (`;`, `)`, `>`, `&&`). */
+function scriptWords(command: string): string[] {
+  const pattern = new RegExp(`${command.replace(/ /g, '\\s+')}\\s[^;)>&\\n]*`, 'g');
+  // Messages (`echo "... npm ci ..."`) are not invocations.
+  const commands = script
+    .split('\n')
+    .filter((line) => !line.trim().startsWith('echo '))
+    .join('\n');
+  const found = commands.match(pattern) ?? [];
+  expect(found, `hack/runtime-tree.sh: ${command}`).toHaveLength(1);
+  return (found[0] ?? '').trim().split(/\s+/);
+}
+
+const flags = (wordsOf: readonly string[]): string[] => wordsOf.filter((w) => w.startsWith('--')).sort();
+
+describe('the Dockerfile reader', () => {
+  it('joins continuations, resolves COPY destinations against WORKDIR and global ARGs in FROM', () => {
+    const parsed = parseDockerfile(
+      [
+        'ARG BASE=img:1',
+        '# comment',
+        'FROM $BASE AS one',
+        'WORKDIR /w',
+        'COPY a b ./',
+        'RUN echo \\',
+        '    x',
+        'ENV A=1 \\',
+        '    B=2',
+        'FROM scratch',
+        'WORKDIR /app',
+        'COPY --from=one --chown=0:0 /w/a ./x',
+        'USER 1:1',
+        'ENTRYPOINT ["/bin/x", "run"]',
+      ].join('\n'),
+    );
+    expect(parsed[0]).toMatchObject({
+      name: 'one',
+      image: 'img:1',
+      copies: [{ from: undefined, sources: ['a', 'b'], destination: '/w' }],
+      runs: ['echo x'],
+      env: { A: '1', B: '2' },
+    });
+    expect(runtimeTree(parsed)).toEqual([{ entry: 'x', from: 'one', source: '/w/a' }]);
+    expect(runtimeStage(parsed)).toMatchObject({ user: '1:1', entrypoint: ['/bin/x', 'run'] });
+  });
+
+  it('refuses what it does not model', () => {
+    expect(() => parseDockerfile('FROM a\nVOLUME /x')).toThrow(/unsupported instruction VOLUME/);
+    expect(() => parseDockerfile('FROM a\nCOPY --link a b')).toThrow(/unsupported flag --link/);
+    expect(() => parseDockerfile('FROM a\nENTRYPOINT node x')).toThrow(/exec \(JSON\) form/);
+    expect(() => parseDockerfile('FROM a\nWORKDIR /app\nCOPY a ./sub/dir/')).not.toThrow();
+    expect(() => runtimeTree(parseDockerfile('FROM a\nWORKDIR /app\nCOPY a ./sub/dir'))).toThrow(/top-level/);
+  });
+});
+
+describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
+  it('the runtime stage holds node_modules (prod-deps), dist (build) and package.json (context) under /app', () => {
+    expect(runtime.workdir).toBe('/app');
+    expect(tree).toEqual([
+      { entry: 'node_modules', from: 'prod-deps', source: '/app/node_modules' },
+      { entry: 'dist', from: 'build', source: '/src/dist' },
+      { entry: 'package.json', from: undefined, source: 'package.json' },
+    ]);
+    // Root-owned: the non-root user cannot modify the tree.
+    expect(runtime.copies.map((copy) => copy.chown)).toEqual(runtime.copies.map(() => '0:0'));
+  });
+
+  it('the script writes exactly those entries into <dest>', () => {
+    const written = [...script.matchAll(/"\$dest\/([^"/]+)"/g)].map((match) => match[1]);
+    expect([...new Set(written)].sort()).toEqual(tree.map((t) => t.entry).sort());
+  });
+
+  it('node_modules: the same npm ci over the same package.json and lockfile, moved into <dest>', () => {
+    const prodDeps = stage('prod-deps');
+    const entry = tree.find((t) => t.entry === 'node_modules');
+    expect(entry?.source).toBe(posix.join(prodDeps.workdir ?? '', 'node_modules'));
+    expect(prodDeps.copies).toEqual([
+      {
+        from: undefined,
+        chown: undefined,
+        sources: ['package.json', 'package-lock.json'],
+        destination: '/app',
+      },
+    ]);
+    expect(script).toMatch(/cp "\$repo\/package\.json" "\$repo\/package-lock\.json" "\$work\/"/);
+    const image = runWords('prod-deps', 'npm ci');
+    const assembled = scriptWords('npm ci');
+    // Same flags; --prefer-offline (read the npm cache first) changes no installed file.
+    expect(flags(assembled).filter((flag) => flag !== '--prefer-offline')).toEqual(flags(image));
+    expect(flags(image)).toEqual(expect.arrayContaining(['--omit=dev', '--ignore-scripts']));
+    expect(script).toMatch(/mv "\$work\/node_modules" "\$dest\/node_modules"/);
+  });
+
+  it('dist: the build stage compiles src/ with the same tsconfig, whose outDir is what both copy', () => {
+    const build = stage('build');
+    const entry = tree.find((t) => t.entry === 'dist');
+    const image = runWords('build', 'npx tsc');
+    const project = image[image.indexOf('-p') + 1];
+    expect(project).toBe('tsconfig.build.json');
+    const tsconfig = JSON.parse(readFileSync(join(repoRoot, project ?? ''), 'utf8')) as {
+      compilerOptions: { outDir: string; rootDir: string };
+      include: string[];
+    };
+    expect(entry?.source).toBe(posix.join(build.workdir ?? '', tsconfig.compilerOptions.outDir));
+    // The build stage has what the project compiles: both tsconfigs and the rootDir.
+    const copied = build.copies.flatMap((copy) => copy.sources);
+    expect(copied).toEqual(
+      expect.arrayContaining(['tsconfig.json', project, tsconfig.compilerOptions.rootDir]),
+    );
+    expect(tsconfig.include).toEqual([tsconfig.compilerOptions.rootDir]);
+    const assembled = scriptWords('npx tsc');
+    expect(assembled.slice(0, 4)).toEqual(['npx', 'tsc', '-p', project]);
+    expect(assembled.slice(4)).toEqual(['--outDir', '"$dest/dist"']);
+  });
+
+  it('package.json: copied from the repository (the build context)', () => {
+    expect(script).toMatch(/cp "\$repo\/package\.json" "\$dest\/package\.json"/);
+  });
+
+  it('the ENTRYPOINT runs a file of the tree with `run`, compiled from src/cli/main.ts', () => {
+    const [interpreter, entryScript, verb, ...rest] = runtime.entrypoint ?? [];
+    expect(interpreter).toBe('/nodejs/bin/node');
+    expect(verb).toBe('run');
+    expect(rest).toEqual([]);
+    const relative = posix.relative(runtime.workdir ?? '', entryScript ?? '');
+    expect(relative).toBe('dist/cli/main.js');
+    expect(tree.map((t) => t.entry)).toContain(relative.split('/')[0]);
+    expect(existsSync(join(repoRoot, 'src', 'cli', 'main.ts'))).toBe(true);
+    // The e2e test runs the same file of the assembled tree with `run`.
+    const e2e = readFileSync(join(repoRoot, 'e2e', 'runtime-tree.test.ts'), 'utf8');
+    expect(e2e).toContain(
+      `join(app, ${relative
+        .split('/')
+        .map((part) => `'${part}'`)
+        .join(', ')}),\n        'run',`,
+    );
+  });
+
+  it('USER, ENV and EXPOSE agree with the Deployment (non-root numeric user, writable mounts, ports)', () => {
+    expect(runtime.user).toMatch(/^\d+:\d+$/);
+    const [uid, gid] = (runtime.user ?? '').split(':').map(Number);
+    for (const context of [deployment.spec?.template.spec?.securityContext, container?.securityContext]) {
+      expect(context).toMatchObject({ runAsNonRoot: true, runAsUser: uid, runAsGroup: gid });
+    }
+    expect(Object.keys(runtime.env).sort()).toEqual(['HOME', 'NODE_ENV', 'SIGNET_CACHE_DIR']);
+    expect(runtime.env.NODE_ENV).toBe('production');
+    // With readOnlyRootFilesystem, HOME and the cache must be the emptyDir mounts.
+    const mounts = (container?.volumeMounts ?? []).map((mount) => mount.mountPath).sort();
+    expect([runtime.env.HOME, runtime.env.SIGNET_CACHE_DIR].sort()).toEqual(mounts);
+    expect(container?.args).toContain(`--cache-dir=${runtime.env.SIGNET_CACHE_DIR}`);
+    expect(container?.env).toEqual(expect.arrayContaining([{ name: 'HOME', value: runtime.env.HOME }]));
+    expect(runtime.expose.map(Number).sort()).toEqual(
+      (container?.ports ?? []).map((port) => port.containerPort).sort(),
+    );
+  });
+});
