@@ -8,6 +8,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -137,6 +138,20 @@ describe('make cluster-up / make cluster-down', () => {
     // Stated in README.md ("a warm `make cluster-up` is ready in ...").
     console.info(`[cluster-cli.test] warm cluster-up: ${up.seconds.toFixed(1)} s`);
     expect(up.seconds).toBeLessThan(30);
+  });
+
+  it('kube-controller-manager runs exactly the controllers README.md lists', async () => {
+    if (firstPids === undefined) throw new Error('up did not run');
+    const argv = liveArgv(firstPids['kube-controller-manager']) ?? [];
+    const running = argv.find((arg) => arg.startsWith('--controllers='));
+    const readme = await readFile(join(repoRoot, 'README.md'), 'utf8');
+    const documented = /`(--controllers=[^`]+)`/.exec(readme)?.[1];
+    expect(documented).toBeDefined();
+    expect(running).toBe(documented);
+    // Every controller listed is also explained in the README (named in its own code span).
+    for (const name of (running ?? '').slice('--controllers='.length).split(',')) {
+      expect(readme.includes(`\`${name}\``), name).toBe(true);
+    }
   });
 
   it('/readyz answers ok to real curl with the admin client certificate', async () => {

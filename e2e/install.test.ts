@@ -768,25 +768,20 @@ describe('tenant flavour RBAC, really applied', () => {
     await kubectlOk(['apply', '--server-side', '--field-manager=signet-install-e2e', '-f', '-'], {
       input: toYamlStream([...objects, ...(await tenantExample())]),
     });
-    // The test plane runs no clusterrole-aggregation controller, so the built-in `admin` role the
-    // example binds has no rules here; grant the tenant what the impersonation check below uses.
-    await kubectlOk(['apply', '--server-side', '--field-manager=signet-install-e2e', '-f', '-'], {
-      input: toYamlStream([
-        {
-          apiVersion: 'rbac.authorization.k8s.io/v1',
-          kind: 'Role',
-          metadata: { name: 'tenant-configmaps', namespace: tenantNamespace },
-          rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'get', 'list'] }],
-        },
-        {
-          apiVersion: 'rbac.authorization.k8s.io/v1',
-          kind: 'RoleBinding',
-          metadata: { name: 'tenant-configmaps', namespace: tenantNamespace },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'tenant-configmaps' },
-          subjects: [{ kind: 'ServiceAccount', name: tenantServiceAccount, namespace: tenantNamespace }],
-        },
-      ]),
-    });
+    // The example binds the built-in `admin` ClusterRole, whose rules come from clusterrole
+    // aggregation (admin aggregates edit and view). The test plane runs that controller, as every
+    // real cluster does, so the tenant gets exactly what the shipped example gives it.
+    const tenant = await tokenKubeConfig(tenantNamespace, tenantServiceAccount);
+    await waitFor(
+      async () => {
+        for (const verb of ['get', 'list', 'create']) {
+          if (!(await allowed(tenant, { resource: 'configmaps', verb, namespace: tenantNamespace })))
+            return false;
+        }
+        return true;
+      },
+      { timeoutMs: 30_000, description: 'the aggregated admin role to reach the tenant ServiceAccount' },
+    );
     await core.createNamespace({ body: { metadata: { name: otherNamespace } } }, requestOptions());
     for (const namespace of [tenantNamespace, otherNamespace, 'kube-system']) {
       await deleteIgnoringMissing(() =>
@@ -1055,7 +1050,7 @@ describe('tenant flavour RBAC, really applied', () => {
         name: tenantServiceAccount,
       }),
     ).toBe(true);
-    // As the tenant: its rights in its namespace (see tenant-configmaps above)...
+    // As the tenant: its rights in its namespace (the aggregated `admin` role, see beforeAll)...
     const created = await kubectl(
       [
         '--as',

@@ -505,29 +505,27 @@ describe('tenant flavour: bin/signet run --default-service-account=signet-tenant
     ]);
     await applyObjects(rbac);
     await applyObjects(example);
-    // The test plane runs no clusterrole-aggregation controller, so the built-in `admin` role the
-    // example binds has no rules here. Give the tenant what `admin` grants on ConfigMaps.
-    await applyObjects([
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'Role',
-        metadata: { name: 'admin-configmaps', namespace: tenantNamespace },
-        rules: [
-          {
-            apiGroups: [''],
-            resources: ['configmaps'],
-            verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'],
-          },
-        ],
+    // The example binds the built-in `admin` ClusterRole. Its rules come from clusterrole
+    // aggregation (admin aggregates edit and view), and the test plane runs that controller as every
+    // real cluster does, so the tenant gets exactly what the shipped example gives it.
+    const tenantConfig = kubeConfigForToken(
+      adminKubeConfig(),
+      await createServiceAccountToken(adminKubeConfig(), {
+        namespace: tenantNamespace,
+        serviceAccountName: 'signet-tenant',
+      }),
+      `system:serviceaccount:${tenantNamespace}:signet-tenant`,
+    );
+    await waitFor(
+      async () => {
+        for (const verb of ['get', 'list', 'watch', 'create', 'patch', 'delete']) {
+          if (!(await allowed(tenantConfig, { resource: 'configmaps', verb, namespace: tenantNamespace })))
+            return false;
+        }
+        return true;
       },
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'RoleBinding',
-        metadata: { name: 'admin-configmaps', namespace: tenantNamespace },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'admin-configmaps' },
-        subjects: [{ kind: 'ServiceAccount', name: 'signet-tenant', namespace: tenantNamespace }],
-      },
-    ]);
+      { timeoutMs: 30_000, description: 'the aggregated admin role to reach signet-tenant' },
+    );
     const { path, config } = await operatorKubeconfig(tenantSystem);
     await waitFor(
       () => allowed(config, { resource: 'configmaps', verb: 'get', namespace: tenantNamespace }),
