@@ -309,7 +309,15 @@ export class Reconciler {
       });
     }
     if (repo.spec.suspend) {
-      log.info('suspended: not reconciling');
+      // Suspended: nothing is fetched, applied or pruned, and drift is left alone, so a hotfix made
+      // while suspended stays (as with a suspended Flux Kustomization or Argo CD without self-heal).
+      // Forgetting the desired state pauses Revert and Report for its objects; a Deny policy is
+      // lifted. Resuming reconciles from scratch and brings the objects back to Git.
+      this.#managed.delete(key);
+      this.#fence(signal, `drift policy of ${key}`);
+      const [policy] = buildDenyPolicy({ gitRepository: owner, allowedUsernames: [] });
+      await this.#removeDenyPolicy(policy.metadata.name, signal);
+      log.info('suspended: not reconciling, drift handling paused');
       return { failed: false, result: 'suspended' };
     }
 
