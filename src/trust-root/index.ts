@@ -1,4 +1,5 @@
 export {
+  cosignKeyHint,
   KeyHintError,
   type PublicKeysByHint,
   parseTrustedRoot,

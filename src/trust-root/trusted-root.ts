@@ -1,4 +1,4 @@
-import { createHash, createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { type KeyFinderFunc, type TrustMaterial, toTrustMaterial } from '@sigstore/verify';
 import publicGoodTrustedRootJSON from './public-good.trusted_root.json' with { type: 'json' };
@@ -126,10 +126,22 @@ function keySetId(keys: PublicKeysByHint): string {
   return createHash('sha256').update(JSON.stringify(entries)).digest('hex');
 }
 
+/**
+ * The hint cosign (v2.4+ `--new-bundle-format`, v3) writes into every keyed bundle it makes:
+ * base64(sha256(SubjectPublicKeyInfo DER)) of the signing key. It holds `/`, `+` and `=`, which a
+ * Secret or ConfigMap key may not, so keys are also found by it, whatever name they are stored under.
+ */
+export function cosignKeyHint(publicKey: KeyObject): string {
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
+}
+
 function keyFinder(keys: PublicKeysByHint): KeyFinderFunc {
   const parsed = new Map(Object.entries(keys).map(([hint, pem]) => [hint, createPublicKey(pem)]));
+  const byCosignHint = new Map([...parsed.values()].map((key) => [cosignKeyHint(key), key]));
   return (hint: string) => {
-    const publicKey = parsed.get(hint);
+    const publicKey = parsed.get(hint) ?? byCosignHint.get(hint);
     if (!publicKey) {
       throw new KeyHintError(hint, [...parsed.keys()]);
     }
@@ -142,7 +154,7 @@ export class KeyHintError extends Error {
   readonly hint: string;
   constructor(hint: string, known: string[]) {
     super(
-      `no public key named ${JSON.stringify(hint)} in the policy keys (known: ${known.join(', ') || 'none'})`,
+      `no public key named ${JSON.stringify(hint)} in the policy keys, by name or by cosign's key hint (known: ${known.join(', ') || 'none'})`,
     );
     this.name = 'KeyHintError';
     this.hint = hint;

@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   normalizeRepositoryUrl,
@@ -6,6 +7,7 @@ import {
   treeDigest,
   verifyProvenance,
 } from '../../src/provenance/index.ts';
+import { cosignKeyHint } from '../../src/trust-root/index.ts';
 import {
   createSigstoreTestbed,
   DEFAULT_SUBJECT,
@@ -243,6 +245,29 @@ describe('verifyProvenance: keyed bundles', () => {
     expect(await input(bundle, { ...keyed(), builderIds: [BUILDER] })).toMatchObject({
       ok: true,
       evidence: { bundleKind: 'dsse', signer: { type: 'key' } },
+    });
+  });
+
+  it("finds the key by cosign's hint (base64 sha256 of the SPKI, not a valid Secret key) under any name", async () => {
+    const pem = signer.publicKeyPEM;
+    const hint = cosignKeyHint(createPublicKey(pem));
+    expect(hint).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+    const cosignSigned = await makeKeyedMessageBundle(bed, { ...signer, hint }, Buffer.from(tree.digest));
+    const result = await input(cosignSigned, { trustedRoot: bed.trustedRoot, keys: { 'cosign.pub': pem } });
+    expect(result).toMatchObject({ ok: true, evidence: { signer: { type: 'key', hint } } });
+    // Another key's cosign hint is still unknown, and says so.
+    const other = makeKeyedSigner('other');
+    const otherHint = cosignKeyHint(createPublicKey(other.publicKeyPEM));
+    const stranger = await makeKeyedMessageBundle(
+      bed,
+      { ...other, hint: otherHint },
+      Buffer.from(tree.digest),
+    );
+    expect(
+      await input(stranger, { trustedRoot: bed.trustedRoot, keys: { 'cosign.pub': pem } }),
+    ).toMatchObject({
+      ok: false,
+      message: expect.stringContaining("by name or by cosign's key hint (known: cosign.pub)"),
     });
   });
 
