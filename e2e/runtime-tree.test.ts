@@ -14,7 +14,12 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { KubeClient } from '../src/kube/client.ts';
-import { readDockerfile, runtimeStage, runtimeTree } from '../test/support/dockerfile.ts';
+import {
+  entrypointNodeFlags,
+  readDockerfile,
+  runtimeStage,
+  runtimeTree,
+} from '../test/support/dockerfile.ts';
 import { repoRoot } from './support/controlplane.ts';
 import {
   createObjects,
@@ -202,6 +207,8 @@ describe('the runtime tree of the image', () => {
     const operator: OperatorProcess = startOperatorProcess(
       node,
       [
+        // The image's V8 flags, as its ENTRYPOINT passes them.
+        ...entrypointNodeFlags(image.entrypoint ?? []),
         join(app, 'dist', 'cli', 'main.js'),
         'run',
         '--kubeconfig',

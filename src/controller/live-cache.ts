@@ -37,13 +37,75 @@ interface Entry {
   readonly kind: string;
 }
 
-/** Drops the heavy client-side-apply annotation; the rest (managedFields included) is kept for drift attribution. */
-function slim(object: LiveObject): LiveObject {
-  const annotations = object.metadata.annotations;
-  if (annotations === undefined || !('kubectl.kubernetes.io/last-applied-configuration' in annotations))
-    return object;
-  const { 'kubectl.kubernetes.io/last-applied-configuration': _dropped, ...rest } = annotations;
-  return { ...object, metadata: { ...object.metadata, annotations: rest } };
+/**
+ * Shares equal sub-structures between cached objects (hash-consing). Objects applied from one
+ * revision mostly carry identical label maps and identical managedFields field sets, so the
+ * cache keeps one frozen copy of each instead of one per object. Bounded: when full it starts
+ * over (already shared copies stay valid; only later objects stop sharing with them).
+ */
+export class StructureInterner {
+  readonly #entries = new Map<string, unknown>();
+  readonly #limit: number;
+
+  constructor(limit = 8_192) {
+    this.#limit = limit;
+  }
+
+  intern<T>(value: T): T {
+    if (value === undefined || value === null || typeof value !== 'object') return value;
+    const key = JSON.stringify(value);
+    const shared = this.#entries.get(key);
+    if (shared !== undefined) return shared as T;
+    if (this.#entries.size >= this.#limit) this.#entries.clear();
+    const frozen = deepFreeze(value);
+    this.#entries.set(key, frozen);
+    return frozen;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * The cached form of a live object: the client-side-apply annotation (a second copy of the whole
+ * object) is dropped, apiVersion and kind are the watch's own strings, and labels and each
+ * managedFields entry's field set are shared through the interner. Everything drift and the plan
+ * read (values, labels, annotations, managedFields with managers and times) is kept.
+ */
+export function slimLiveObject(
+  object: LiveObject,
+  type: { readonly apiVersion: string; readonly kind: string },
+  interner: StructureInterner,
+): LiveObject {
+  const { metadata } = object;
+  let annotations = metadata.annotations;
+  if (annotations !== undefined && 'kubectl.kubernetes.io/last-applied-configuration' in annotations) {
+    const { 'kubectl.kubernetes.io/last-applied-configuration': _dropped, ...rest } = annotations;
+    annotations = rest;
+  }
+  const managedFields = metadata.managedFields?.map((entry) =>
+    entry.fieldsV1 === undefined ? entry : { ...entry, fieldsV1: interner.intern(entry.fieldsV1) },
+  );
+  return {
+    ...object,
+    apiVersion: object.apiVersion === type.apiVersion ? type.apiVersion : object.apiVersion,
+    kind: object.kind === type.kind ? type.kind : object.kind,
+    metadata: {
+      ...metadata,
+      ...(metadata.labels === undefined ? {} : { labels: interner.intern(metadata.labels) }),
+      ...(annotations === undefined ? {} : { annotations }),
+      ...(managedFields === undefined ? {} : { managedFields }),
+    },
+  };
 }
 
 /** How long a resource type the identity may not list is left alone before trying again. */
@@ -59,6 +121,7 @@ export class LiveCache {
   readonly #forbidden = new Map<string, number>();
   readonly #onChange: (change: ManagedChange) => void;
   readonly #logger: Logger;
+  readonly #interner = new StructureInterner();
 
   constructor(options: { onManagedChange: (change: ManagedChange) => void; logger: Logger }) {
     this.#onChange = options.onManagedChange;
@@ -97,7 +160,7 @@ export class LiveCache {
             ...(scope.namespace === undefined ? {} : { namespace: scope.namespace }),
           }),
           labelSelector: managedSelector,
-          transform: slim,
+          transform: (object) => slimLiveObject(object, { apiVersion, kind }, this.#interner),
           handlers: {
             onAdd: (object) => this.#emit(object, false),
             onUpdate: (object) => this.#emit(object, false),

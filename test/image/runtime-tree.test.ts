@@ -10,6 +10,7 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
+  entrypointNodeFlags,
   parseDockerfile,
   readDockerfile,
   runtimeStage,
@@ -164,7 +165,9 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
   });
 
   it('the ENTRYPOINT runs a file of the tree with `run`, compiled from src/cli/main.ts', () => {
-    const [interpreter, entryScript, verb, ...rest] = runtime.entrypoint ?? [];
+    const [interpreter, ...afterInterpreter] = runtime.entrypoint ?? [];
+    const nodeFlags = entrypointNodeFlags(runtime.entrypoint ?? []);
+    const [entryScript, verb, ...rest] = afterInterpreter.slice(nodeFlags.length);
     expect(interpreter).toBe('/nodejs/bin/node');
     expect(verb).toBe('run');
     expect(rest).toEqual([]);
@@ -180,6 +183,16 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
         .map((part) => `'${part}'`)
         .join(', ')}),\n        'run',`,
     );
+  });
+
+  it('the ENTRYPOINT passes node the same V8 flags as bin/signet, and e2e/runtime-tree takes them from the image', () => {
+    const nodeFlags = entrypointNodeFlags(runtime.entrypoint ?? []);
+    expect(nodeFlags).toContain('--max-semi-space-size=8');
+    const launcher = readFileSync(join(repoRoot, 'bin', 'signet'), 'utf8');
+    const declared = /^node_flags=\((.*)\)$/m.exec(launcher)?.[1]?.split(/\s+/) ?? [];
+    expect(declared).toEqual(nodeFlags);
+    const e2e = readFileSync(join(repoRoot, 'e2e', 'runtime-tree.test.ts'), 'utf8');
+    expect(e2e).toContain('...entrypointNodeFlags(');
   });
 
   it('USER, ENV and EXPOSE agree with the Deployment (non-root numeric user, writable mounts, ports)', () => {

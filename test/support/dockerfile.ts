@@ -223,3 +223,13 @@ export function runtimeTree(
     }),
   );
 }
+
+/** The interpreter flags of an exec-form ENTRYPOINT: the `--…` words between the interpreter and the script. */
+export function entrypointNodeFlags(entrypoint: readonly string[]): string[] {
+  const flags: string[] = [];
+  for (const word of entrypoint.slice(1)) {
+    if (!word.startsWith('--')) break;
+    flags.push(word);
+  }
+  return flags;
+}
