@@ -1,4 +1,5 @@
 import { KubeApiError } from '../kube/errors.ts';
+import { inventoryId } from '../plan/inventory.ts';
 import { groupByStage } from '../plan/order.ts';
 import type { Plan } from '../plan/plan.ts';
 import { identityOf, type KubeObject } from '../render/object.ts';
@@ -21,6 +22,11 @@ export interface ApplyOptions {
   readonly requestTimeoutMs?: number;
   /** resourceVersion of live objects by inventory id: an apply that keeps it reports `unchanged`. */
   readonly liveResourceVersions?: ReadonlyMap<string, string>;
+  /**
+   * Called with the server's answer of each successful apply (not for dry-runs), by inventory id,
+   * as soon as it arrives: the object as the API server stored it (e.g. quantities normalised).
+   */
+  readonly onApplied?: (id: string, answer: KubeObject) => void;
   readonly signal?: AbortSignal;
 }
 
@@ -47,6 +53,7 @@ export async function applyOne(
   };
   try {
     const result = await manager.client.apply(object, callOptions);
+    if (options.dryRun !== true) options.onApplied?.(inventoryId(identity), result.object);
     if (result.created) return changeEntry(identity, 'created');
     const previous = options.liveResourceVersions?.get(changeEntry(identity, 'created').id);
     const unchanged = previous !== undefined && previous === result.object.metadata.resourceVersion;
@@ -85,7 +92,8 @@ async function recreate(
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
     }
-    await manager.client.apply(object, callOptions);
+    const result = await manager.client.apply(object, callOptions);
+    options.onApplied?.(inventoryId(identity), result.object);
     return changeEntry(identity, 'created', { reason: 'recreated' });
   } catch (error) {
     return changeEntry(identity, 'failed', { error: toApplyError(error, subject, 'apply') });

@@ -28,6 +28,11 @@ export interface DriftDeps {
     objects: readonly DriftedObjectStatus[],
     signal: AbortSignal,
   ) => Promise<void>;
+  /**
+   * Hands objects back for drift handling later (ids of one GitRepository key): used for objects
+   * whose apply is in flight, once the server answered it.
+   */
+  readonly requeue?: (key: string, id: string) => void;
   /** Observes the latency from a change to its revert (benchmarks and tests). */
   readonly onReverted?: (subject: string, finding: DriftFinding) => void;
 }
@@ -72,14 +77,22 @@ export class DriftHandler {
     for (const id of ids) {
       const desired = state.desired.get(id);
       if (desired === undefined) continue;
+      if (state.baselines.isPending(id)) {
+        // Being applied: compared once the server's answer says what it stored.
+        const requeue = this.#deps.requeue;
+        if (requeue !== undefined) state.baselines.whenSettled(id, () => requeue(state.key, id));
+        continue;
+      }
       const live = this.#deps.liveCache.get(state.scope, {
         apiVersion: desired.apiVersion,
         kind: desired.kind,
         name: desired.metadata.name,
         ...(desired.metadata.namespace === undefined ? {} : { namespace: desired.metadata.namespace }),
       });
+      // Compared with what the API server stored for the desired fields (the Git text may spell
+      // values the server normalises differently, e.g. `cpu: 1000m` stored as `1`).
       const finding = detectDrift(
-        desired as unknown as Parameters<typeof detectDrift>[0],
+        state.baselines.of(id, desired) as unknown as Parameters<typeof detectDrift>[0],
         live,
         this.#deps.fieldManager,
       );
@@ -102,12 +115,13 @@ export class DriftHandler {
       findings.map(async ({ id, desired, finding }) => {
         this.#deps.metrics.driftEventsTotal.inc({ mode: state.driftMode, kind: desired.kind });
         try {
-          await state.scope.client.apply(desired, {
+          const result = await state.scope.client.apply(desired, {
             fieldManager: this.#deps.fieldManager,
             force: true,
             signal,
             timeoutMs: 15_000,
           });
+          state.baselines.record(id, desired, result.object);
           reverted.push(toStatus(id, desired, finding));
           this.#deps.onReverted?.(formatSubject(identityOf(desired)), finding);
         } catch (error) {

@@ -217,19 +217,19 @@ export async function startOperator(
   };
 
   const pendingDrift = new Map<string, Set<string>>();
+  const queueDrift = (key: string, id: string): void => {
+    if (reconciler.managedState(key) === undefined) return;
+    let ids = pendingDrift.get(key);
+    if (ids === undefined) {
+      ids = new Set();
+      pendingDrift.set(key, ids);
+    }
+    ids.add(id);
+    driftQueue.add(key);
+  };
   const liveCache = new LiveCache({
     logger,
-    onManagedChange: (change) => {
-      const key = `${change.owner.namespace}/${change.owner.name}`;
-      if (reconciler.managedState(key) === undefined) return;
-      let ids = pendingDrift.get(key);
-      if (ids === undefined) {
-        ids = new Set();
-        pendingDrift.set(key, ids);
-      }
-      ids.add(change.id);
-      driftQueue.add(key);
-    },
+    onManagedChange: (change) => queueDrift(`${change.owner.namespace}/${change.owner.name}`, change.id),
   });
 
   const reconciler: Reconciler = new Reconciler({
@@ -263,6 +263,7 @@ export async function startOperator(
     metrics,
     logger,
     fieldManager: 'signet',
+    requeue: queueDrift,
     writeDriftStatus: (state, objects, signal) =>
       reconciler.writeDriftStatus(
         state,

@@ -34,11 +34,12 @@ import { buildInventory, type Inventory, mergeInventory, parseInventoryEntry } f
 import { planChanges } from '../plan/plan.ts';
 import { treeFingerprint } from '../render/fingerprint.ts';
 import type { OwnerRef } from '../render/labels.ts';
-import { identityOf, type KubeObject } from '../render/object.ts';
+import { identityOf, type JsonValue, jsonEqual, type KubeObject } from '../render/object.ts';
 import type { Logger } from '../util/logger.ts';
 import type { TrustMaterialCache } from '../verify/trust.ts';
 import { buildDenyPolicy, denyPolicyLabel } from '../watch/deny-policy.ts';
 import type { Alerter } from './alerter.ts';
+import { DriftBaselines } from './baselines.ts';
 import type { EventRecorder } from './events.ts';
 import type { LiveCache, WatchScope } from './live-cache.ts';
 import type { OperatorMetrics } from './metrics.ts';
@@ -95,6 +96,11 @@ export interface ManagedState {
   readonly revision: string;
   readonly signer: string;
   readonly desired: ReadonlyMap<string, KubeObject>;
+  /**
+   * What drift compares each live object with: the server's form of the desired fields where it
+   * differs from `desired` (normalised values), kept current by every apply's answer.
+   */
+  readonly baselines: DriftBaselines;
   /** treeFingerprint of the manifests `desired` was rendered from. */
   readonly treeFingerprint: string;
   readonly scope: WatchScope;
@@ -477,6 +483,9 @@ export class Reconciler {
       owner,
       fieldManager: this.#deps.options.fieldManager,
       prune: repo.spec.prune,
+      ...(state === undefined
+        ? {}
+        : { previous: { desired: state.desired, baselines: state.baselines.normalized } }),
     });
     const pending = mergeInventory(previousInventory ?? buildInventory([]), plan.inventory.entries);
     const wasFailing = findCondition(previous.conditions, 'Ready')?.status === 'False';
@@ -495,14 +504,39 @@ export class Reconciler {
       changes.length = 0;
     }
 
-    // The new desired state is what drift is measured against from here on (before the apply's own watch events arrive).
+    // The new desired state is what drift is measured against from here on (before the apply's
+    // own watch events arrive). An unchanged object's baseline is its live object's form of the
+    // desired fields; one being applied is pending until the server answers (or the apply fails),
+    // keeping the previous baseline meanwhile if its desired form did not change.
+    const desiredById = new Map(desired.map((o) => [identityKey(o), o]));
+    const baselines = new DriftBaselines();
+    const applying: string[] = [];
+    for (const entry of plan.entries) {
+      if (entry.desired === undefined) continue;
+      if (entry.action === 'unchanged' && entry.live !== undefined) {
+        baselines.record(entry.id, entry.desired, entry.live);
+      } else if (entry.action === 'create' || entry.action === 'update') {
+        applying.push(entry.id);
+        const before = state?.desired.get(entry.id);
+        const known = state?.baselines.normalized.get(entry.id);
+        if (
+          before !== undefined &&
+          known !== undefined &&
+          jsonEqual(before as unknown as JsonValue, entry.desired as unknown as JsonValue)
+        ) {
+          baselines.carry(entry.id, known);
+        }
+      }
+    }
+    baselines.begin(applying);
     this.#managed.set(key, {
       key,
       generation: repo.metadata.generation,
       commit: resolved.commit,
       revision,
       signer,
-      desired: new Map(desired.map((o) => [identityKey(o), o])),
+      desired: desiredById,
+      baselines,
       treeFingerprint: fingerprint,
       scope,
       driftMode: repo.spec.drift.mode,
@@ -514,11 +548,20 @@ export class Reconciler {
     // leadership signal is the fence: every request carries it, and an aborted one is not sent.
     this.#fence(signal, `apply of ${revision} (${plan.entries.length} objects)`);
     const manager = createResourceManager(scope.client, owner, this.#deps.options.fieldManager);
-    const changeSet: ChangeSet = await applyPlan(manager, plan, {
-      force: repo.spec.force,
-      concurrency: this.#deps.options.applyConcurrency,
-      signal,
-    });
+    let changeSet: ChangeSet;
+    try {
+      changeSet = await applyPlan(manager, plan, {
+        force: repo.spec.force,
+        concurrency: this.#deps.options.applyConcurrency,
+        signal,
+        onApplied: (id, answer) => {
+          const object = desiredById.get(id);
+          if (object !== undefined) baselines.record(id, object, answer);
+        },
+      });
+    } finally {
+      baselines.settleAll();
+    }
     signal.throwIfAborted();
     const summary = summariseChangeSet(changeSet);
     const inventory = mergeInventory(plan.inventory, failedPrunes(changeSet));

@@ -193,7 +193,10 @@ function matchList(desired: JsonValue[], live: JsonValue[], node: JsonObject, ke
     const matched = new Set<number>();
     for (const [position, element] of elements.entries()) {
       if (element.type !== 'key') return false;
-      const desiredIndex = desired.findIndex((item) => hasKey(item, element.key));
+      let desiredIndex = desired.findIndex((item) => hasKey(item, element.key));
+      // A key field the desired item leaves out is one the server defaulted (a Service port's
+      // `protocol: TCP`): the item is still that key's, as long as no other item claims it.
+      if (desiredIndex < 0) desiredIndex = desired.findIndex((item) => hasKeyDefaulted(item, element.key));
       const liveItem = live.find((item) => hasKey(item, element.key));
       if (desiredIndex < 0 || liveItem === undefined || matched.has(desiredIndex)) return false;
       matched.add(desiredIndex);
@@ -207,4 +210,14 @@ function matchList(desired: JsonValue[], live: JsonValue[], node: JsonObject, ke
 function hasKey(item: JsonValue, key: JsonObject): boolean {
   if (!isJsonObject(item)) return false;
   return Object.entries(key).every(([field, value]) => jsonEqual(item[field], value));
+}
+
+/** The item sets some of the key's fields, with the key's values, and leaves the others out. */
+function hasKeyDefaulted(item: JsonValue, key: JsonObject): boolean {
+  if (!isJsonObject(item)) return false;
+  const fields = Object.entries(key);
+  return (
+    fields.some(([field]) => Object.hasOwn(item, field)) &&
+    fields.every(([field, value]) => !Object.hasOwn(item, field) || jsonEqual(item[field], value))
+  );
 }

@@ -1,5 +1,13 @@
 import { isOwnedBy, isPruneDisabled, type OwnerRef } from '../render/labels.ts';
-import { formatSubject, identityOf, type KubeObject, type ObjectIdentity } from '../render/object.ts';
+import {
+  formatSubject,
+  identityOf,
+  type JsonObject,
+  type JsonValue,
+  jsonEqual,
+  type KubeObject,
+  type ObjectIdentity,
+} from '../render/object.ts';
 import { appliedFieldsOf, ownedFieldsMatch } from './fieldsv1.ts';
 import {
   buildInventory,
@@ -57,6 +65,19 @@ export interface PlanInput {
   readonly fieldManager: string;
   /** `spec.prune`; default true. */
   readonly prune?: boolean;
+  /**
+   * The desired state applied before (the previous revision's), when known. An object whose
+   * desired form did not change is also unchanged when its owned live fields equal its drift
+   * baseline, i.e. the values the API server stored for them (`cpu: 1000m` stored as `1`).
+   */
+  readonly previous?: PreviousDesiredState;
+}
+
+export interface PreviousDesiredState {
+  /** Desired objects by inventory id. */
+  readonly desired: ReadonlyMap<string, KubeObject>;
+  /** Drift baselines by inventory id, only where they differ from the desired object. */
+  readonly baselines: ReadonlyMap<string, KubeObject>;
 }
 
 export interface Plan {
@@ -68,7 +89,8 @@ export interface Plan {
 
 /**
  * Pairs desired objects with the previous inventory and live state. Pure and request-free:
- * "unchanged" comes from comparing the desired object with the live fields our field manager owns.
+ * "unchanged" comes from comparing the desired object with the live fields our field manager owns
+ * (or, for an object whose desired form is the previous one, its drift baseline with them).
  * Every id of desired ∪ inventory appears in exactly one entry.
  */
 export function planChanges(input: PlanInput): Plan {
@@ -85,7 +107,10 @@ export function planChanges(input: PlanInput): Plan {
     const owned = appliedFieldsOf(live, input.fieldManager);
     if (owned === undefined) {
       desiredEntries.push({ ...base, live, action: 'update', reason: 'not-managed' });
-    } else if (ownedFieldsMatch(object, live, owned)) {
+    } else if (
+      ownedFieldsMatch(object, live, owned) ||
+      matchesBaseline(id, object, live, owned, input.previous)
+    ) {
       desiredEntries.push({ ...base, live, action: 'unchanged' });
     } else {
       desiredEntries.push({ ...base, live, action: 'update', reason: 'fields-differ' });
@@ -121,6 +146,23 @@ export function planChanges(input: PlanInput): Plan {
     entries: [...sortForApply(desiredEntries, byIdentity), ...sortForDelete(staleEntriesPlanned, byIdentity)],
     inventory,
   };
+}
+
+/** The desired object is the one applied before, and the live object holds what the server stored for it then. */
+function matchesBaseline(
+  id: string,
+  desired: KubeObject,
+  live: KubeObject,
+  owned: JsonObject,
+  previous: PreviousDesiredState | undefined,
+): boolean {
+  const baseline = previous?.baselines.get(id);
+  if (baseline === undefined) return false;
+  const before = previous?.desired.get(id);
+  if (before === undefined || !jsonEqual(before as unknown as JsonValue, desired as unknown as JsonValue)) {
+    return false;
+  }
+  return ownedFieldsMatch(baseline, live, owned);
 }
 
 export type PlanSummary = Record<PlanAction, number>;

@@ -5,6 +5,7 @@
  * never drift. A deleted managed object is drift too.
  */
 import type { LiveObject, ManagedFieldsEntry } from './informer.ts';
+import { sameQuantity } from './quantity.ts';
 
 export interface DesiredObject {
   readonly apiVersion: string;
@@ -21,25 +22,30 @@ export interface DriftFinding {
   readonly manager?: string;
 }
 
-type Segment = { readonly field: string } | { readonly key: string; readonly value: string };
+export type Segment =
+  | { readonly field: string }
+  | { readonly key: string; readonly value: string }
+  | { readonly index: number };
 
-const ignoredTopLevel = new Set(['apiVersion', 'kind', 'status']);
-const comparedMetadata = new Set(['labels', 'annotations']);
+export const ignoredTopLevel: ReadonlySet<string> = new Set(['apiVersion', 'kind', 'status']);
+export const comparedMetadata: ReadonlySet<string> = new Set(['labels', 'annotations']);
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function isEmptyContainer(value: unknown): boolean {
+export function isEmptyContainer(value: unknown): boolean {
   return (Array.isArray(value) && value.length === 0) || (isRecord(value) && Object.keys(value).length === 0);
 }
 
 function formatPath(segments: readonly Segment[]): string {
-  return segments.map((s) => ('field' in s ? `.${s.field}` : `[${s.key}=${s.value}]`)).join('');
+  return segments
+    .map((s) => ('field' in s ? `.${s.field}` : 'index' in s ? `[${s.index}]` : `[${s.key}=${s.value}]`))
+    .join('');
 }
 
 /** Lists of objects that all carry a `name` are associative (merge key `name`), as in most core types. */
-function mergeKeyOf(list: readonly unknown[]): string | undefined {
+export function mergeKeyOf(list: readonly unknown[]): string | undefined {
   if (list.length === 0) return undefined;
   for (const candidate of ['name', 'containerPort', 'mountPath', 'ip']) {
     if (list.every((item) => isRecord(item) && item[candidate] !== undefined)) return candidate;
@@ -47,13 +53,88 @@ function mergeKeyOf(list: readonly unknown[]): string | undefined {
   return undefined;
 }
 
-function equalLeaf(desired: unknown, live: unknown): boolean {
+/** The live item of an associative list that a desired item (with merge key `mergeKey`) is compared with. */
+export function matchingItem(item: unknown, live: readonly unknown[], mergeKey: string): unknown {
+  const keyValue = (item as Record<string, unknown>)[mergeKey];
+  return live.find(
+    (candidate) => isRecord(candidate) && equalValue(keyValue, candidate[mergeKey], undefined),
+  );
+}
+
+/** Lists whose items are all objects, compared item by item (by position) when no merge key applies. */
+export function isObjectList(list: readonly unknown[]): boolean {
+  return list.length > 0 && list.every(isRecord);
+}
+
+/** Fields holding resource quantities in built-in types (their keys are resource names). */
+const quantityMaps = new Set([
+  'limits',
+  'requests',
+  'hard',
+  'capacity',
+  'allocatable',
+  'podFixed',
+  'overhead',
+]);
+/** LimitRange `spec.limits[]` items: maps of resource name to quantity. */
+const limitRangeMaps = new Set(['default', 'defaultRequest', 'max', 'min', 'maxLimitRequestRatio']);
+/** Quantity-valued fields by their own name. */
+const quantityFields = new Set(['sizeLimit', 'averageValue']);
+
+function fieldName(segment: Segment | undefined): string | undefined {
+  return segment !== undefined && 'field' in segment ? segment.field : undefined;
+}
+
+/**
+ * True at a path where Kubernetes stores a resource quantity, which the API server writes back
+ * in canonical form (`1000m` as `1`): `…resources.limits.cpu`, `spec.hard.memory`,
+ * `spec.limits[0].default.cpu` (LimitRange), `emptyDir.sizeLimit`, `target.averageValue`.
+ */
+export function isQuantityPosition(path: readonly Segment[]): boolean {
+  const own = fieldName(path.at(-1));
+  if (own === undefined) return false;
+  if (quantityFields.has(own)) return true;
+  const parent = fieldName(path.at(-2));
+  if (parent === undefined) return false;
+  if (quantityMaps.has(parent)) return true;
+  const list = path.at(-3);
+  return (
+    limitRangeMaps.has(parent) &&
+    list !== undefined &&
+    !('field' in list) &&
+    fieldName(path.at(-4)) === 'limits'
+  );
+}
+
+/**
+ * Equality of a desired value with a live one, as the API server may echo it: a number and its
+ * decimal string are equal (int-or-string), two spellings of one quantity are equal at a quantity
+ * position (`path` given), an empty container equals an absent one; objects and lists compare
+ * deeply (key order does not matter), with exactly the same keys and items.
+ */
+export function equalValue(desired: unknown, live: unknown, path: readonly Segment[] | undefined): boolean {
   if (desired === live) return true;
   if (desired === undefined || desired === null) return live === undefined || live === null;
   if (isEmptyContainer(desired) && (live === undefined || isEmptyContainer(live))) return true;
-  if (typeof desired === 'number' && typeof live === 'string') return String(desired) === live;
-  if (typeof desired === 'string' && typeof live === 'number') return desired === String(live);
-  return JSON.stringify(desired) === JSON.stringify(live);
+  if (Array.isArray(desired)) {
+    if (!Array.isArray(live) || live.length !== desired.length) return false;
+    return desired.every((item, index) =>
+      equalValue(item, live[index], path === undefined ? undefined : [...path, { index }]),
+    );
+  }
+  if (isRecord(desired)) {
+    if (!isRecord(live)) return false;
+    const keys = Object.keys(desired);
+    if (keys.length !== Object.keys(live).length) return false;
+    return keys.every(
+      (key) =>
+        Object.hasOwn(live, key) &&
+        equalValue(desired[key], live[key], path === undefined ? undefined : [...path, { field: key }]),
+    );
+  }
+  if (typeof desired === 'number' && typeof live === 'string' && String(desired) === live) return true;
+  if (typeof desired === 'string' && typeof live === 'number' && desired === String(live)) return true;
+  return path !== undefined && isQuantityPosition(path) && sameQuantity(desired, live);
 }
 
 function compare(desired: unknown, live: unknown, path: Segment[], out: Segment[][]): void {
@@ -76,19 +157,27 @@ function compare(desired: unknown, live: unknown, path: Segment[], out: Segment[
     }
     const mergeKey = mergeKeyOf(desired);
     if (mergeKey === undefined) {
-      if (!equalLeaf(desired, live)) out.push([...path]);
+      // Objects without a known merge key (Service ports, LimitRange limits) item by item, so
+      // fields the server defaults inside an item are not drift; an added or removed item is.
+      if (isObjectList(desired) && live.length === desired.length) {
+        desired.forEach((item, index) => {
+          compare(item, live[index], [...path, { index }], out);
+        });
+      } else if (!equalValue(desired, live, path)) {
+        out.push([...path]);
+      }
       return;
     }
     for (const item of desired) {
       const keyValue = (item as Record<string, unknown>)[mergeKey];
-      const match = live.find((candidate) => isRecord(candidate) && equalLeaf(keyValue, candidate[mergeKey]));
+      const match = matchingItem(item, live, mergeKey);
       const segment: Segment = { key: mergeKey, value: String(keyValue) };
       if (match === undefined) out.push([...path, segment]);
       else compare(item, match, [...path, segment], out);
     }
     return;
   }
-  if (!equalLeaf(desired, live)) out.push([...path]);
+  if (!equalValue(desired, live, path)) out.push([...path]);
 }
 
 /** Does this managedFields entry own the field at `path` (fieldsV1 `f:`/`k:` keys)? */
@@ -98,6 +187,11 @@ function ownsPath(entry: ManagedFieldsEntry, path: readonly Segment[]): boolean 
     if (!isRecord(node)) return false;
     if ('field' in segment) {
       node = node[`f:${segment.field}`];
+    } else if ('index' in segment) {
+      // An item of a list without a known merge key: owned with the list (atomic) unless listed by index.
+      const item = node[`i:${segment.index}`];
+      if (item === undefined) return true;
+      node = item;
     } else {
       const wanted = `k:${JSON.stringify({ [segment.key]: segment.value })}`;
       const numeric = `k:${JSON.stringify({ [segment.key]: Number(segment.value) })}`;

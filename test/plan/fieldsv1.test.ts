@@ -195,6 +195,43 @@ describe('ownedFieldsMatch', () => {
     expect(ownedFieldsMatch(desired, changed, owned)).toBe(false);
   });
 
+  it('matches a list item whose key field the server defaulted (a Service port without protocol)', () => {
+    // What the API server records for `ports: [{port: 80}]` applied: the key names the defaulted protocol.
+    const desired = object({ spec: { ports: [{ port: 80 }] } });
+    const live = object({ spec: { ports: [{ port: 80, protocol: 'TCP', targetPort: 80 }] } });
+    const owned = {
+      'f:spec': { 'f:ports': { 'k:{"port":80,"protocol":"TCP"}': { '.': {}, 'f:port': {} } } },
+    };
+    expect(ownedFieldsMatch(desired, live, owned)).toBe(true);
+    // A key field the item does set must still be the key's value, and the live item must exist.
+    expect(ownedFieldsMatch(object({ spec: { ports: [{ port: 80, protocol: 'UDP' }] } }), live, owned)).toBe(
+      false,
+    );
+    expect(ownedFieldsMatch(object({ spec: { ports: [{ port: 81 }] } }), live, owned)).toBe(false);
+    const moved = object({ spec: { ports: [{ port: 80, protocol: 'UDP', targetPort: 80 }] } });
+    expect(ownedFieldsMatch(desired, moved, owned)).toBe(false);
+    // Two keys cannot both be claimed by one item that leaves the protocol out.
+    const twoKeys = {
+      'f:spec': {
+        'f:ports': {
+          'k:{"port":80,"protocol":"TCP"}': { '.': {}, 'f:port': {} },
+          'k:{"port":80,"protocol":"UDP"}': { '.': {}, 'f:port': {} },
+        },
+      },
+    };
+    const both = object({
+      spec: {
+        ports: [
+          { port: 80, protocol: 'TCP' },
+          { port: 80, protocol: 'UDP' },
+        ],
+      },
+    });
+    expect(ownedFieldsMatch(object({ spec: { ports: [{ port: 80 }, { port: 80 }] } }), both, twoKeys)).toBe(
+      false,
+    );
+  });
+
   it('ignores a status subresource it does not own and a null creationTimestamp', () => {
     const desired = object({
       metadata: { name: 'n', namespace: 'ns', creationTimestamp: null },

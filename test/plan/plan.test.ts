@@ -120,6 +120,51 @@ describe('planChanges', () => {
     expect(plan.entries[0]?.action).toBe('unchanged');
   });
 
+  it('an object whose values the server normalised is unchanged against its previous baseline', () => {
+    const quota = (hard: JsonObject): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'ResourceQuota',
+      metadata: { name: 'q', namespace: 'apps', labels },
+      spec: { hard },
+    });
+    const desired = quota({ cpu: '1000m', memory: '1024Mi', pods: 10 });
+    // The server's answer to applying it: quantities in canonical form, our field set owned.
+    const baseline = quota({ cpu: '1', memory: '1Gi', pods: '10' });
+    const live = liveAfterApply(baseline);
+    const id = inventoryId(identityOf(desired));
+    const previous = { desired: new Map([[id, desired]]), baselines: new Map([[id, baseline]]) };
+    const plan = (object: KubeObject, liveObject: KubeObject, before?: typeof previous) =>
+      planChanges({
+        desired: [object],
+        inventory: buildInventory([identityOf(object)]),
+        live: liveMap([liveObject]),
+        owner,
+        fieldManager: 'signet',
+        ...(before === undefined ? {} : { previous: before }),
+      }).entries.map((entry) => [entry.action, entry.reason]);
+
+    // Without the previous baseline (first reconcile after a restart) the Git text differs: apply once.
+    expect(plan(desired, live)).toEqual([['update', 'fields-differ']]);
+    expect(plan(desired, live, previous)).toEqual([['unchanged', undefined]]);
+    // A structurally equal desired object from a new render is the same desired object.
+    expect(plan(structuredClone(desired), live, previous)).toEqual([['unchanged', undefined]]);
+    // A real change in Git, or live, is still an update.
+    expect(plan(quota({ cpu: '2', memory: '1024Mi', pods: 10 }), live, previous)).toEqual([
+      ['update', 'fields-differ'],
+    ]);
+    expect(plan(desired, liveAfterApply(quota({ cpu: '3', memory: '1Gi', pods: '10' })), previous)).toEqual([
+      ['update', 'fields-differ'],
+    ]);
+    // The baseline of another object, or a live object we no longer manage, does not count.
+    const other = {
+      desired: previous.desired,
+      baselines: new Map([['apps_other__ResourceQuota', baseline]]),
+    };
+    expect(plan(desired, live, other)).toEqual([['update', 'fields-differ']]);
+    const unmanaged = { ...live, metadata: { ...live.metadata, managedFields: [] } };
+    expect(plan(desired, unmanaged, previous)).toEqual([['update', 'not-managed']]);
+  });
+
   it('plans 5,000 unchanged objects quickly', () => {
     const desired = Array.from({ length: 5_000 }, (_, index) =>
       configMap(`cm-${index}`, { a: `${index}`, b: 'x' }),
