@@ -54,27 +54,8 @@ const runners: Record<string, Runner> = {
     }));
   },
   async apply() {
-    const { runApplyBench } = await import('./apply.bench.ts');
-    const r = await runApplyBench();
-    const rows: BenchRow[] = r.cases.map((c) => ({
-      bench: 'apply',
-      figure: `cold apply of ${c.objects} ConfigMaps`,
-      value: `${fmt(c.signetSeconds)} s, ${fmt(c.signetRequestsPerObject, 3)} requests/object, ${c.throttled429} × 429`,
-      baseline: `kubectl apply --server-side ${fmt(c.kubectlSeconds)} s`,
-      ratio: `${fmt(c.wallTimeRatio)}×`,
-      target: '≤ 0.5× wall time, ≤ 1.1 requests/object, no 429',
-      pass: c.wallTimeRatio <= 0.5 && c.signetRequestsPerObject <= 1.1 && c.throttled429 === 0,
-    }));
-    rows.push({
-      bench: 'apply',
-      figure: `no-op re-plan of ${r.noop.objects} unchanged objects`,
-      value: `${fmt(r.noop.planSeconds * 1000, 0)} ms, ${fmt(r.noop.requestsPerObjectWithCache, 3)} requests/object`,
-      baseline: 'Flux: a GET and a dry-run per object (2 requests/object)',
-      ratio: `${fmt(r.noop.requestsPerObjectWithCache / 2, 3)}×`,
-      target: '≤ 0.01 requests/object, ≤ 1 s',
-      pass: r.noop.requestsPerObjectWithCache <= 0.01 && r.noop.planSeconds <= 1,
-    });
-    return rows;
+    const { runApplyBench, benchRows } = await import('./apply.bench.ts');
+    return benchRows(await runApplyBench());
   },
   async git() {
     const { runGitBench, benchRows } = await import('./git.bench.ts');
