@@ -330,7 +330,7 @@ describe('hostile manifests in a signed revision', () => {
       expect(ready?.message).toMatch(
         hostile.name === 'huge'
           ? /^reading cases\/huge at huge@sha1:[0-9a-f]{40}: /
-          : /^building main@sha1:[0-9a-f]{40}: /,
+          : /^building main@sha1:[0-9a-f]{40} signed by ssh key SHA256:\S+( \([^)]*\))?: /,
       );
       expect(ready?.message).toMatch(hostile.message);
       const commit = hostile.name === 'huge' ? hugeCommit : hostileCommit;
@@ -376,7 +376,7 @@ describe('hostile manifests in a signed revision', () => {
     observedRefusals['100,000 objects: GitRepository applied → Ready=False (ms)'] = String(refusedMs);
     // Files render in path order: canary.yaml, then objects-000.yaml…; object 10,001 is refused.
     expect(message).toMatch(
-      /^building bulk@sha1:[0-9a-f]{40}: objects-009\.yaml \(document 999\): more than 10000 objects/,
+      /^building bulk@sha1:[0-9a-f]{40} signed by ssh key SHA256:\S+( \([^)]*\))?: objects-009\.yaml \(document 999\): more than 10000 objects/,
     );
     expect(status.lastAttemptedRevision).toBe(`bulk@sha1:${bulkCommit}`);
     await expectNothingApplied('bulk', status);

@@ -439,7 +439,11 @@ export class Reconciler {
       signal,
     );
     if (!rendering.ok)
-      return fail(Reason.BuildFailed, `building ${revision}: ${rendering.message}`, revision);
+      return fail(
+        Reason.BuildFailed,
+        `building ${revision} signed by ${signer}: ${rendering.message}`,
+        revision,
+      );
     const desired = rendering.desired;
 
     // 5. Plan against the live cache; record the union inventory first so a crash mid-apply never loses an object.
@@ -567,7 +571,7 @@ export class Reconciler {
     const inventory = mergeInventory(plan.inventory, failedPrunes(changeSet));
     if (hasFailures(changeSet)) {
       const failures = changeSet.entries.filter((e) => e.action === 'failed');
-      const message = `applying ${revision}: ${failures.length} object(s) failed: ${failures
+      const message = `applying ${revision} signed by ${signer}: ${failures.length} object(s) failed: ${failures
         .slice(0, 5)
         .map((e) => `${e.subject}: ${e.error?.detail ?? 'failed'}`)
         .join('; ')}${failures.length > 5 ? '; …' : ''}`;
@@ -587,7 +591,7 @@ export class Reconciler {
       const reason = error instanceof Error ? error.message : String(error);
       return fail(
         Reason.ApplyFailed,
-        `drift mode ${repo.spec.drift.mode}: keeping the ValidatingAdmissionPolicy in sync failed: ${reason}`,
+        `applying ${revision} signed by ${signer}: drift mode ${repo.spec.drift.mode}: keeping the ValidatingAdmissionPolicy in sync failed: ${reason}`,
         revision,
       );
     }
