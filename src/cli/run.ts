@@ -12,7 +12,7 @@ Flags:
   --kubeconfig <path>               kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)
   --namespace <ns>                  watch GitRepositories in one namespace only (default: all)
   --concurrent <n>                  GitRepositories reconciled in parallel (default 4)
-  --apply-concurrency <n>           server-side applies in flight per reconcile (default 16)
+  --apply-concurrency <n>           server-side applies in flight per reconcile (default 64)
   --metrics-addr <host:port>        Prometheus /metrics (default :8080; "0" disables)
   --health-addr <host:port>         /healthz and /readyz (default :8081; "0" disables)
   --leader-elect                    elect a leader on a Lease before reconciling
@@ -44,7 +44,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       kubeconfig: { type: 'string' },
       namespace: { type: 'string' },
       concurrent: { type: 'string', default: '4' },
-      'apply-concurrency': { type: 'string', default: '16' },
+      'apply-concurrency': { type: 'string', default: '64' },
       'metrics-addr': { type: 'string' },
       'health-addr': { type: 'string' },
       'leader-elect': { type: 'boolean', default: false },
