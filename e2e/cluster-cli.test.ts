@@ -5,7 +5,7 @@
 // /readyz, a second `up` adopts the running processes (same pids), and `down` leaves no process of
 // that plane and no state. The first `up` is a warm start (the binaries are cached by the run's
 // global setup) and must be ready in under 30 s, as issue 2 and the README promise.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { repoRoot, resolveBinDir, stopControlPlaneAt } from './support/controlplane.ts';
+import { type ProcessResult, runProcess } from './support/run.ts';
 
 const execFileAsync = promisify(execFile);
 const stateDir = join(
@@ -25,36 +26,19 @@ const stateDir = join(
 const components = ['etcd', 'kube-apiserver', 'kube-controller-manager'] as const;
 type Component = (typeof components)[number];
 
-interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
+interface CliResult extends ProcessResult {
   readonly seconds: number;
 }
 
 /** `node e2e/support/cluster-cli.ts <command>` with SIGNET_CLUSTER_DIR=<stateDir>, timed. */
-function cli(command: 'up' | 'down', timeoutMs = 120_000): Promise<CliResult> {
+async function cli(command: 'up' | 'down', timeoutMs = 120_000): Promise<CliResult> {
   const startedAt = performance.now();
-  return new Promise((resolveRun, rejectRun) => {
-    const child = spawn(process.execPath, ['e2e/support/cluster-cli.ts', command], {
-      cwd: repoRoot,
-      env: { ...process.env, SIGNET_CLUSTER_DIR: stateDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', rejectRun);
-    child.on('close', (code) =>
-      resolveRun({ code, stdout, stderr, seconds: (performance.now() - startedAt) / 1000 }),
-    );
+  const result = await runProcess(process.execPath, ['e2e/support/cluster-cli.ts', command], {
+    cwd: repoRoot,
+    env: { ...process.env, SIGNET_CLUSTER_DIR: stateDir },
+    timeoutMs,
   });
+  return { ...result, seconds: (performance.now() - startedAt) / 1000 };
 }
 
 /** The pids `up` reports on stderr. */

@@ -5,18 +5,15 @@
 // own applies go through; removed when the mode goes back to Revert, and when a Deny-mode
 // GitRepository is deleted), an alert retried after a Slack 500 and delivered once, a Slack 429
 // with Retry-After honoured, 50 concurrent edits reverted and reported in exactly one message.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
-import { loadKubeClient } from '../src/kube/load.ts';
 import type { KubeObject } from '../src/render/object.ts';
 import { denyPolicyName } from '../src/watch/deny-policy.ts';
 import { type ReceivedRequest, Receiver } from '../test/notify/support.ts';
-import { deleteGitRepositoryAndWait } from './support/fixtures.ts';
-import { adminKubeConfig, createServiceAccountToken, kubeConfigForToken, waitFor } from './support/kube.ts';
+import { deleteGitRepositoryAndWait, editorServiceAccountClient } from './support/fixtures.ts';
+import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
   adminClient,
@@ -28,6 +25,7 @@ import {
   repoStatus,
   type SignedRepo,
   startTestOperator,
+  waitAllReady,
 } from './support/signet.ts';
 
 const ns = useTestNamespace('signet-drift');
@@ -193,26 +191,7 @@ beforeAll(async () => {
 
   // Another identity: a ServiceAccount with the built-in `edit` role in the namespace (the admin
   // user is the operator's own identity here, which the Deny policy allows).
-  await admin.create({
-    apiVersion: 'v1',
-    kind: 'ServiceAccount',
-    metadata: { name: 'intruder', namespace: ns.name },
-  });
-  await admin.create({
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'intruder-edit', namespace: ns.name },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-    subjects: [{ kind: 'ServiceAccount', name: 'intruder', namespace: ns.name }],
-  } as unknown as KubeObject);
-  const base = adminKubeConfig();
-  const token = await createServiceAccountToken(base, { namespace: ns.name, serviceAccountName: 'intruder' });
-  tokenDir = await mkdtemp(join(tmpdir(), 'signet-drift-token-'));
-  const intruderConfig = join(tokenDir, 'kubeconfig');
-  await writeFile(intruderConfig, kubeConfigForToken(base, token, 'intruder').exportConfig(), {
-    mode: 0o600,
-  });
-  intruder = await loadKubeClient({ kubeconfig: intruderConfig, userAgent: 'intruder/1.0' });
+  ({ client: intruder, tokenDir } = await editorServiceAccountClient(admin, ns.name, 'intruder'));
 
   // The production default batch window (2 s), so parallel drift lands in one message.
   operator = await startTestOperator({ alertBatchWindowMs: batchWindowMs }, captured.logger);
@@ -226,12 +205,7 @@ beforeAll(async () => {
   ]) {
     await admin.apply(object, { fieldManager: 'e2e' });
   }
-  for (const name of ['reporting', 'reverting', 'retrying', 'throttled', 'bulk', 'guarded']) {
-    await waitFor(async () => condition(await repoStatus(admin, ns.name, name), 'Ready')?.status === 'True', {
-      timeoutMs: 60_000,
-      description: `GitRepository ${name} Ready`,
-    });
-  }
+  await waitAllReady(admin, ns.name, ['reporting', 'reverting', 'retrying', 'throttled', 'bulk', 'guarded']);
 }, 180_000);
 
 afterAll(async () => {

@@ -15,6 +15,7 @@ import {
   repoRoot,
   startControlPlane,
 } from './support/controlplane.ts';
+import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import { ensureBuilt, type OperatorProcess, startOperatorProcess } from './support/operator-process.ts';
@@ -55,45 +56,15 @@ beforeAll(async () => {
   await slack.listen();
   registerSecret('faults: Slack webhook URL', slack.url('http'));
   await signed.commit({ 'deploy/app.yaml': configMapYaml('app', { color: 'v1' }) });
-  for (const object of [
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'signers', namespace: ns.name },
-      data: { allowed_signers: signed.allowedSigners },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'git-ca', namespace: ns.name },
-      stringData: { 'ca.crt': signed.server.caPem },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'slack', namespace: ns.name },
-      stringData: { address: slack.url('http') },
-    },
-  ]) {
-    await admin.create(object as never);
-  }
+  await createObjects(admin, trustObjects(signed, ns.name, { slackAddress: slack.url('http') }));
   operator = await startTestOperator({ namespace: ns.name }, captured.logger);
   await admin.apply(
-    {
-      apiVersion: 'signet.dev/v1alpha1',
-      kind: 'GitRepository',
-      metadata: { name: 'apps', namespace: ns.name },
-      spec: {
-        url: signed.url,
-        ref: { branch: 'main' },
-        interval: '1s',
-        timeout: '3s',
-        path: './deploy',
-        secretRef: { name: 'git-ca' },
-        verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
-        alerts: { slack: { secretRef: { name: 'slack' } } },
-      },
-    } as never,
+    gitRepositoryObject(signed, ns.name, 'apps', {
+      interval: '1s',
+      timeout: '3s',
+      path: './deploy',
+      alerts: { slack: { secretRef: { name: 'slack' } } },
+    }),
     { fieldManager: 'e2e' },
   );
 }, 120_000);
@@ -364,22 +335,7 @@ describe('control-plane faults (own plane)', () => {
     await installCrd(kube);
     await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as never);
     repo = await createSignedRepo('big');
-    for (const object of [
-      {
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: { name: 'signers', namespace },
-        data: { allowed_signers: repo.allowedSigners },
-      },
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-ca', namespace },
-        stringData: { 'ca.crt': repo.server.caPem },
-      },
-    ]) {
-      await kube.create(object as never);
-    }
+    await createObjects(kube, trustObjects(repo, namespace));
     running = await startPlaneOperator();
   }, 180_000);
 
@@ -393,20 +349,7 @@ describe('control-plane faults (own plane)', () => {
   it('kube-apiserver killed while a 1,000-object revision is applied: reconnects and finishes it, no event storm', async () => {
     const commit = await repo.commit(bulkFiles('cm', 1_000));
     await kube.apply(
-      {
-        apiVersion: 'signet.dev/v1alpha1',
-        kind: 'GitRepository',
-        metadata: { name: 'big', namespace },
-        spec: {
-          url: repo.url,
-          ref: { branch: 'main' },
-          interval: '2s',
-          timeout: '20s',
-          path: './deploy',
-          secretRef: { name: 'git-ca' },
-          verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
-        },
-      } as never,
+      gitRepositoryObject(repo, namespace, 'big', { interval: '2s', timeout: '20s', path: './deploy' }),
       { fieldManager: 'e2e' },
     );
     const atKill = await waitFor(

@@ -12,6 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultLeaseTimings } from '../src/controller/leader.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { repoRoot } from './support/controlplane.ts';
+import {
+  createObjects,
+  gitRepositoryObject,
+  releaseGitRepositories,
+  trustObjects,
+} from './support/fixtures.ts';
 import { kubeconfigPath, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
@@ -75,22 +81,9 @@ async function gitRepository(
   labels: Record<string, string> = {},
   namespace = ns.name,
 ): Promise<void> {
-  await admin.apply(
-    {
-      apiVersion: 'signet.dev/v1alpha1',
-      kind: 'GitRepository',
-      metadata: { name, namespace, labels },
-      spec: {
-        url: signed.url,
-        ref: { branch: 'main' },
-        interval: '2s',
-        path,
-        secretRef: { name: 'git-ca' },
-        verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
-      },
-    } as never,
-    { fieldManager: 'signet-ha-e2e' },
-  );
+  await admin.apply(gitRepositoryObject(signed, namespace, name, { interval: '2s', path }, labels), {
+    fieldManager: 'signet-ha-e2e',
+  });
 }
 
 async function leaseHolder(name: string): Promise<string | undefined> {
@@ -138,42 +131,14 @@ beforeAll(async () => {
   });
   // In both namespaces: a GitRepository elsewhere would reconcile fine if a process picked it up.
   for (const namespace of [ns.name, elsewhere.name]) {
-    for (const object of [
-      {
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: { name: 'signers', namespace },
-        data: { allowed_signers: signed.allowedSigners },
-      },
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-ca', namespace },
-        stringData: { 'ca.crt': signed.server.caPem },
-      },
-    ]) {
-      await admin.create(object as never);
-    }
+    await createObjects(admin, trustObjects(signed, namespace));
   }
 }, 300_000);
 
 afterAll(async () => {
   for (const running of processes) await running.stop('SIGTERM');
   for (const namespace of [ns.name, elsewhere.name]) {
-    const repos = await admin
-      ?.list('signet.dev/v1alpha1', 'GitRepository', { namespace })
-      .catch(() => ({ items: [] }));
-    for (const repo of repos?.items ?? []) {
-      await admin
-        .request({
-          method: 'PATCH',
-          path: `/apis/signet.dev/v1alpha1/namespaces/${namespace}/gitrepositories/${repo.metadata.name}`,
-          headers: { 'content-type': 'application/merge-patch+json' },
-          body: JSON.stringify({ metadata: { finalizers: null } }),
-          timeoutMs: 15_000,
-        })
-        .catch(() => undefined);
-    }
+    await releaseGitRepositories(admin, namespace);
   }
   await signed?.close();
   await admin?.close();

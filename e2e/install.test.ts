@@ -9,14 +9,13 @@
 // shipped ones. The README blocks are the exception: they use the fixed names a reader gets
 // (signet-system, team-a, signet-manager, ...), one flavour at a time, removed before and after.
 // Everything created here is deleted in afterAll.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   AppsV1Api,
-  AuthorizationV1Api,
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
@@ -25,22 +24,28 @@ import {
   type V1Deployment,
   type V1NetworkPolicy,
   type V1PodDisruptionBudget,
-  type V1ResourceAttributes,
   type V1Service,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments, stringify } from 'yaml';
 import { parseListenAddress, startProbeServer } from '../src/controller/http-server.ts';
 import { repoRoot, resolveBinDir } from './support/controlplane.ts';
 import {
   adminKubeConfig,
-  createServiceAccountToken,
   isApiError,
-  kubeConfigForToken,
   kubeconfigPath,
   requestOptions,
+  tokenKubeConfig as tokenKubeConfigFor,
   waitFor,
 } from './support/kube.ts';
+import {
+  allowed,
+  type ManifestObject,
+  parseObjects,
+  rbacKinds,
+  renameOverlay,
+  toYamlStream,
+} from './support/manifests.ts';
+import { type ProcessResult, runProcess } from './support/run.ts';
 
 const execFileAsync = promisify(execFile);
 const suffix = randomBytes(3).toString('hex');
@@ -56,24 +61,11 @@ const kubeConfig = adminKubeConfig();
 const core = kubeConfig.makeApiClient(CoreV1Api);
 const rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
 
-interface ManifestObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; [key: string]: unknown };
-  [key: string]: unknown;
-}
-
-interface CommandResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 class KubectlError extends Error {
   readonly code = 'KUBECTL_FAILED';
   readonly args: readonly string[];
   readonly stderr: string;
-  constructor(args: readonly string[], result: CommandResult) {
+  constructor(args: readonly string[], result: ProcessResult) {
     super(`kubectl ${args.join(' ')} exited ${result.code}: ${result.stderr.slice(-2000)}`);
     this.name = 'KubectlError';
     this.args = args;
@@ -87,29 +79,16 @@ let kubectlPath = '';
 function kubectl(
   args: readonly string[],
   options: { input?: string; kubeconfig?: string; timeoutMs?: number } = {},
-): Promise<CommandResult> {
+): Promise<ProcessResult> {
   const fullArgs = ['--kubeconfig', options.kubeconfig ?? kubeconfigPath(), '--request-timeout=30s', ...args];
-  return new Promise((resolveRun, rejectRun) => {
-    const child = spawn(kubectlPath, fullArgs, {
-      cwd: repoRoot,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', rejectRun);
-    child.on('close', (code) => resolveRun({ code, stdout, stderr }));
-    child.stdin.end(options.input ?? '');
+  return runProcess(kubectlPath, fullArgs, {
+    cwd: repoRoot,
+    input: options.input ?? '',
+    timeoutMs: options.timeoutMs ?? 60_000,
   });
 }
 
-async function kubectlOk(args: readonly string[], options: { input?: string } = {}): Promise<CommandResult> {
+async function kubectlOk(args: readonly string[], options: { input?: string } = {}): Promise<ProcessResult> {
   const result = await kubectl(args, options);
   if (result.code !== 0) throw new KubectlError(args, result);
   return result;
@@ -117,40 +96,10 @@ async function kubectlOk(args: readonly string[], options: { input?: string } = 
 
 /** Renders `manifests/<flavour>` through an overlay that only renames namespace and cluster-scoped names. */
 async function renderFlavour(flavourDir: string, namespace: string): Promise<ManifestObject[]> {
-  const overlay = join(workDir, namespace);
-  await mkdir(overlay, { recursive: true });
-  await writeFile(
-    join(overlay, 'kustomization.yaml'),
-    stringify({
-      apiVersion: 'kustomize.config.k8s.io/v1beta1',
-      kind: 'Kustomization',
-      namespace,
-      nameSuffix: `-${suffix}`,
-      resources: [relative(overlay, join(repoRoot, flavourDir))],
-    }),
-  );
+  const overlay = await renameOverlay(workDir, flavourDir, namespace, suffix);
   const rendered = await kubectlOk(['kustomize', overlay]);
   return parseObjects(rendered.stdout);
 }
-
-function parseObjects(text: string): ManifestObject[] {
-  return parseAllDocuments(text)
-    .map((document) => document.toJSON() as ManifestObject | null)
-    .filter((object): object is ManifestObject => object !== null);
-}
-
-function toYamlStream(objects: readonly ManifestObject[]): string {
-  return objects.map((object) => stringify(object)).join('---\n');
-}
-
-const rbacKinds = new Set([
-  'Namespace',
-  'ServiceAccount',
-  'Role',
-  'RoleBinding',
-  'ClusterRole',
-  'ClusterRoleBinding',
-]);
 
 /** manifests/examples/tenant-rbac.yaml for team-a-<hex>, bound to the renamed operator identity. */
 async function tenantExample(): Promise<ManifestObject[]> {
@@ -171,30 +120,14 @@ async function tenantExample(): Promise<ManifestObject[]> {
   });
 }
 
-async function tokenKubeConfig(namespace: string, serviceAccountName: string): Promise<KubeConfig> {
-  const token = await createServiceAccountToken(kubeConfig, { namespace, serviceAccountName });
-  return kubeConfigForToken(kubeConfig, token, `system:serviceaccount:${namespace}:${serviceAccountName}`);
+function tokenKubeConfig(namespace: string, serviceAccountName: string): Promise<KubeConfig> {
+  return tokenKubeConfigFor(kubeConfig, { namespace, serviceAccountName });
 }
 
 async function writeKubeconfig(config: KubeConfig, name: string): Promise<string> {
   const path = join(workDir, `${name}.kubeconfig`);
   await writeFile(path, config.exportConfig(), { mode: 0o600 });
   return path;
-}
-
-/** SelfSubjectAccessReview as `config`. */
-async function allowed(config: KubeConfig, attributes: V1ResourceAttributes): Promise<boolean> {
-  const review = await config.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview(
-    {
-      body: {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SelfSubjectAccessReview',
-        spec: { resourceAttributes: attributes },
-      },
-    },
-    requestOptions(),
-  );
-  return review.status?.allowed === true;
 }
 
 const gitRepository = {
@@ -479,20 +412,19 @@ interface NamedObject {
 const readmeNamespaces = ['team-a', 'signet-system'];
 const readmeClusterRoleBindings = ['signet-manager', 'signet-tenant-operator'];
 const readmeClusterRoles = ['signet-manager', 'signet-tenant-operator', 'signet-tenant-references'];
+/** The example GitRepository of the README's install blocks, as CustomObjectsApi names it. */
+const readmeExample = {
+  group: 'signet.dev',
+  version: 'v1alpha1',
+  namespace: 'team-a',
+  plural: 'gitrepositories',
+  name: 'team-a-apps',
+};
 
 /** Deletes what the README's commands created under their fixed names (not the shared CRD) and waits until it is gone. */
 async function removeReadmeInstall(): Promise<void> {
   await deleteIgnoringMissing(() =>
-    kubeConfig.makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject(
-      {
-        group: 'signet.dev',
-        version: 'v1alpha1',
-        namespace: 'team-a',
-        plural: 'gitrepositories',
-        name: 'team-a-apps',
-      },
-      requestOptions(),
-    ),
+    kubeConfig.makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject(readmeExample, requestOptions()),
   );
   for (const name of readmeClusterRoleBindings) {
     await deleteIgnoringMissing(() => rbac.deleteClusterRoleBinding({ name }, requestOptions()));
@@ -544,27 +476,14 @@ describe("README.md's install commands, word for word", () => {
   /** Runs the block with bash (exit on the first failing command), the built kubectl first on PATH. */
   async function runBlock(heading: string): Promise<void> {
     const block = readmeInstallBlock(readme, heading);
-    const result = await new Promise<CommandResult>((resolveRun, rejectRun) => {
-      const child = spawn('bash', ['-euo', 'pipefail', '-x', '-c', block], {
-        cwd,
-        env: {
-          ...process.env,
-          PATH: `${dirname(kubectlPath)}:${process.env.PATH ?? ''}`,
-          KUBECONFIG: kubeconfigPath(),
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        signal: AbortSignal.timeout(120_000),
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        stdout += chunk;
-      });
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-        stderr += chunk;
-      });
-      child.on('error', rejectRun);
-      child.on('close', (code) => resolveRun({ code, stdout, stderr }));
+    const result = await runProcess('bash', ['-euo', 'pipefail', '-x', '-c', block], {
+      cwd,
+      env: {
+        ...process.env,
+        PATH: `${dirname(kubectlPath)}:${process.env.PATH ?? ''}`,
+        KUBECONFIG: kubeconfigPath(),
+      },
+      timeoutMs: 120_000,
     });
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
     // Nothing but bash's trace of each command: no warnings (PodSecurity, last-applied, deprecations).
@@ -600,16 +519,9 @@ describe("README.md's install commands, word for word", () => {
         ['kubectl-create', 'Update'],
       ]);
     }
-    const example = (await kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject(
-      {
-        group: 'signet.dev',
-        version: 'v1alpha1',
-        namespace: 'team-a',
-        plural: 'gitrepositories',
-        name: 'team-a-apps',
-      },
-      requestOptions(),
-    )) as ManifestObject & {
+    const example = (await kubeConfig
+      .makeApiClient(CustomObjectsApi)
+      .getNamespacedCustomObject(readmeExample, requestOptions())) as ManifestObject & {
       spec: {
         serviceAccountName?: string;
         verify: { signersRef: { kind: string; name: string } };

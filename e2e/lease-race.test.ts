@@ -18,7 +18,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultLeaseTimings, microTime } from '../src/controller/leader.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { type AuditEvent, readAuditLog } from './support/audit.ts';
-import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
+import {
+  createObjects,
+  gitRepositoryObject,
+  releaseGitRepositories,
+  trustObjects,
+} from './support/fixtures.ts';
 import { kubeconfigPath, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import { type LogLine, leaderGauge } from './support/operator-process.ts';
@@ -78,20 +83,7 @@ async function startReplica(
 /** Stops the replicas, then lets their GitRepositories go with the namespace (no operator left to finalize). */
 async function stopReplicas(replicas: readonly Replica[], namespace: string): Promise<void> {
   for (const replica of replicas) await replica.running.stop();
-  const repos = await admin
-    .list('signet.dev/v1alpha1', 'GitRepository', { namespace })
-    .catch(() => ({ items: [] }));
-  for (const repo of repos.items) {
-    await admin
-      .request({
-        method: 'PATCH',
-        path: `/apis/signet.dev/v1alpha1/namespaces/${namespace}/gitrepositories/${repo.metadata.name}`,
-        headers: { 'content-type': 'application/merge-patch+json' },
-        body: JSON.stringify({ metadata: { finalizers: null } }),
-        timeoutMs: 15_000,
-      })
-      .catch(() => undefined);
-  }
+  await releaseGitRepositories(admin, namespace);
 }
 
 function logsOf(replica: Replica): LogLine[] {

@@ -10,31 +10,32 @@
 // PodDisruptionBudget and NetworkPolicy are left out (no pod runs here); the operator process gets
 // the Deployment's flags (--leader-elect, and --default-service-account=signet-tenant in the tenant
 // flavour) plus --shard <unique>, so it only picks up this file's GitRepositories.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
-import { AuthorizationV1Api, type KubeConfig, type V1ResourceAttributes } from '@kubernetes/client-node';
+import { join } from 'node:path';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments, stringify } from 'yaml';
 import type { KubeClient } from '../src/kube/client.ts';
 import { repoRoot, resolveBinDir } from './support/controlplane.ts';
 import {
   createObjects,
   deleteGitRepositoryAndWait,
   gitRepositoryObject,
+  releaseGitRepositories,
   trustObjects,
 } from './support/fixtures.ts';
+import { adminKubeConfig, kubeconfigPath, tokenKubeConfig, waitFor } from './support/kube.ts';
 import {
-  adminKubeConfig,
-  createServiceAccountToken,
-  kubeConfigForToken,
-  kubeconfigPath,
-  requestOptions,
-  waitFor,
-} from './support/kube.ts';
+  allowed,
+  type ManifestObject,
+  parseObjects,
+  rbacKinds,
+  renameOverlay,
+  toYamlStream,
+} from './support/manifests.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import { ensureBuilt, type OperatorProcess, startOperatorProcess } from './support/operator-process.ts';
+import { runProcess } from './support/run.ts';
 import {
   adminClient,
   condition,
@@ -55,13 +56,6 @@ const otherNamespace = `team-b-${suffix}`;
 const operatorServiceAccount = `signet-${suffix}`;
 const defaultApps = useTestNamespace('signet-lp-default');
 
-interface ManifestObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; [key: string]: unknown };
-  [key: string]: unknown;
-}
-
 class KubectlError extends Error {
   readonly code = 'KUBECTL_FAILED';
   constructor(args: readonly string[], code: number | null, stderr: string) {
@@ -77,62 +71,17 @@ let signed: SignedRepo;
 const applied: ManifestObject[] = [];
 const processes: OperatorProcess[] = [];
 
-function kubectl(args: readonly string[], input = ''): Promise<string> {
+async function kubectl(args: readonly string[], input = ''): Promise<string> {
   const fullArgs = ['--kubeconfig', kubeconfigPath(), '--request-timeout=30s', ...args];
-  return new Promise((resolveRun, rejectRun) => {
-    const child = spawn(kubectlPath, fullArgs, {
-      cwd: repoRoot,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      signal: AbortSignal.timeout(60_000),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on('error', rejectRun);
-    child.on('close', (code) =>
-      code === 0 ? resolveRun(stdout) : rejectRun(new KubectlError(args, code, stderr)),
-    );
-    child.stdin.end(input);
-  });
+  const result = await runProcess(kubectlPath, fullArgs, { cwd: repoRoot, input, timeoutMs: 60_000 });
+  if (result.code !== 0) throw new KubectlError(args, result.code, result.stderr);
+  return result.stdout;
 }
-
-function parseObjects(text: string): ManifestObject[] {
-  return parseAllDocuments(text)
-    .map((document) => document.toJSON() as ManifestObject | null)
-    .filter((object): object is ManifestObject => object !== null);
-}
-
-const toYamlStream = (objects: readonly ManifestObject[]): string =>
-  objects.map((object) => stringify(object)).join('---\n');
 
 /** The RBAC (and Namespace, ServiceAccount) of `manifests/<flavour>`, renamed into `namespace`. */
 async function renderRbac(flavourDir: string, namespace: string): Promise<ManifestObject[]> {
-  const overlay = join(workDir, namespace);
-  await mkdir(overlay, { recursive: true });
-  await writeFile(
-    join(overlay, 'kustomization.yaml'),
-    stringify({
-      apiVersion: 'kustomize.config.k8s.io/v1beta1',
-      kind: 'Kustomization',
-      namespace,
-      nameSuffix: `-${suffix}`,
-      resources: [relative(overlay, join(repoRoot, flavourDir))],
-    }),
-  );
-  const kinds = new Set([
-    'Namespace',
-    'ServiceAccount',
-    'Role',
-    'RoleBinding',
-    'ClusterRole',
-    'ClusterRoleBinding',
-  ]);
-  return parseObjects(await kubectl(['kustomize', overlay])).filter((o) => kinds.has(o.kind));
+  const overlay = await renameOverlay(workDir, flavourDir, namespace, suffix);
+  return parseObjects(await kubectl(['kustomize', overlay])).filter((o) => rbacKinds.has(o.kind));
 }
 
 /** The Deployment's container args of a rendered flavour (the flags the operator process gets). */
@@ -151,32 +100,12 @@ async function applyObjects(objects: readonly ManifestObject[]): Promise<void> {
   );
 }
 
-async function allowed(config: KubeConfig, attributes: V1ResourceAttributes): Promise<boolean> {
-  const review = await config.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview(
-    {
-      body: {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SelfSubjectAccessReview',
-        spec: { resourceAttributes: attributes },
-      },
-    },
-    requestOptions(),
-  );
-  return review.status?.allowed === true;
-}
-
 /** A kubeconfig file holding only a TokenRequest token of `namespace/signet-<hex>`. */
 async function operatorKubeconfig(namespace: string): Promise<{ path: string; config: KubeConfig }> {
-  const adminConfig = adminKubeConfig();
-  const token = await createServiceAccountToken(adminConfig, {
+  const config = await tokenKubeConfig(adminKubeConfig(), {
     namespace,
     serviceAccountName: operatorServiceAccount,
   });
-  const config = kubeConfigForToken(
-    adminConfig,
-    token,
-    `system:serviceaccount:${namespace}:${operatorServiceAccount}`,
-  );
   const path = join(workDir, `${namespace}.kubeconfig`);
   await writeFile(path, config.exportConfig(), { mode: 0o600 });
   return { path, config };
@@ -325,20 +254,7 @@ afterAll(async () => {
   for (const running of processes) await running.stop('SIGTERM');
   // GitRepositories left with the finalizer (the refused ones) would keep their namespace.
   for (const namespace of [tenantNamespace, defaultApps.name]) {
-    const repos = await admin
-      ?.list('signet.dev/v1alpha1', 'GitRepository', { namespace })
-      .catch(() => ({ items: [] }));
-    for (const repo of repos?.items ?? []) {
-      await admin
-        .request({
-          method: 'PATCH',
-          path: `/apis/signet.dev/v1alpha1/namespaces/${namespace}/gitrepositories/${repo.metadata.name}`,
-          headers: { 'content-type': 'application/merge-patch+json' },
-          body: JSON.stringify({ metadata: { finalizers: null } }),
-          timeoutMs: 15_000,
-        })
-        .catch(() => undefined);
-    }
+    await releaseGitRepositories(admin, namespace);
   }
   if (kubectlPath !== '') {
     if (applied.length > 0) {
@@ -508,14 +424,10 @@ describe('tenant flavour: bin/signet run --default-service-account=signet-tenant
     // The example binds the built-in `admin` ClusterRole. Its rules come from clusterrole
     // aggregation (admin aggregates edit and view), and the test plane runs that controller as every
     // real cluster does, so the tenant gets exactly what the shipped example gives it.
-    const tenantConfig = kubeConfigForToken(
-      adminKubeConfig(),
-      await createServiceAccountToken(adminKubeConfig(), {
-        namespace: tenantNamespace,
-        serviceAccountName: 'signet-tenant',
-      }),
-      `system:serviceaccount:${tenantNamespace}:signet-tenant`,
-    );
+    const tenantConfig = await tokenKubeConfig(adminKubeConfig(), {
+      namespace: tenantNamespace,
+      serviceAccountName: 'signet-tenant',
+    });
     await waitFor(
       async () => {
         for (const verb of ['get', 'list', 'watch', 'create', 'patch', 'delete']) {

@@ -22,6 +22,7 @@ import {
   repoStatus,
   type SignedRepo,
   startTestOperator,
+  waitAllReady,
 } from './support/signet.ts';
 
 const ns = useTestNamespace('signet-normalize');
@@ -200,12 +201,7 @@ beforeAll(async () => {
   operator = await startTestOperator();
   await admin.apply(gitRepository('reporting', './report', 'Report'), { fieldManager: 'e2e' });
   await admin.apply(gitRepository('reverting', './revert', 'Revert'), { fieldManager: 'e2e' });
-  for (const name of ['reporting', 'reverting']) {
-    await waitFor(async () => condition(await repoStatus(admin, ns.name, name), 'Ready')?.status === 'True', {
-      timeoutMs: 60_000,
-      description: `GitRepository ${name} Ready`,
-    });
-  }
+  await waitAllReady(admin, ns.name, ['reporting', 'reverting']);
 }, 180_000);
 
 afterAll(async () => {

@@ -3,17 +3,19 @@
 // (Deny: the ValidatingAdmissionPolicy is lifted), and status is left as it was. Resuming applies the
 // revision in Git; a field the hotfix took over is a conflict with its manager (reported, not
 // overwritten, as for any other manager) until spec.force; then drift handling and Deny are back.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
-import { loadKubeClient } from '../src/kube/load.ts';
 import type { KubeObject } from '../src/render/object.ts';
 import { createLogger } from '../src/util/logger.ts';
 import { denyPolicyName } from '../src/watch/deny-policy.ts';
-import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
-import { adminKubeConfig, createServiceAccountToken, kubeConfigForToken, waitFor } from './support/kube.ts';
+import {
+  createObjects,
+  editorServiceAccountClient,
+  gitRepositoryObject,
+  trustObjects,
+} from './support/fixtures.ts';
+import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
   adminClient,
@@ -124,26 +126,7 @@ beforeAll(async () => {
   });
   await createObjects(admin, trustObjects(signed, ns.name));
   // Another identity for Deny mode (the admin user is the operator's own, which the policy allows).
-  await admin.create({
-    apiVersion: 'v1',
-    kind: 'ServiceAccount',
-    metadata: { name: 'intruder', namespace: ns.name },
-  });
-  await admin.create({
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'intruder-edit', namespace: ns.name },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-    subjects: [{ kind: 'ServiceAccount', name: 'intruder', namespace: ns.name }],
-  } as unknown as KubeObject);
-  const base = adminKubeConfig();
-  const token = await createServiceAccountToken(base, { namespace: ns.name, serviceAccountName: 'intruder' });
-  tokenDir = await mkdtemp(join(tmpdir(), 'signet-suspend-token-'));
-  const intruderConfig = join(tokenDir, 'kubeconfig');
-  await writeFile(intruderConfig, kubeConfigForToken(base, token, 'intruder').exportConfig(), {
-    mode: 0o600,
-  });
-  intruder = await loadKubeClient({ kubeconfig: intruderConfig, userAgent: 'intruder/1.0' });
+  ({ client: intruder, tokenDir } = await editorServiceAccountClient(admin, ns.name, 'intruder'));
   operator = await startTestOperator({ namespace: ns.name }, createLogger({ level: 'error' }));
   for (const object of [
     repository('apps', './deploy', 'Revert', false),

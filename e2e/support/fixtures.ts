@@ -1,9 +1,14 @@
 // The Kubernetes objects most operator tests need around a signed repository: the trust policy
 // (allowed_signers ConfigMap), the Git server's CA, an optional Slack Secret, the GitRepository
-// itself, and its deletion through the finalizer.
+// itself, its deletion through the finalizer (or the finalizer's removal when no operator is left),
+// and a second identity with the namespace's `edit` role.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { KubeClient } from '../../src/kube/client.ts';
+import { loadKubeClient } from '../../src/kube/load.ts';
 import type { JsonObject, KubeObject } from '../../src/render/object.ts';
-import { waitFor } from './kube.ts';
+import { adminKubeConfig, createServiceAccountToken, kubeConfigForToken, waitFor } from './kube.ts';
 import { registerSecret } from './secret-scan.ts';
 import type { SignedRepo } from './signet.ts';
 
@@ -89,4 +94,60 @@ export async function deleteGitRepositoryAndWait(
     timeoutMs,
     description: `GitRepository ${namespace}/${name} finalized and gone`,
   });
+}
+
+/**
+ * Removes the finalizer of every GitRepository in `namespace` (best effort: errors are ignored), so
+ * that they go with their namespace once no operator is left to finalize them. No-op without a client.
+ */
+export async function releaseGitRepositories(
+  client: KubeClient | undefined,
+  namespace: string,
+): Promise<void> {
+  if (client === undefined) return;
+  const repos = await client
+    .list('signet.dev/v1alpha1', 'GitRepository', { namespace })
+    .catch(() => ({ items: [] }));
+  for (const repo of repos.items) {
+    await client
+      .request({
+        method: 'PATCH',
+        path: `/apis/signet.dev/v1alpha1/namespaces/${namespace}/gitrepositories/${repo.metadata.name}`,
+        headers: { 'content-type': 'application/merge-patch+json' },
+        body: JSON.stringify({ metadata: { finalizers: null } }),
+        timeoutMs: 15_000,
+      })
+      .catch(() => undefined);
+  }
+}
+
+/**
+ * Another identity than the admin user (the operator's own): ServiceAccount `name` in `namespace`
+ * with the built-in `edit` ClusterRole there (RoleBinding `<name>-edit`), and a client acting as it
+ * with a TokenRequest token and user agent `<name>/1.0`. Its kubeconfig is written to a fresh
+ * temporary `tokenDir`, which the caller removes.
+ */
+export async function editorServiceAccountClient(
+  admin: KubeClient,
+  namespace: string,
+  name: string,
+): Promise<{ client: KubeClient; tokenDir: string }> {
+  await admin.create({
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name, namespace },
+  });
+  await admin.create({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: `${name}-edit`, namespace },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+    subjects: [{ kind: 'ServiceAccount', name, namespace }],
+  } as unknown as KubeObject);
+  const base = adminKubeConfig();
+  const token = await createServiceAccountToken(base, { namespace, serviceAccountName: name });
+  const tokenDir = await mkdtemp(join(tmpdir(), `signet-${name}-token-`));
+  const kubeconfig = join(tokenDir, 'kubeconfig');
+  await writeFile(kubeconfig, kubeConfigForToken(base, token, name).exportConfig(), { mode: 0o600 });
+  return { client: await loadKubeClient({ kubeconfig, userAgent: `${name}/1.0` }), tokenDir };
 }

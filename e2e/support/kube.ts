@@ -175,6 +175,22 @@ export function kubeConfigForToken(base: KubeConfig, token: string, userName = '
 }
 
 /**
+ * Requests a token for an existing ServiceAccount and returns a KubeConfig (server and CA of
+ * `adminConfig`) acting as `system:serviceaccount:<namespace>:<name>`.
+ */
+export async function tokenKubeConfig(
+  adminConfig: KubeConfig,
+  request: ServiceAccountTokenRequest,
+): Promise<KubeConfig> {
+  const token = await createServiceAccountToken(adminConfig, request);
+  return kubeConfigForToken(
+    adminConfig,
+    token,
+    `system:serviceaccount:${request.namespace}:${request.serviceAccountName}`,
+  );
+}
+
+/**
  * Creates the ServiceAccount if it does not exist yet, requests a token for it and returns a
  * KubeConfig acting as `system:serviceaccount:<namespace>:<name>`.
  */
@@ -191,12 +207,7 @@ export async function serviceAccountKubeConfig(
   } catch (error) {
     if (!isApiError(error, 409)) throw error;
   }
-  const token = await createServiceAccountToken(adminConfig, request);
-  return kubeConfigForToken(
-    adminConfig,
-    token,
-    `system:serviceaccount:${request.namespace}:${request.serviceAccountName}`,
-  );
+  return tokenKubeConfig(adminConfig, request);
 }
 
 /** True when `error` is a client-node ApiException with HTTP status `status`. */

@@ -206,3 +206,21 @@ export async function repoStatus(client: KubeClient, namespace: string, name: st
 export function condition(status: RepoStatus, type: string): Condition | undefined {
   return status.conditions?.find((c) => c.type === type);
 }
+
+/** Waits until each named GitRepository in `namespace` has condition Ready=True, one after the other. */
+export async function waitAllReady(
+  client: KubeClient,
+  namespace: string,
+  names: readonly string[],
+  timeoutMs = 60_000,
+): Promise<void> {
+  for (const name of names) {
+    await waitFor(
+      async () => condition(await repoStatus(client, namespace, name), 'Ready')?.status === 'True',
+      {
+        timeoutMs,
+        description: `GitRepository ${name} Ready`,
+      },
+    );
+  }
+}

@@ -1,7 +1,7 @@
 // `signet verify` as a CI job runs it: a child process, a policy file holding the GitRepository and the
 // Secret/ConfigMap it names, a repository served over HTTPS by git http-backend (or a local clone).
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { treeDigest } from '../../src/provenance/tree-digest.ts';
 import {
@@ -12,15 +12,15 @@ import {
   type GpgHome,
   generateSshKey,
   makeTempDir,
-  runCommand,
+  stageFiles,
   type TestRepo,
 } from '../support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../support/git-server.ts';
 import {
   createSigstoreTestbed,
   DEFAULT_SUBJECT,
+  gitsignCommit,
   type KeyedSigner,
-  makeGitsignSignature,
   makeKeyedDsseBundle,
   makeKeyedSigner,
   OIDC_ISSUER,
@@ -315,32 +315,6 @@ describe('signet verify: a gitsign commit and a provenance bundle (keyless and k
   const manifest = (color: string): string =>
     `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  color: ${color}\n`;
 
-  async function writeFiles(files: Record<string, string>): Promise<void> {
-    for (const [path, content] of Object.entries(files)) {
-      await mkdir(dirname(join(repo.dir, path)), { recursive: true });
-      await writeFile(join(repo.dir, path), content);
-    }
-    await repo.git(['add', '-A']);
-  }
-
-  /** Commits the index with a gitsign-shaped signature (rekorMode offline: the log entry is embedded). */
-  async function gitsignCommit(message: string): Promise<string> {
-    const tree = await repo.git(['write-tree']);
-    const parent = await repo.git(['rev-parse', 'HEAD']);
-    const unsigned = await repo.git(['commit-tree', tree, '-p', parent, '-m', message]);
-    const payload = (await runCommand('git', ['cat-file', 'commit', unsigned], { cwd: repo.dir })).stdout;
-    const { armored } = await makeGitsignSignature(bed, payload);
-    const split = payload.indexOf('\n\n');
-    const raw = Buffer.concat([
-      payload.subarray(0, split + 1),
-      Buffer.from(`gpgsig ${armored.replace(/\n$/, '').split('\n').join('\n ')}\n`),
-      payload.subarray(split + 1),
-    ]);
-    const oid = await repo.git(['hash-object', '-t', 'commit', '-w', '--stdin'], { input: raw });
-    await repo.git(['update-ref', await repo.git(['symbolic-ref', 'HEAD']), oid]);
-    return oid;
-  }
-
   /** The policy file: the GitRepository, git-ca, the trustedRootRef ConfigMap and the keysRef Secret (base64 `data:`). */
   async function provenancePolicy(name: string, branchName: string): Promise<string> {
     const path = join(dir, `${name}.yaml`);
@@ -387,15 +361,15 @@ describe('signet verify: a gitsign commit and a provenance bundle (keyless and k
     delete statement.predicate.buildDefinition.resolvedDependencies;
     const bundle = JSON.stringify(await makeKeyedDsseBundle(bed, keyed, statement));
     await branch('prov', commits.b ?? '');
-    await writeFiles({
+    await stageFiles(repo, {
       'prov/app.yaml': manifests['app.yaml'],
       'prov/.signet/provenance.sigstore.json': bundle,
     });
-    commits.prov = await gitsignCommit('manifests with provenance\n');
+    commits.prov = await gitsignCommit(bed, repo, 'manifests with provenance\n');
     // The manifests change after the bundle was made: the bundle is over a different tree digest.
     await branch('prov-stale', commits.prov);
-    await writeFiles({ 'prov/app.yaml': manifest('red-alert') });
-    commits.provStale = await gitsignCommit('manifests changed, bundle not\n');
+    await stageFiles(repo, { 'prov/app.yaml': manifest('red-alert') });
+    commits.provStale = await gitsignCommit(bed, repo, 'manifests changed, bundle not\n');
     await repo.git(['checkout', '-q', 'main']);
   }, 60_000);
 

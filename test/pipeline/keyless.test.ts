@@ -2,8 +2,8 @@
 // operator and the CLI both run: a real repository served over HTTPS by git http-backend, fetched with
 // the isomorphic-git source, verified against a policy with BOTH signersRef and keyless identities and a
 // trustedRootRef holding the offline Sigstore test bed's trusted_root.json; provenance bundles on top.
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GitRepository, parseGitRepository, type TypedReference } from '../../src/api/gitrepository.ts';
 import {
@@ -24,7 +24,7 @@ import {
   type GpgHome,
   generateSshKey,
   makeTempDir,
-  runCommand,
+  stageFiles,
   type TestRepo,
 } from '../support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../support/git-server.ts';
@@ -32,6 +32,7 @@ import {
   createSigstoreTestbed,
   DEFAULT_SUBJECT,
   type GitsignOptions,
+  gitsignCommit,
   type KeyedSigner,
   makeGitsignSignature,
   makeKeyedDsseBundle,
@@ -62,33 +63,6 @@ const readReference: ReferenceReader = async (ref: TypedReference) => {
   if (data === undefined) throw new Error(`${ref.kind} ${ref.name} not found`);
   return data;
 };
-
-async function writeFiles(files: Record<string, string>): Promise<void> {
-  for (const [path, content] of Object.entries(files)) {
-    await mkdir(dirname(join(repo.dir, path)), { recursive: true });
-    await writeFile(join(repo.dir, path), content);
-  }
-  await repo.git(['add', '-A']);
-}
-
-/** Commits the index on the current branch with a gitsign-shaped signature (as gitsign with rekorMode offline). */
-async function gitsignCommit(message: string, options: GitsignOptions = {}): Promise<string> {
-  const tree = await repo.git(['write-tree']);
-  const parent = await repo.git(['rev-parse', 'HEAD']);
-  const unsigned = await repo.git(['commit-tree', tree, '-p', parent, '-m', message]);
-  const payload = (await runCommand('git', ['cat-file', 'commit', unsigned], { cwd: repo.dir })).stdout;
-  const { armored } = await makeGitsignSignature(bed, payload, options);
-  const split = payload.indexOf('\n\n');
-  const raw = Buffer.concat([
-    payload.subarray(0, split + 1),
-    Buffer.from(`gpgsig ${armored.replace(/\n$/, '').split('\n').join('\n ')}\n`),
-    payload.subarray(split + 1),
-  ]);
-  const oid = await repo.git(['hash-object', '-t', 'commit', '-w', '--stdin'], { input: raw });
-  const branch = await repo.git(['symbolic-ref', 'HEAD']);
-  await repo.git(['update-ref', branch, oid]);
-  return oid;
-}
 
 /** An annotated tag on `target` signed the way gitsign signs tags: the CMS block appended to the tag object. */
 async function gitsignTag(name: string, target: string, options: GitsignOptions = {}): Promise<string> {
@@ -188,25 +162,25 @@ beforeAll(async () => {
   references.set('ConfigMap/sigstore-root', { 'trusted_root.json': JSON.stringify(bed.trustedRoot) });
   references.set('ConfigMap/provenance-keys', { 'ci-release-key': keyed.publicKeyPEM });
 
-  await writeFiles({ 'deploy/app.yaml': configMap('app', 'blue') });
+  await stageFiles(repo, { 'deploy/app.yaml': configMap('app', 'blue') });
   commits.first = await repo.commit({ files: {}, sign: ssh });
-  await writeFiles({ 'deploy/app.yaml': configMap('app', 'green') });
+  await stageFiles(repo, { 'deploy/app.yaml': configMap('app', 'green') });
   commits.ssh = await repo.commit({ files: {}, sign: ssh });
   await repo.git(['branch', 'ssh-head', commits.ssh]);
-  await writeFiles({ 'deploy/app.yaml': configMap('app', 'red') });
-  commits.gitsign = await gitsignCommit('keyless change\n');
+  await stageFiles(repo, { 'deploy/app.yaml': configMap('app', 'red') });
+  commits.gitsign = await gitsignCommit(bed, repo, 'keyless change\n');
 
   await repo.git(['checkout', '-q', '-b', 'foreign', commits.ssh]);
-  await writeFiles({ 'deploy/app.yaml': configMap('app', 'black') });
-  commits.foreign = await gitsignCommit('someone else\n', {
+  await stageFiles(repo, { 'deploy/app.yaml': configMap('app', 'black') });
+  commits.foreign = await gitsignCommit(bed, repo, 'someone else\n', {
     subject: 'https://github.com/mallory/deploy/.github/workflows/release.yml@refs/heads/main',
   });
 
   await repo.git(['checkout', '-q', '-b', 'range-gap', commits.gitsign]);
-  await writeFiles({ 'deploy/app.yaml': configMap('app', 'white') });
+  await stageFiles(repo, { 'deploy/app.yaml': configMap('app', 'white') });
   commits.gap = await repo.commit({ files: {} });
-  await writeFiles({ 'deploy/app.yaml': configMap('app', 'grey') });
-  commits.gapHead = await gitsignCommit('after the gap\n');
+  await stageFiles(repo, { 'deploy/app.yaml': configMap('app', 'grey') });
+  commits.gapHead = await gitsignCommit(bed, repo, 'after the gap\n');
 
   // Provenance: CI renders prov/ (and prov-keyed/), computes the tree digest and commits a bundle with it.
   await repo.git(['checkout', '-q', '-b', 'prov', commits.gitsign]);
@@ -221,7 +195,7 @@ beforeAll(async () => {
   // The bundle travels in the commit it describes, so it cannot name that commit: a repository-only claim.
   delete statement.predicate.buildDefinition.resolvedDependencies;
   const dsseBundle = await makeKeyedDsseBundle(bed, keyed, statement);
-  await writeFiles({
+  await stageFiles(repo, {
     ...Object.fromEntries(Object.entries(manifests).map(([path, content]) => [`prov/${path}`, content])),
     'prov/.signet/provenance.sigstore.json': JSON.stringify(messageBundle),
     ...Object.fromEntries(
@@ -229,9 +203,9 @@ beforeAll(async () => {
     ),
     'prov-keyed/.signet/provenance.sigstore.json': JSON.stringify(dsseBundle),
   });
-  commits.prov = await gitsignCommit('manifests with provenance\n');
+  commits.prov = await gitsignCommit(bed, repo, 'manifests with provenance\n');
   await repo.git(['checkout', '-q', '-b', 'prov-tampered', commits.prov]);
-  await writeFiles({
+  await stageFiles(repo, {
     'prov/app.yaml': configMap('app', 'red-alert'),
     'prov-keyed/nested/extra.yaml': configMap('extra', 'y'),
   });
@@ -246,11 +220,11 @@ beforeAll(async () => {
     'release.asc': await gpg.exportPublicKey(fingerprint),
   });
   await repo.git(['checkout', '-q', '-b', 'tags', commits.gitsign]);
-  await writeFiles({ 'deploy/app.yaml': configMap('app', 'olive') });
+  await stageFiles(repo, { 'deploy/app.yaml': configMap('app', 'olive') });
   commits.openpgpHead = await repo.commit({ files: {}, sign: openpgp });
   commits.gitsignOnOpenpgp = await gitsignTag('v1.0.0', commits.openpgpHead);
   commits.openpgpOnGitsign = await repo.tag('v1.1.0', commits.gitsign, { sign: openpgp });
-  await writeFiles({ 'deploy/app.yaml': configMap('app', 'unsigned') });
+  await stageFiles(repo, { 'deploy/app.yaml': configMap('app', 'unsigned') });
   commits.unsignedHead = await repo.commit({ files: {} });
   commits.gitsignOnUnsigned = await gitsignTag('v1.2.0', commits.unsignedHead);
   commits.foreignTag = await gitsignTag('v1.3.0', commits.openpgpHead, {

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import type { GitObjectType, RevisionReader } from '../../src/verify/verify-revision.ts';
 
@@ -278,6 +278,15 @@ async function signingArgs(sign: CommitSigning | undefined): Promise<string[]> {
     '-c',
     `user.signingkey=${sign.fingerprint}`,
   ];
+}
+
+/** Writes files (paths relative to the work tree, directories created) and stages the whole tree (`git add -A`). */
+export async function stageFiles(repo: TestRepo, files: Readonly<Record<string, string>>): Promise<void> {
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(dirname(join(repo.dir, path)), { recursive: true });
+    await writeFile(join(repo.dir, path), content);
+  }
+  await repo.git(['add', '-A']);
 }
 
 export async function createRepo(): Promise<TestRepo> {

@@ -16,6 +16,7 @@ import {
   type DecodedTransparencyLogEntry,
   encodeTransparencyLogEntry,
 } from '../../src/verify/keyless-proto.ts';
+import { runCommand, type TestRepo } from './git-fixtures.ts';
 
 const run = promisify(execFile);
 
@@ -382,6 +383,32 @@ async function git(cwd: string, args: string[], input?: Buffer): Promise<Buffer>
   }
   const { stdout } = await child;
   return stdout;
+}
+
+/**
+ * Commits the index of `repo` on its current branch with a gitsign-shaped signature (as gitsign with
+ * rekorMode offline: the log entry is embedded) and moves the branch to it; returns the commit.
+ */
+export async function gitsignCommit(
+  bed: SigstoreTestbed,
+  repo: TestRepo,
+  message: string,
+  options: GitsignOptions = {},
+): Promise<string> {
+  const tree = await repo.git(['write-tree']);
+  const parent = await repo.git(['rev-parse', 'HEAD']);
+  const unsigned = await repo.git(['commit-tree', tree, '-p', parent, '-m', message]);
+  const payload = (await runCommand('git', ['cat-file', 'commit', unsigned], { cwd: repo.dir })).stdout;
+  const { armored } = await makeGitsignSignature(bed, payload, options);
+  const split = payload.indexOf('\n\n');
+  const raw = Buffer.concat([
+    payload.subarray(0, split + 1),
+    Buffer.from(`gpgsig ${armored.replace(/\n$/, '').split('\n').join('\n ')}\n`),
+    payload.subarray(split + 1),
+  ]);
+  const oid = await repo.git(['hash-object', '-t', 'commit', '-w', '--stdin'], { input: raw });
+  await repo.git(['update-ref', await repo.git(['symbolic-ref', 'HEAD']), oid]);
+  return oid;
 }
 
 export async function createScratchRepo(): Promise<string> {
