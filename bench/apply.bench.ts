@@ -24,6 +24,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
+import { createObjects, trustObjects } from '../e2e/support/fixtures.ts';
 import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/signet.ts';
 import { applyPlan } from '../src/apply/apply.ts';
 import { summariseChangeSet } from '../src/apply/changeset.ts';
@@ -315,22 +316,7 @@ async function runOperatorCase(
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
       { fieldManager: 'bench-setup' },
     );
-    for (const object of [
-      {
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: { name: 'signers', namespace },
-        data: { allowed_signers: repo.allowedSigners },
-      },
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-ca', namespace },
-        stringData: { 'ca.crt': repo.server.caPem },
-      },
-    ]) {
-      await user.create(object as unknown as KubeObject);
-    }
+    await createObjects(user, trustObjects(repo, namespace));
 
     // The operator's log at `signet run`'s level (info): kept to read its summary; warnings shown.
     const logLines: string[] = [];

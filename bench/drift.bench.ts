@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
+import { createObjects, trustObjects } from '../e2e/support/fixtures.ts';
 import { ensureBuilt, type OperatorProcess, startOperatorProcess } from '../e2e/support/operator-process.ts';
 import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/signet.ts';
 import { type RunningOperator, startOperator } from '../src/controller/operator.ts';
@@ -371,22 +372,7 @@ export async function runDriftBench(options: DriftBenchOptions = {}): Promise<Dr
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
       { fieldManager: 'bench' },
     );
-    for (const object of [
-      {
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: { name: 'signers', namespace },
-        data: { allowed_signers: repo.allowedSigners },
-      },
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'git-ca', namespace },
-        stringData: { 'ca.crt': repo.server.caPem },
-      },
-    ]) {
-      await kube.create(object as unknown as KubeObject);
-    }
+    await createObjects(kube, trustObjects(repo, namespace));
     const first = sizes[0] ?? 1_000;
     const firstCommit = await repo.commit(manifestFiles(first), { message: `${first} ConfigMaps\n` });
     operator = await startOperator(
