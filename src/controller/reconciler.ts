@@ -159,6 +159,13 @@ function configMapData(object: KubeObject | undefined): Record<string, string> {
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
   readonly #managed = new Map<string, ManagedState>();
+  /**
+   * The status this replica last wrote, by key (with the object's uid). Only the leader writes
+   * status, so it is at least as new as the informer's copy, which can lag behind our own write:
+   * a reconcile right after one must not judge rollbacks against an older lastAppliedRevision, nor
+   * fetch and verify a commit it has just recorded.
+   */
+  readonly #written = new Map<string, { readonly uid: string; readonly status: GitRepositoryStatus }>();
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
@@ -170,11 +177,13 @@ export class Reconciler {
 
   forget(key: string): void {
     this.#managed.delete(key);
+    this.#written.delete(key);
   }
 
   /** Drops every remembered desired state (leadership lost: another replica may apply meanwhile). */
   forgetAll(): void {
     this.#managed.clear();
+    this.#written.clear();
   }
 
   /** The identity applies and watches run as: the operator, or an impersonated tenant ServiceAccount. */
@@ -233,6 +242,9 @@ export class Reconciler {
       statusMergePatch(previous, next) as Record<string, never>,
       { signal, timeoutMs: 15_000 },
     );
+    if (repo.metadata.uid !== undefined) {
+      this.#written.set(objectKeyOf(repo), { uid: repo.metadata.uid, status: next });
+    }
     return next;
   }
 
@@ -292,6 +304,8 @@ export class Reconciler {
     }
     const key = objectKeyOf(repo);
     const log = logger.child({ gitrepository: key });
+    const written = this.#written.get(key);
+    if (written !== undefined && written.uid === raw.metadata.uid) previous = written.status;
     const owner: OwnerRef = { name: repo.metadata.name, namespace: repo.metadata.namespace };
 
     if (repo.metadata.deletionTimestamp !== undefined) {
