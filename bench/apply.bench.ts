@@ -24,7 +24,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
-import { createObjects, trustObjects } from '../e2e/support/fixtures.ts';
+import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
 import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/signet.ts';
 import { applyPlan } from '../src/apply/apply.ts';
 import { summariseChangeSet } from '../src/apply/changeset.ts';
@@ -364,19 +364,7 @@ async function runOperatorCase(
     const metricsBefore = (await plane.adminGet('/metrics')).body;
     const createdAt = Date.now();
     const started = performance.now();
-    await user.create({
-      apiVersion: 'signet.dev/v1alpha1',
-      kind: 'GitRepository',
-      metadata: { name, namespace },
-      spec: {
-        url: repo.url,
-        ref: { branch: 'main' },
-        interval: '30m',
-        path: './deploy',
-        secretRef: { name: 'git-ca' },
-        verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
-      },
-    } as unknown as KubeObject);
+    await user.create(gitRepositoryObject(repo, namespace, name, { interval: '30m', path: './deploy' }));
     let lastStatus: unknown;
     await waitUntil(
       async () => {

@@ -20,13 +20,12 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
-import { createObjects, trustObjects } from '../e2e/support/fixtures.ts';
+import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
 import { ensureBuilt, type OperatorProcess, startOperatorProcess } from '../e2e/support/operator-process.ts';
 import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/signet.ts';
 import { type RunningOperator, startOperator } from '../src/controller/operator.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
-import type { KubeObject } from '../src/render/object.ts';
 import { createGitSource } from '../src/source/git-source.ts';
 import { createLogger } from '../src/util/logger.ts';
 import type { BenchRow } from './run.ts';
@@ -392,21 +391,12 @@ export async function runDriftBench(options: DriftBenchOptions = {}): Promise<Dr
     );
     const running = operator;
     await kube.apply(
-      {
-        apiVersion: 'signet.dev/v1alpha1',
-        kind: 'GitRepository',
-        metadata: { name: repoName, namespace },
-        spec: {
-          url: repo.url,
-          ref: { branch: 'main' },
-          // Long: every reconcile in this bench is asked for, so nothing periodic blurs the counts.
-          interval: '30m',
-          path: './deploy',
-          secretRef: { name: 'git-ca' },
-          verify: { mode: 'HEAD', signersRef: { kind: 'ConfigMap', name: 'signers' } },
-          drift: { mode: 'Revert' },
-        },
-      } as unknown as KubeObject,
+      gitRepositoryObject(repo, namespace, repoName, {
+        // Long: every reconcile in this bench is asked for, so nothing periodic blurs the counts.
+        interval: '30m',
+        path: './deploy',
+        drift: { mode: 'Revert' },
+      }),
       { fieldManager: 'bench' },
     );
     await waitUntil(
