@@ -475,7 +475,16 @@ export class Reconciler {
       }
     }
     const watchable = [...types.values()];
-    await this.#deps.liveCache.ensure(
+    // The inventory the plan will record is that of the desired objects whatever the live state
+    // says, so the union inventory is known now. When it names objects the status does not yet
+    // record, it is written while the live cache syncs (two independent requests, one wait).
+    const wasFailing = findCondition(previous.conditions, 'Ready')?.status === 'False';
+    const pending = mergeInventory(
+      previousInventory ?? buildInventory([]),
+      buildInventory(desired.map(identityOf)).entries,
+    );
+    const inventoryGrows = pending.entries.length !== (previousInventory?.entries.length ?? -1);
+    const cacheSynced = this.#deps.liveCache.ensure(
       scope,
       watchable.filter((t) => admin.discovery.scopeOf(t.apiVersion, t.kind) !== undefined),
       {
@@ -483,6 +492,26 @@ export class Reconciler {
         signal,
       },
     );
+    if (inventoryGrows) {
+      // Recorded before touching the cluster: a crash mid-apply never loses an object.
+      const recorded = this.#writeStatus(
+        repo,
+        previous,
+        [
+          ...changes,
+          { kind: 'progressing', message: `applying ${revision} signed by ${signer}`, retry: wasFailing },
+          { kind: 'inventory', inventory: pending },
+        ],
+        signal,
+      );
+      const [written, synced] = await Promise.allSettled([recorded, cacheSynced]);
+      if (written.status === 'rejected') throw written.reason;
+      if (synced.status === 'rejected') throw synced.reason;
+      previous = written.value;
+      changes.length = 0;
+    } else {
+      await cacheSynced;
+    }
     const live = new Map<string, KubeObject>();
     for (const object of desired) {
       const found = this.#deps.liveCache.get(scope, {
@@ -505,13 +534,10 @@ export class Reconciler {
         ? {}
         : { previous: { desired: state.desired, baselines: state.baselines.normalized } }),
     });
-    const pending = mergeInventory(previousInventory ?? buildInventory([]), plan.inventory.entries);
-    const wasFailing = findCondition(previous.conditions, 'Ready')?.status === 'False';
     const work = plan.entries.some(
       (e) => e.action === 'create' || e.action === 'update' || e.action === 'prune',
     );
-    if (work || pending.entries.length !== (previousInventory?.entries.length ?? -1)) {
-      // Record the union inventory before touching the cluster: a crash mid-apply never loses an object.
+    if (work && !inventoryGrows) {
       changes.push({
         kind: 'progressing',
         message: `applying ${revision} signed by ${signer}`,

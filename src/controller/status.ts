@@ -223,16 +223,22 @@ export function statusChanged(a: GitRepositoryStatus, b: GitRepositoryStatus): b
 }
 
 /**
- * The JSON merge patch (RFC 7396) that turns `previous` into `next`: a key present before and gone
- * now is sent as `null`, because a merge patch leaves keys it does not mention untouched (without
+ * The JSON merge patch (RFC 7396) that turns `previous` into `next`: only the top-level keys whose
+ * value changed (an unchanged 5,000-entry inventory is not sent again), and a key present before
+ * and gone now as `null`, because a merge patch leaves keys it does not mention untouched (without
  * this, a cleared `status.drift` would stay on the object forever).
  */
 export function statusMergePatch(
   previous: GitRepositoryStatus,
   next: GitRepositoryStatus,
 ): Record<string, unknown> {
-  const removed = Object.keys(previous).filter((key) => !(key in next));
-  return { ...Object.fromEntries(removed.map((key) => [key, null])), ...next };
+  const patch: Record<string, unknown> = {};
+  const before = new Map<string, unknown>(Object.entries(previous));
+  for (const key of before.keys()) if (!(key in next)) patch[key] = null;
+  for (const [key, value] of Object.entries(next)) {
+    if (!before.has(key) || JSON.stringify(before.get(key)) !== JSON.stringify(value)) patch[key] = value;
+  }
+  return patch;
 }
 
 export { removeCondition };

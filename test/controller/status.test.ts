@@ -199,4 +199,36 @@ describe('status changes (kstatus)', () => {
     expect(patch.conditions).toEqual(cleared.conditions);
     expect(statusMergePatch(cleared, cleared)).not.toHaveProperty('drift');
   });
+
+  it('sends only the top-level keys that changed, so an unchanged inventory is not sent again', () => {
+    const inventory = { entries: [{ id: 'ns_a__ConfigMap', v: 'v1' }] };
+    const applying = applyStatusChanges(
+      readStatus({}),
+      [
+        { kind: 'progressing', message: 'applying main@sha1:1', retry: false },
+        { kind: 'inventory', inventory },
+      ],
+      1,
+      t0,
+    );
+    const applied = applyStatusChanges(
+      applying,
+      [{ kind: 'applied', revision: 'main@sha1:1', message: 'Applied revision main@sha1:1', inventory }],
+      1,
+      t1,
+    );
+    const patch = statusMergePatch(applying, applied);
+    expect(patch).not.toHaveProperty('inventory');
+    expect(patch.lastAppliedRevision).toBe('main@sha1:1');
+    expect(patch.conditions).toEqual(applied.conditions);
+    // The patch turns the old status into the new one, key by key.
+    const merged: Record<string, unknown> = { ...applying };
+    for (const [key, value] of Object.entries(patch)) {
+      if (value === null) delete merged[key];
+      else merged[key] = value;
+    }
+    expect(merged).toEqual(applied);
+    const grown = { entries: [...inventory.entries, { id: 'ns_b__ConfigMap', v: 'v1' }] };
+    expect(statusMergePatch(applied, { ...applied, inventory: grown }).inventory).toEqual(grown);
+  });
 });
