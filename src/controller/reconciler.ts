@@ -369,6 +369,15 @@ export class Reconciler {
       return { failed: true, result: 'failed' };
     };
 
+    // Where the time of a reconcile goes, logged with "revision applied" (milliseconds).
+    const phasesMs: Record<string, number> = {};
+    let phaseStart = performance.now();
+    const phaseEnd = (phase: string) => {
+      const now = performance.now();
+      phasesMs[phase] = Math.round(now - phaseStart);
+      phaseStart = now;
+    };
+
     // 1. Resolve the ref (one round trip) with the repository's credentials.
     const pipelineDeps: PipelineDeps = {
       source: this.#deps.source,
@@ -379,6 +388,7 @@ export class Reconciler {
     const resolution = await resolveRevision(repo, pipelineDeps, signal);
     if (!resolution.ok) return fail(resolution.reason, resolution.message);
     const { remote, resolved, revision } = resolution;
+    phaseEnd('resolve');
 
     // 2. Nothing new: the desired state in memory is still what Git says (no API request).
     const state = this.#managed.get(key);
@@ -422,6 +432,7 @@ export class Reconciler {
     }
     const { evidence, signer } = verified;
     changes.push({ kind: 'verified', evidence });
+    phaseEnd('fetchAndVerify');
 
     // A new verified commit whose manifests are those already applied (same spec, same files by
     // blob id): the desired state in memory stays right, so nothing is rendered, planned or applied.
@@ -459,6 +470,7 @@ export class Reconciler {
         revision,
       );
     const desired = rendering.desired;
+    phaseEnd('render');
 
     // 5. Plan against the live cache; record the union inventory first so a crash mid-apply never loses an object.
     const types = new Map<string, { apiVersion: string; kind: string }>();
@@ -512,6 +524,7 @@ export class Reconciler {
     } else {
       await cacheSynced;
     }
+    phaseEnd(inventoryGrows ? 'liveCacheAndInventory' : 'liveCache');
     const live = new Map<string, KubeObject>();
     for (const object of desired) {
       const found = this.#deps.liveCache.get(scope, {
@@ -588,6 +601,8 @@ export class Reconciler {
       ...(serviceAccount === undefined ? {} : { impersonating: serviceAccount }),
     });
 
+    phaseEnd('plan');
+
     // 6. Apply (server-side, as the tenant when impersonating) and prune. Within the apply the
     // leadership signal is the fence: every request carries it, and an aborted one is not sent.
     this.#fence(signal, `apply of ${revision} (${plan.entries.length} objects)`);
@@ -607,6 +622,7 @@ export class Reconciler {
       baselines.settleAll();
     }
     signal.throwIfAborted();
+    phaseEnd('apply');
     const summary = summariseChangeSet(changeSet);
     const inventory = mergeInventory(plan.inventory, failedPrunes(changeSet));
     if (hasFailures(changeSet)) {
@@ -635,7 +651,9 @@ export class Reconciler {
         revision,
       );
     }
+    phaseEnd('driftPolicy');
     previous = await this.#writeStatus(repo, previous, changes, signal);
+    phaseEnd('status');
     this.#deps.metrics.managedObjects.set(
       { namespace: repo.metadata.namespace, name: repo.metadata.name },
       inventory.entries.length,
@@ -650,7 +668,7 @@ export class Reconciler {
       await this.#deps.events.record(repo, 'Normal', Reason.Succeeded, message, signal);
     }
     if (wasFailing) this.#deps.alerter.alert(repo, { kind: 'Recovered', message, revision, signer });
-    log.info({ revision, signer, ...summary }, 'revision applied');
+    log.info({ revision, signer, ...summary, phasesMs }, 'revision applied');
     return { failed: false, result: 'applied', requeueAfterMs: interval };
   }
 
