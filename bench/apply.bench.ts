@@ -51,6 +51,11 @@ const operatorUserAgent = 'signet-bench-operator/0.1.0';
 /** Setup and status polling of the operator case (not counted). */
 const userClientAgent = 'signet-bench-user/0.1.0';
 const libraryConcurrency = 64;
+/**
+ * Rounds of the operator case per size, each paired with a kubectl run made just before it: the
+ * machine's speed drifts over a run (2 shared cores), and a lone pair can land on either side of it.
+ */
+const operatorRounds = Number(process.env.SIGNET_BENCH_APPLY_ROUNDS ?? 3);
 
 export interface ApplyBenchCase {
   readonly objects: number;
@@ -91,6 +96,8 @@ export interface OperatorPhases {
 
 export interface OperatorApplyCase {
   readonly objects: number;
+  /** 1-based; each round has its own kubectl run just before it, into a fresh namespace. */
+  readonly round: number;
   readonly applyConcurrency: number;
   readonly commit: string;
   readonly seconds: number;
@@ -355,9 +362,10 @@ async function runOperatorCase(
   user: KubeClient,
   dir: string,
   size: number,
+  round: number,
   kubectlSeconds: number,
 ): Promise<OperatorApplyCase> {
-  const namespace = `bench-operator-${size}`;
+  const namespace = `bench-operator-${size}-r${round}`;
   const name = 'bench';
   const [applyConcurrency, concurrent, maxObjects] = await Promise.all([
     cliDefault('apply-concurrency'),
@@ -481,6 +489,7 @@ async function runOperatorCase(
     const created = appliedLine?.created;
     return {
       objects: size,
+      round,
       applyConcurrency,
       commit,
       seconds,
@@ -533,6 +542,17 @@ async function runOperatorCase(
   }
 }
 
+/** `kubectl apply --server-side -f <dir>` into `namespace`, timed (the baseline). */
+async function kubectlApplySeconds(plane: ControlPlane, dir: string, namespace: string): Promise<number> {
+  const started = performance.now();
+  await execFileAsync(
+    join(plane.binDir, 'kubectl'),
+    ['--kubeconfig', plane.kubeconfigPath, 'apply', '--server-side', '-n', namespace, '-f', dir],
+    { maxBuffer: 64 * 1024 * 1024, timeout: 600_000 },
+  );
+  return (performance.now() - started) / 1000;
+}
+
 export async function runApplyBench(sizes: readonly number[] = [1_000, 5_000]): Promise<ApplyBenchResult> {
   const stateDir = join(repoRoot, '.signet', `bench-apply-${process.pid}`);
   const plane = await startControlPlane({
@@ -563,13 +583,7 @@ export async function runApplyBench(sizes: readonly number[] = [1_000, 5_000]): 
         );
       }
 
-      const kubectlStart = performance.now();
-      await execFileAsync(
-        join(plane.binDir, 'kubectl'),
-        ['--kubeconfig', plane.kubeconfigPath, 'apply', '--server-side', '-n', kubectlNs, '-f', dir],
-        { maxBuffer: 64 * 1024 * 1024, timeout: 600_000 },
-      );
-      const kubectlSeconds = (performance.now() - kubectlStart) / 1000;
+      const kubectlSeconds = await kubectlApplySeconds(plane, dir, kubectlNs);
 
       const metricsBefore = (await plane.adminGet('/metrics')).body;
       const auditBefore = await countAudit(plane.auditLogPath, userAgent).catch(() => undefined);
@@ -642,7 +656,18 @@ export async function runApplyBench(sizes: readonly number[] = [1_000, 5_000]): 
         };
       }
 
-      operatorCases.push(await runOperatorCase(plane, user, dir, size, kubectlSeconds));
+      for (let round = 1; round <= operatorRounds; round++) {
+        let baselineSeconds = kubectlSeconds;
+        if (round > 1) {
+          const ns = `${kubectlNs}-r${round}`;
+          await kube.apply(
+            { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } },
+            { fieldManager: 'bench-setup' },
+          );
+          baselineSeconds = await kubectlApplySeconds(plane, dir, ns);
+        }
+        operatorCases.push(await runOperatorCase(plane, user, dir, size, round, baselineSeconds));
+      }
     }
     for (const line of (await readFile(plane.auditLogPath, 'utf8')).split('\n')) {
       if (!line.includes('"stage":"ResponseComplete"') || !line.includes('"code":429')) continue;
@@ -693,20 +718,33 @@ export function benchRows(raw: unknown): BenchRow[] {
     target,
     pass: c.wallTimeRatio <= 0.5 && c.signetRequestsPerObject <= 1.1 && c.throttled429 === 0,
   }));
-  for (const c of r.operator) {
+  const sizes = [...new Set(r.operator.map((c) => c.objects))];
+  for (const size of sizes) {
+    const rounds = r.operator.filter((c) => c.objects === size);
+    const ratios = rounds.map((c) => c.wallTimeRatio).sort((a, b) => a - b);
+    const median = ratios[Math.floor(ratios.length / 2)] ?? Number.NaN;
+    const meets = (c: OperatorApplyCase) =>
+      c.wallTimeRatio <= 0.5 &&
+      c.requestsPerObject <= 1.1 &&
+      c.throttled429 === 0 &&
+      c.serverThrottled429 === 0 &&
+      c.created === c.objects;
+    const first = rounds[0];
     rows.push({
       bench: 'apply',
-      figure: `cold apply of ${c.objects} ConfigMaps from a signed Git repository (operator: fetch, verify, render, plan, apply; default concurrency ${c.applyConcurrency})`,
-      value: `${fmt(c.seconds)} s, ${fmt(c.requestsPerObject, 3)} requests/object (${c.requests} requests: ${JSON.stringify(c.requestsByKind)}), ${c.throttled429} × 429; ms: ${phaseSplit(c.phases, c.managedConfigMapsBefore)}; the reconcile's own phases (ms): ${JSON.stringify(c.operatorPhasesMs ?? {})}`,
-      baseline: `kubectl apply --server-side ${fmt(c.kubectlSeconds)} s`,
-      ratio: `${fmt(c.wallTimeRatio)}×`,
-      target,
-      pass:
-        c.wallTimeRatio <= 0.5 &&
-        c.requestsPerObject <= 1.1 &&
-        c.throttled429 === 0 &&
-        c.serverThrottled429 === 0 &&
-        c.created === c.objects,
+      figure: `cold apply of ${size} ConfigMaps from a signed Git repository (operator: fetch, verify, render, plan, apply; default concurrency ${first?.applyConcurrency}; ${rounds.length} rounds, each against its own kubectl run)`,
+      value: `${rounds
+        .map(
+          (c) =>
+            `round ${c.round}: ${fmt(c.seconds)} s vs kubectl ${fmt(c.kubectlSeconds)} s (${fmt(c.wallTimeRatio)}×), ${fmt(c.requestsPerObject, 3)} requests/object, ${c.throttled429} × 429, ${c.managedConfigMapsBefore} managed ConfigMaps listed, phases ms ${JSON.stringify(c.operatorPhasesMs ?? {})}`,
+        )
+        .join('; ')}. Round 1 requests: ${JSON.stringify(first?.requestsByKind ?? {})}; ms: ${
+        first === undefined ? 'n/a' : phaseSplit(first.phases, first.managedConfigMapsBefore)
+      }; the reconcile's own phases (ms): ${JSON.stringify(first?.operatorPhasesMs ?? {})}`,
+      baseline: `kubectl apply --server-side ${rounds.map((c) => `${fmt(c.kubectlSeconds)} s`).join(' / ')}`,
+      ratio: `${fmt(median)}× median (${ratios.map((x) => fmt(x)).join(' / ')})`,
+      target: `${target}, in every round`,
+      pass: rounds.length > 0 && rounds.every(meets),
     });
   }
   const n = r.noop;

@@ -739,9 +739,17 @@ export class Reconciler {
   }
 
   async #removeDenyPolicy(name: string, signal: AbortSignal): Promise<void> {
-    for (const kind of ['ValidatingAdmissionPolicyBinding', 'ValidatingAdmissionPolicy']) {
-      const ref = { apiVersion: 'admissionregistration.k8s.io/v1', kind, name };
-      const live = await this.#deps.admin.get(ref, { signal }).catch(() => undefined);
+    // Both are read at once; the binding is deleted before its policy.
+    const refs = ['ValidatingAdmissionPolicyBinding', 'ValidatingAdmissionPolicy'].map((kind) => ({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind,
+      name,
+    }));
+    const lives = await Promise.all(
+      refs.map((ref) => this.#deps.admin.get(ref, { signal }).catch(() => undefined)),
+    );
+    for (const [index, ref] of refs.entries()) {
+      const live = lives[index];
       if (
         live !== undefined &&
         (live.metadata.labels as Record<string, string> | undefined)?.[denyPolicyLabel] === 'true'
