@@ -1,6 +1,7 @@
 // `make bench`: runs every benchmark, prints each figure as a ratio against a baseline measured in
 // the same run, and rewrites docs/benchmarks.md with the figures and the command that made them.
 // `node bench/run.ts verify apply` runs a subset.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
@@ -75,7 +76,56 @@ const files: Record<string, string> = {
   drift: 'drift.bench.ts',
 };
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+/** Marks the line on which a child run of one bench hands its rows back (JSON). */
+const rowsMarker = 'SIGNET_BENCH_ROWS ';
+
+/**
+ * Runs one bench in a fresh Node process (same runtime and flags): an in-process operator or
+ * apply measured after another bench would share that bench's heap (the git bench peaks at
+ * ~700 MiB) and its garbage collections. Its output streams through; its rows come back.
+ */
+function runInChild(name: string): Promise<BenchRow[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, fileURLToPath(import.meta.url), '--child', name],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let rows: BenchRow[] | undefined;
+    let pending = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      pending += chunk;
+      let newline = pending.indexOf('\n');
+      while (newline >= 0) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        if (line.startsWith(rowsMarker)) rows = JSON.parse(line.slice(rowsMarker.length)) as BenchRow[];
+        else process.stdout.write(`${line}\n`);
+        newline = pending.indexOf('\n');
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (pending !== '') process.stdout.write(pending);
+      if (code === 0 && rows !== undefined) resolve(rows);
+      else
+        reject(
+          new Error(`bench ${name} exited with ${signal ?? code}${rows === undefined ? ', no rows' : ''}`),
+        );
+    });
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '--child') {
+  const name = process.argv[3] ?? '';
+  const runner = runners[name];
+  if (runner === undefined) throw new Error(`no bench named ${name}`);
+  const produced = await runner();
+  process.stdout.write(`${rowsMarker}${JSON.stringify(produced)}\n`);
+} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const selected = process.argv.slice(2);
   const names = (selected.length > 0 ? selected : Object.keys(runners)).filter((name) =>
     existsSync(new URL(`./${files[name] ?? ''}`, import.meta.url)),
@@ -86,7 +136,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.stdout.write(`\n== ${name} ==\n`);
     const started = Date.now();
     try {
-      const produced = await (runners[name] as Runner)();
+      const produced = await runInChild(name);
       for (const row of produced) {
         rows.push(row);
         process.stdout.write(
@@ -104,7 +154,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     '',
     `Produced by \`make bench\` (\`${['node bench/run.ts', ...selected].join(' ')}\`) on ${new Date().toISOString().slice(0, 10)},`,
     `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.versions.node}.`,
-    'Every figure is measured against a baseline run in the same process or run, on the same machine and API server.',
+    'Every figure is measured against a baseline run in the same process or run, on the same machine and API server; each bench runs in a fresh Node process of its own.',
     '',
     '| benchmark | figure | Signet | baseline (same run) | ratio | target | met |',
     '|---|---|---|---|---|---|---|',

@@ -1,6 +1,7 @@
 // `signet diff -f` against a real API server, as a CI job runs it (a child process with a kubeconfig):
 // planned creates before anything is applied (and nothing applied by the diff), "no changes" once the
-// operator applied the revision, a planned update for a new signed commit, a live object the
+// operator applied the revision (a ResourceQuota whose `cpu: 1000m` the server stores as `1` included:
+// a server-side-apply dry-run tells that it is unchanged), a planned update for a new signed commit, a live object the
 // kubeconfig may not read (403) reported as an error rather than planned as a create (exit 2), and a
 // revision that fails verification planned not at all (exit 2).
 import { writeFile } from 'node:fs/promises';
@@ -23,6 +24,9 @@ import {
 } from './support/signet.ts';
 
 const ns = useTestNamespace('signet-cli');
+/** The server stores `1000m` as `1`: the live value differs from Git's text, not from its meaning. */
+const quotaYaml =
+  'apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: quota\nspec:\n  hard:\n    cpu: 1000m\n';
 let admin: KubeClient;
 let signed: SignedRepo;
 let policyPath: string;
@@ -42,6 +46,7 @@ beforeAll(async () => {
   await signed.commit({
     'deploy/app.yaml': configMapYaml('app', { color: 'blue' }),
     'deploy/extra.yaml': configMapYaml('extra', { keep: 'yes' }),
+    'deploy/quota.yaml': quotaYaml,
   });
   policyPath = join(await makeTempDir('e2e-cli'), 'apps.yaml');
   // The same objects as the cluster will hold: the file is what the CI job checks in.
@@ -71,9 +76,10 @@ describe('signet diff against a real API server', () => {
     expect(result.stderr).toBe('');
     expect(result.lines).toEqual([
       expect.stringMatching(new RegExp(`^revision main@sha1:${head} verified, signed by ssh key SHA256:`)),
+      `create  ResourceQuota/${ns.name}/quota`,
       `create  ConfigMap/${ns.name}/app`,
       `create  ConfigMap/${ns.name}/extra`,
-      '2 change(s)',
+      '3 change(s)',
     ]);
     expect(result.code).toBe(1);
     expect(await admin.get(configMap('app'))).toBeUndefined();
@@ -90,7 +96,15 @@ describe('signet diff against a real API server', () => {
     );
     await operator.stop();
     operator = undefined;
+    const quota = await admin.get({
+      apiVersion: 'v1',
+      kind: 'ResourceQuota',
+      name: 'quota',
+      namespace: ns.name,
+    });
+    expect((quota?.spec as { hard?: Record<string, string> } | undefined)?.hard).toEqual({ cpu: '1' });
     const result = await diff();
+    expect(result.stderr).toBe('');
     expect(result.lines).toEqual([expect.stringMatching(/^revision main@sha1:\S+ verified/), 'no changes']);
     expect(result.code).toBe(0);
   });

@@ -2,13 +2,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import PQueue from 'p-queue';
 import { apiVersion as gitRepositoryApiVersion, gitRepositoryKind } from '../api/gitrepository.ts';
+import { DriftBaselines } from '../controller/baselines.ts';
 import { fetchAndVerify, type PipelineDeps, renderDesired, resolveRevision } from '../controller/pipeline.ts';
 import { createGitSource } from '../controller/source-adapter.ts';
 import { readStatus } from '../controller/status.ts';
+import type { KubeClient } from '../kube/client.ts';
 import { KubeApiError } from '../kube/errors.ts';
 import { loadKubeClient } from '../kube/load.ts';
-import { planChanges } from '../plan/plan.ts';
+import { inventoryId } from '../plan/inventory.ts';
+import { type Plan, type PlanInput, planChanges } from '../plan/plan.ts';
 import { formatSubject, identityOf, type KubeObject, objectKey } from '../render/object.ts';
 import { createLogger } from '../util/logger.ts';
 import { createTrustMaterialCache } from '../verify/trust.ts';
@@ -17,13 +21,16 @@ import { loadPolicyFile, PolicyFileError, referenceReader } from './policy-file.
 export const diffUsage = `Usage: signet diff -f <GitRepository YAML> [--kubeconfig <path>]
 
 Verifies, renders and plans the GitRepository's revision against the cluster without applying
-anything, and prints the planned changes. Exit status: 0 no changes, 1 changes, 2 error (including
+anything, and prints the planned changes. An update is confirmed by a server-side-apply dry-run
+(a value the server only normalizes is not a change). Exit status: 0 no changes, 1 changes, 2 error (including
 a revision that fails verification, and a live object that could not be read: nothing unverified
 or unknown is ever planned).
 `;
 
 /** Most failed live reads named in one error message. */
 const maxReportedReadFailures = 5;
+/** Server-side-apply dry-runs in flight at once. */
+const dryRunConcurrency = 16;
 
 /**
  * Live objects that could not be read (403, timeout, ...). Only a 404 means "absent": planning
@@ -53,6 +60,61 @@ function describeReadFailure(error: unknown): string {
     return `${error.reason} (HTTP ${error.status}): ${error.serverMessage}`;
   }
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The plan, with every update whose owned fields differ from Git checked by a server-side-apply
+ * dry-run: the difference may be only the server's form of the same value (`cpu: 1000m` is stored
+ * as `1`, a Service port gains its defaults). Where the dry-run's answer is what the live object
+ * already holds, the object is unchanged, as the operator's stored baseline would say. A refused
+ * dry-run (RBAC, a conflict) leaves the update planned and is named on stderr.
+ */
+async function planWithDryRun(client: KubeClient, input: PlanInput, signal: AbortSignal): Promise<Plan> {
+  const first = planChanges(input);
+  const candidates = first.entries.filter(
+    (entry) =>
+      entry.action === 'update' &&
+      entry.reason === 'fields-differ' &&
+      entry.desired !== undefined &&
+      entry.live !== undefined,
+  );
+  if (candidates.length === 0) return first;
+  const baselines = new DriftBaselines();
+  const refused: string[] = [];
+  const queue = new PQueue({ concurrency: dryRunConcurrency });
+  await Promise.all(
+    candidates.map((entry) =>
+      queue.add(async () => {
+        const desired = entry.desired as KubeObject;
+        try {
+          const answer = await client.apply(desired, {
+            fieldManager: input.fieldManager,
+            dryRun: true,
+            signal,
+            timeoutMs: 30_000,
+          });
+          baselines.record(entry.id, desired, answer.object);
+        } catch (error) {
+          refused.push(`${entry.subject}: ${describeReadFailure(error)}`);
+        }
+      }),
+    ),
+  );
+  if (refused.length > 0) {
+    refused.sort();
+    process.stderr.write(
+      `server-side-apply dry-run refused for ${refused.length} object(s), planned as updates: ${refused
+        .slice(0, maxReportedReadFailures)
+        .join('; ')}${refused.length > maxReportedReadFailures ? '; …' : ''}\n`,
+    );
+  }
+  return planChanges({
+    ...input,
+    previous: {
+      desired: new Map(input.desired.map((object) => [inventoryId(identityOf(object)), object])),
+      baselines: baselines.normalized,
+    },
+  });
 }
 
 export async function diffCommand(argv: readonly string[]): Promise<number> {
@@ -139,14 +201,18 @@ export async function diffCommand(argv: readonly string[]): Promise<number> {
       readFailures.sort((a, b) => (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0));
       throw new LiveReadError(readFailures);
     }
-    const plan = planChanges({
-      desired: rendering.desired,
-      inventory: status.inventory,
-      live: liveObjects,
-      owner: { name: repo.metadata.name, namespace: repo.metadata.namespace },
-      fieldManager: 'signet',
-      prune: repo.spec.prune,
-    });
+    const plan = await planWithDryRun(
+      client,
+      {
+        desired: rendering.desired,
+        inventory: status.inventory,
+        live: liveObjects,
+        owner: { name: repo.metadata.name, namespace: repo.metadata.namespace },
+        fieldManager: 'signet',
+        prune: repo.spec.prune,
+      },
+      signal,
+    );
     process.stdout.write(`revision ${verified.revision} verified, signed by ${verified.signer}\n`);
     let changes = 0;
     for (const entry of plan.entries) {
