@@ -42,6 +42,7 @@ import { applyScope } from '../src/render/scope.ts';
 import { createGitSource } from '../src/source/git-source.ts';
 import { createLogger } from '../src/util/logger.ts';
 import type { BenchRow } from './run.ts';
+import { watchStatusUntil } from './support.ts';
 
 const execFileAsync = promisify(execFile);
 const owner = { name: 'bench', namespace: 'signet-system' };
@@ -293,66 +294,6 @@ async function waitUntil<T>(
 }
 
 /**
- * Watches one object of `collectionPath` from `resourceVersion` until its status passes `done`;
- * fails after `timeoutMs` with the last status seen.
- */
-async function watchStatusUntil(
-  client: KubeClient,
-  collectionPath: string,
-  name: string,
-  resourceVersion: string,
-  done: (status: { lastAppliedRevision?: string } | undefined) => boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const controller = new AbortController();
-  const deadline = AbortSignal.timeout(timeoutMs);
-  const signal = AbortSignal.any([controller.signal, deadline]);
-  let lastStatus: unknown;
-  let matched = false;
-  let from = resourceVersion;
-  while (!matched) {
-    const query = new URLSearchParams({
-      watch: '1',
-      fieldSelector: `metadata.name=${name}`,
-      resourceVersion: from,
-      allowWatchBookmarks: 'true',
-      timeoutSeconds: '300',
-    });
-    const timedOut = () =>
-      new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what} (last status ${JSON.stringify(lastStatus)?.slice(0, 2_000)})`,
-      );
-    const outcome = await client
-      .stream(
-        { path: `${collectionPath}?${query}`, subject: what, signal, idleTimeoutMs: 120_000 },
-        (line) => {
-          const event = JSON.parse(line) as {
-            type: string;
-            object: { metadata?: { resourceVersion?: string }; status?: { lastAppliedRevision?: string } };
-          };
-          from = event.object.metadata?.resourceVersion ?? from;
-          if (event.type !== 'ADDED' && event.type !== 'MODIFIED') return;
-          lastStatus = event.object.status;
-          if (done(event.object.status)) {
-            matched = true;
-            controller.abort();
-          }
-        },
-      )
-      .catch((error: unknown) => {
-        if (matched) return undefined;
-        throw deadline.aborted ? timedOut() : error;
-      });
-    if (matched) return;
-    if (deadline.aborted) throw timedOut();
-    if (outcome !== undefined && outcome.status !== 'closed') {
-      throw new Error(`watching ${what}: HTTP ${outcome.status}`);
-    }
-  }
-}
-
-/**
  * The operator case of one size: the files of `dir` committed (signed) under deploy/ of a fresh
  * repository served over HTTPS; a fresh in-process operator with the `signet run` defaults; a
  * GitRepository created in a fresh namespace; timed until its status names the commit.
@@ -444,7 +385,7 @@ async function runOperatorCase(
       `/apis/signet.dev/v1alpha1/namespaces/${namespace}/gitrepositories`,
       name,
       createdObject.metadata.resourceVersion ?? '0',
-      (status) => status?.lastAppliedRevision === revision,
+      (status) => status.lastAppliedRevision === revision,
       600_000,
       `${revision} with ${size} ConfigMaps applied`,
     );

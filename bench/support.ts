@@ -1,0 +1,62 @@
+// Helpers shared by the benches (not part of the product).
+import type { KubeClient } from '../src/kube/client.ts';
+
+/**
+ * Watches one object of `collectionPath` from `resourceVersion` until its status passes `done`;
+ * fails after `timeoutMs` with the last status seen.
+ */
+export async function watchStatusUntil(
+  client: KubeClient,
+  collectionPath: string,
+  name: string,
+  resourceVersion: string,
+  done: (status: Readonly<Record<string, unknown>>) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const controller = new AbortController();
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const signal = AbortSignal.any([controller.signal, deadline]);
+  let lastStatus: unknown;
+  let matched = false;
+  let from = resourceVersion;
+  while (!matched) {
+    const query = new URLSearchParams({
+      watch: '1',
+      fieldSelector: `metadata.name=${name}`,
+      resourceVersion: from,
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: '300',
+    });
+    const timedOut = () =>
+      new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what} (last status ${JSON.stringify(lastStatus)?.slice(0, 2_000)})`,
+      );
+    const outcome = await client
+      .stream(
+        { path: `${collectionPath}?${query}`, subject: what, signal, idleTimeoutMs: 120_000 },
+        (line) => {
+          const event = JSON.parse(line) as {
+            type: string;
+            object: { metadata?: { resourceVersion?: string }; status?: Record<string, unknown> };
+          };
+          from = event.object.metadata?.resourceVersion ?? from;
+          if (event.type !== 'ADDED' && event.type !== 'MODIFIED') return;
+          lastStatus = event.object.status;
+          if (done(event.object.status ?? {})) {
+            matched = true;
+            controller.abort();
+          }
+        },
+      )
+      .catch((error: unknown) => {
+        if (matched) return undefined;
+        throw deadline.aborted ? timedOut() : error;
+      });
+    if (matched) return;
+    if (deadline.aborted) throw timedOut();
+    if (outcome !== undefined && outcome.status !== 'closed') {
+      throw new Error(`watching ${what}: HTTP ${outcome.status}`);
+    }
+  }
+}
