@@ -17,15 +17,7 @@ export interface ResourceWatchOptions {
   readonly watchTimeoutSeconds?: number;
   /** A connection silent for this long is considered dead (bookmarks arrive about every minute). */
   readonly idleTimeoutMs?: number;
-  /** Objects per page of the initial LIST. */
-  readonly listPageSize?: number;
 }
-
-/**
- * Larger than client-go's 500: a cold cache of thousands of small managed objects is listed in a
- * few round trips instead of one per 500 (each page is parsed while nothing else can be sent).
- */
-export const defaultListPageSize = 5_000;
 
 function parseWatchLine(line: string): WatchEvent {
   const parsed = JSON.parse(line) as { type?: unknown; object?: unknown };
@@ -42,7 +34,6 @@ export function resourceListWatch(client: KubeClient, options: ResourceWatchOpti
     async list(labelSelector, signal) {
       const result = await client.list(apiVersion, kind, {
         ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
-        limit: options.listPageSize ?? defaultListPageSize,
         ...(labelSelector === undefined ? {} : { labelSelector }),
         signal,
       });
