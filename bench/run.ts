@@ -3,7 +3,7 @@
 // `node bench/run.ts verify apply` runs a subset.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -166,6 +166,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '-
     ...(failures.length > 0
       ? ['## Benchmarks that did not complete', '', ...failures.map((f) => `- ${f}`), '']
       : []),
+    // How the figures are taken and what they showed: kept beside the benches, not rewritten.
+    (await readFile(new URL('./notes.md', import.meta.url), 'utf8')).trimEnd(),
   ];
   if (selected.length === 0) await writeFile(new URL('docs/benchmarks.md', root), `${header.join('\n')}\n`);
   else process.stdout.write(`\n${header.join('\n')}\n`);
