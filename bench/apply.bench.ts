@@ -116,6 +116,8 @@ export interface OperatorApplyCase {
   readonly created: number | undefined;
   /** The reconcile's own phase durations from that line (`phasesMs`). */
   readonly operatorPhasesMs: Readonly<Record<string, number>> | undefined;
+  /** CPU seconds used from the creation until the status was seen, by process (the bench process runs the operator). */
+  readonly cpuSeconds: Readonly<Record<string, number>>;
   /** Signet-managed ConfigMaps already in the cluster, which the operator's cold live cache lists. */
   readonly managedConfigMapsBefore: number;
   readonly reconcileResults: Record<string, number>;
@@ -373,6 +375,7 @@ async function runOperatorCase(
       .length;
     const revision = `main@sha1:${commit}`;
     const metricsBefore = (await plane.adminGet('/metrics')).body;
+    const cpuBefore = await processCpuSeconds(plane);
     const createdAt = Date.now();
     const started = performance.now();
     const createdObject = await user.create(
@@ -390,6 +393,7 @@ async function runOperatorCase(
       `${revision} with ${size} ConfigMaps applied`,
     );
     const seconds = (performance.now() - started) / 1000;
+    const cpuAfter = await processCpuSeconds(plane);
     const statusSeenMs = Date.now() - createdAt;
     // The status is visible before the reconcile has written its Event and returned: wait for it
     // to end, so that its last requests are counted too.
@@ -443,6 +447,12 @@ async function runOperatorCase(
       serverThrottled429: sumMetric(metricsAfter, is429) - sumMetric(metricsBefore, is429),
       created,
       operatorPhasesMs: appliedLine?.phasesMs,
+      cpuSeconds: Object.fromEntries(
+        Object.entries(cpuAfter).map(([name, value]) => [
+          name,
+          Number((value - (cpuBefore[name] ?? 0)).toFixed(2)),
+        ]),
+      ),
       managedConfigMapsBefore: managedConfigMaps,
       reconcileResults: results,
       phases: {
@@ -483,6 +493,24 @@ async function runOperatorCase(
   }
 }
 
+/** CPU seconds (user + system) so far of the plane's processes and of this one (the operator's). */
+async function processCpuSeconds(plane: ControlPlane): Promise<Record<string, number>> {
+  const ticksPerSecond = 100;
+  const result: Record<string, number> = {};
+  for (const name of ['kube-apiserver', 'etcd', 'kube-controller-manager'] as const) {
+    const pid = plane.pidOf(name);
+    if (pid === undefined) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+    // Fields after the parenthesised command: utime and stime are the 12th and 13th.
+    const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields === undefined) continue;
+    result[name] = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+  }
+  const own = process.cpuUsage();
+  result['bench process (operator)'] = (own.user + own.system) / 1e6;
+  return result;
+}
+
 /** `kubectl apply --server-side -f <dir>` into `namespace`, timed (the baseline). */
 async function kubectlApplySeconds(plane: ControlPlane, dir: string, namespace: string): Promise<number> {
   const started = performance.now();
@@ -494,7 +522,9 @@ async function kubectlApplySeconds(plane: ControlPlane, dir: string, namespace: 
   return (performance.now() - started) / 1000;
 }
 
-export async function runApplyBench(sizes: readonly number[] = [1_000, 5_000]): Promise<ApplyBenchResult> {
+export async function runApplyBench(
+  sizes: readonly number[] = (process.env.SIGNET_BENCH_APPLY_SIZES ?? '1000,5000').split(',').map(Number),
+): Promise<ApplyBenchResult> {
   const stateDir = join(repoRoot, '.signet', `bench-apply-${process.pid}`);
   const plane = await startControlPlane({
     stateDir,
@@ -677,7 +707,7 @@ export function benchRows(raw: unknown): BenchRow[] {
       value: `${rounds
         .map(
           (c) =>
-            `round ${c.round}: ${fmt(c.seconds)} s vs kubectl ${fmt(c.kubectlSeconds)} s (${fmt(c.wallTimeRatio)}×), ${fmt(c.requestsPerObject, 3)} requests/object, ${c.throttled429} × 429, ${c.managedConfigMapsBefore} managed ConfigMaps listed, phases ms ${JSON.stringify(c.operatorPhasesMs ?? {})}`,
+            `round ${c.round}: ${fmt(c.seconds)} s vs kubectl ${fmt(c.kubectlSeconds)} s (${fmt(c.wallTimeRatio)}×), ${fmt(c.requestsPerObject, 3)} requests/object, ${c.throttled429} × 429, ${c.managedConfigMapsBefore} managed ConfigMaps listed, phases ms ${JSON.stringify(c.operatorPhasesMs ?? {})}, CPU s ${JSON.stringify(c.cpuSeconds)}`,
         )
         .join('; ')}. Round 1 requests: ${JSON.stringify(first?.requestsByKind ?? {})}; ms: ${
         first === undefined ? 'n/a' : phaseSplit(first.phases, first.managedConfigMapsBefore)

@@ -496,14 +496,25 @@ export class Reconciler {
       buildInventory(desired.map(identityOf)).entries,
     );
     const inventoryGrows = pending.entries.length !== (previousInventory?.entries.length ?? -1);
-    const cacheSynced = this.#deps.liveCache.ensure(
-      scope,
-      watchable.filter((t) => admin.discovery.scopeOf(t.apiVersion, t.kind) !== undefined),
-      {
-        timeoutMs: this.#deps.options.cacheSyncTimeoutMs,
-        signal,
-      },
+    const watchedTypes = watchable.filter((t) => admin.discovery.scopeOf(t.apiVersion, t.kind) !== undefined);
+    const alreadyCovered = watchedTypes.every((t) =>
+      this.#deps.liveCache.covers(scope, t.apiVersion, t.kind),
     );
+    let cacheSynced = this.#deps.liveCache.ensure(scope, watchedTypes, {
+      timeoutMs: this.#deps.options.cacheSyncTimeoutMs,
+      signal,
+    });
+    // The first apply of this GitRepository (no inventory yet) prunes nothing, so its plan needs
+    // no live state: when the cache does not cover the types yet, it lists (for drift) while the
+    // objects are applied instead of before. Server-side apply is idempotent; an object that
+    // already exists is updated, and the change set tells created from configured by the answer.
+    if ((previousInventory?.entries.length ?? 0) === 0 && !alreadyCovered) {
+      void cacheSynced.catch((error: unknown) => {
+        if (!signal.aborted)
+          log.warn({ err: error instanceof Error ? error.message : String(error) }, 'live cache sync failed');
+      });
+      cacheSynced = Promise.resolve(false);
+    }
     if (inventoryGrows) {
       // Recorded before touching the cluster: a crash mid-apply never loses an object.
       const recorded = this.#writeStatus(
