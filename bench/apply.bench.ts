@@ -42,7 +42,7 @@ import { applyScope } from '../src/render/scope.ts';
 import { createGitSource } from '../src/source/git-source.ts';
 import { createLogger } from '../src/util/logger.ts';
 import type { BenchRow } from './run.ts';
-import { watchStatusUntil } from './support.ts';
+import { waitUntil, watchStatusUntil } from './support.ts';
 
 const execFileAsync = promisify(execFile);
 const owner = { name: 'bench', namespace: 'signet-system' };
@@ -275,24 +275,6 @@ function timedSource(inner: SourcePort, marks: Map<Mark, number>): SourcePort {
       });
     },
   };
-}
-
-async function waitUntil<T>(
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-  what: string | (() => string),
-  intervalMs = 20,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 /**

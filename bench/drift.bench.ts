@@ -29,7 +29,7 @@ import { loadKubeClient } from '../src/kube/load.ts';
 import { createGitSource } from '../src/source/git-source.ts';
 import { createLogger } from '../src/util/logger.ts';
 import type { BenchRow } from './run.ts';
-import { watchStatusUntil } from './support.ts';
+import { waitUntil, watchStatusUntil } from './support.ts';
 
 const namespace = 'bench-drift';
 const repoName = 'bench';
@@ -156,21 +156,6 @@ function findGc(): (() => void) | undefined {
     return typeof gc === 'function' ? (gc as () => void) : undefined;
   } catch {
     return undefined;
-  }
-}
-
-async function waitUntil<T>(
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs: number,
-  what: string,
-  intervalMs = 20,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 

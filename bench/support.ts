@@ -2,6 +2,29 @@
 import type { KubeClient } from '../src/kube/client.ts';
 
 /**
+ * Polls `probe` (in-process state, or a request cheap for the server) until it returns a value;
+ * fails after `timeoutMs` naming what it waited for.
+ */
+export async function waitUntil<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+  what: string | (() => string),
+  intervalMs = 20,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/**
  * Watches one object of `collectionPath` from `resourceVersion` until its status passes `done`;
  * fails after `timeoutMs` with the last status seen.
  */
