@@ -49,7 +49,7 @@ const owner = { name: 'bench', namespace: 'signet-system' };
 const userAgent = 'signet-bench/0.1.0';
 /** The in-process operator's user agent: its requests are counted from the audit log by it. */
 const operatorUserAgent = 'signet-bench-operator/0.1.0';
-/** Setup and status polling of the operator case (not counted). */
+/** Setup of the operator case and the watch on its status (not counted). */
 const userClientAgent = 'signet-bench-user/0.1.0';
 const libraryConcurrency = 64;
 /**
@@ -91,7 +91,7 @@ export interface OperatorPhases {
   /** The status write of the applied revision. */
   readonly appliedStatusEndMs: number | undefined;
   readonly eventEndMs: number | undefined;
-  /** status.lastAppliedRevision seen by the bench's poll. */
+  /** status.lastAppliedRevision seen by the bench's watch. */
   readonly statusSeenMs: number;
 }
 

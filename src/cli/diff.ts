@@ -55,7 +55,7 @@ export class LiveReadError extends Error {
 }
 
 /** The failure without the subject (the caller names the object once). */
-function describeReadFailure(error: unknown): string {
+function describeRequestFailure(error: unknown): string {
   if (error instanceof KubeApiError) {
     return `${error.reason} (HTTP ${error.status}): ${error.serverMessage}`;
   }
@@ -95,7 +95,7 @@ async function planWithDryRun(client: KubeClient, input: PlanInput, signal: Abor
           });
           baselines.record(entry.id, desired, answer.object);
         } catch (error) {
-          refused.push(`${entry.subject}: ${describeReadFailure(error)}`);
+          refused.push(`${entry.subject}: ${describeRequestFailure(error)}`);
         }
       }),
     ),
@@ -193,7 +193,7 @@ export async function diffCommand(argv: readonly string[]): Promise<number> {
           );
           if (found !== undefined) liveObjects.set(objectKey(id), found);
         } catch (error) {
-          readFailures.push({ subject: formatSubject(id), error: describeReadFailure(error) });
+          readFailures.push({ subject: formatSubject(id), error: describeRequestFailure(error) });
         }
       }),
     );
