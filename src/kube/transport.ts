@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
+import { backoffDelay } from '../util/backoff.ts';
 import { KubeRequestError } from './errors.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -126,7 +127,7 @@ function defaultDelay(ms: number, signal: AbortSignal | undefined): Promise<void
 /**
  * A raw HTTP transport on an undici dispatcher: bodies go out and come back as strings, untouched.
  * Retries 429 (honouring Retry-After), 5xx on idempotent requests, and connection errors, with
- * bounded exponential backoff. No client-side QPS limit: API Priority and Fairness limits on the server.
+ * bounded exponential backoff (src/util/backoff.ts). No client-side QPS limit: API Priority and Fairness limits on the server.
  */
 export function createUndiciTransport(options: UndiciTransportOptions): Transport {
   const url = new URL(options.server);
@@ -185,10 +186,8 @@ export function createUndiciTransport(options: UndiciTransportOptions): Transpor
     }
   }
 
-  function backoffMs(attemptIndex: number): number {
-    const exponential = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** attemptIndex);
-    return exponential / 2 + Math.random() * (exponential / 2);
-  }
+  const backoffMs = (attemptIndex: number): number =>
+    backoffDelay(attemptIndex + 1, { baseMs: retry.baseDelayMs, maxMs: retry.maxDelayMs });
 
   return {
     async request(request: TransportRequest): Promise<TransportResponse> {
