@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import { backoffDelay } from '../util/backoff.ts';
+import { Utf8LineSplitter } from '../util/utf8.ts';
 import { KubeRequestError } from './errors.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -269,19 +270,16 @@ export function createUndiciTransport(options: UndiciTransportOptions): Transpor
         if (response.statusCode >= 400) {
           return { status: response.statusCode, body: await response.body.text() };
         }
-        let pending = '';
-        for await (const chunk of response.body) {
+        // One decoder for the whole stream: a character split between two chunks stays whole.
+        const lines = new Utf8LineSplitter();
+        const deliver = (complete: readonly string[]) => {
+          for (const line of complete) if (line.trim() !== '') onLine(line);
+        };
+        for await (const chunk of response.body as AsyncIterable<Uint8Array | string>) {
           armIdle();
-          pending += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-          let newline = pending.indexOf('\n');
-          while (newline !== -1) {
-            const line = pending.slice(0, newline);
-            pending = pending.slice(newline + 1);
-            if (line.trim() !== '') onLine(line);
-            newline = pending.indexOf('\n');
-          }
+          deliver(lines.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk));
         }
-        if (pending.trim() !== '') onLine(pending);
+        deliver(lines.end());
         return { status: 'closed' };
       } catch (error) {
         if (request.signal.aborted)
