@@ -128,7 +128,8 @@ function defaultDelay(ms: number, signal: AbortSignal | undefined): Promise<void
 /**
  * A raw HTTP transport on an undici dispatcher: bodies go out and come back as strings, untouched.
  * Retries 429 (honouring Retry-After), 5xx on idempotent requests, and connection errors, with
- * bounded exponential backoff (src/util/backoff.ts). No client-side QPS limit: API Priority and Fairness limits on the server.
+ * bounded exponential backoff (src/util/backoff.ts). No client-side QPS limit: API Priority and
+ * Fairness limits on the server. Watch streams are split into lines by one stateful UTF-8 decoder.
  */
 export function createUndiciTransport(options: UndiciTransportOptions): Transport {
   const url = new URL(options.server);
