@@ -57,7 +57,18 @@ function emailsOf(key: PublicKey): string[] {
  * Emails of the user IDs that have a valid self-certification at `now`, neither expired nor revoked
  * (openpgp.js User.verify). User IDs without one are not the key owner's word and never count.
  */
-export async function certifiedEmails(key: PublicKey, now: Date): Promise<string[]> {
+export function certifiedEmails(key: PublicKey, now: Date): Promise<string[]> {
+  // One verification (one `now`) checks many commits by the same key: certify its user IDs once.
+  const cached = certifiedCache.get(key);
+  if (cached !== undefined && cached.at === now.getTime()) return cached.emails;
+  const emails = readCertifiedEmails(key, now);
+  certifiedCache.set(key, { at: now.getTime(), emails });
+  return emails;
+}
+
+const certifiedCache = new WeakMap<PublicKey, { readonly at: number; readonly emails: Promise<string[]> }>();
+
+async function readCertifiedEmails(key: PublicKey, now: Date): Promise<string[]> {
   const emails: string[] = [];
   for (const user of key.users) {
     const userId = user.userID?.userID;

@@ -39,6 +39,8 @@ export interface PolicyInput {
 }
 
 const short = (oid: string) => oid.slice(0, 12);
+/** A tag name from the (untrusted) tag object, quoted and cut to a readable length. */
+const quoteName = (name: string) => JSON.stringify(name.length > 120 ? `${name.slice(0, 120)}…` : name);
 
 function reject(reason: VerdictReason, commit: string, message: string): Verdict {
   return { verified: false, reason, commit, message };
@@ -133,7 +135,7 @@ export function decideVerdict(input: PolicyInput): Verdict {
       return reject(
         'InvalidSignature',
         tag.oid,
-        `the signed tag object ${short(tag.oid)} is named ${JSON.stringify(tag.name)} but was reached through ${ref}; a signed tag is only valid under its own name (sign a tag named ${JSON.stringify(tag.refName ?? tag.name)}, or point spec.ref at ${JSON.stringify(tag.name)})`,
+        `the signed tag object ${short(tag.oid)} is named ${quoteName(tag.name)} but was reached through ${ref}; a signed tag is only valid under its own name (sign a tag named ${quoteName(tag.refName ?? tag.name)}, or point spec.ref at ${quoteName(tag.name)})`,
       );
     }
     tagEvidence = { oid: tag.oid, name: tag.name, signer: judged.signer };
