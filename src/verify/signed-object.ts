@@ -2,6 +2,8 @@
  * Pure parsers for raw git commit and tag objects (the bytes after the `type size\0` header).
  * The signed payload is cut out of the raw bytes the way git does it (`parse_buffer_signed_by_header`
  * for commits, `parse_signed_buffer` for tags), so CRLF and any header layout are kept verbatim.
+ * Idents are read as git reads them (`split_ident_line`), and an object `git fsck` would flag
+ * (fsck_commit / fsck_tag / fsck_ident) is refused with fsck's message id (MalformedObjectError).
  */
 import { VerificationError } from './errors.ts';
 import type { GitIdentity } from './types.ts';
