@@ -19,6 +19,7 @@ import { ProvenanceError } from './errors.ts';
 import { checkInTotoStatement, SLSA_PROVENANCE_V1, type StatementFacts } from './statement.ts';
 import {
   assertRelativePosixPath,
+  bundlePathProblem,
   relativeTo,
   SIGNET_DIR,
   type TreeFile,
@@ -136,6 +137,9 @@ export async function verifyProvenance(input: ProvenanceInput): Promise<Provenan
   const bundlePath = input.bundlePath ?? DEFAULT_BUNDLE_PATH;
   try {
     assertRelativePosixPath(bundlePath, 'bundle path');
+    const refusal = bundlePathProblem(bundlePath);
+    if (refusal !== undefined)
+      return failed(`the provenance bundle path ${JSON.stringify(bundlePath)} ${refusal}`);
     const bundleLink = (input.symlinks ?? []).find(
       (link) => relativeTo(input.root, link.path) === bundlePath,
     );

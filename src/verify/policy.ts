@@ -7,7 +7,10 @@ export interface CheckedObject {
 }
 
 export interface CheckedTag extends CheckedObject {
+  /** The `tag` header of the tag object. */
   readonly name: string;
+  /** The name of the ref the tag was reached through (`v1.2.0` for `refs/tags/v1.2.0`); undefined when unknown. */
+  readonly refName: string | undefined;
   /** The object the tag points to, and its type, as written in the tag. */
   readonly target: string;
   readonly targetType: string;
@@ -36,6 +39,8 @@ export interface PolicyInput {
 }
 
 const short = (oid: string) => oid.slice(0, 12);
+/** A tag name from the (untrusted) tag object, quoted and cut to a readable length. */
+const quoteName = (name: string) => JSON.stringify(name.length > 120 ? `${name.slice(0, 120)}…` : name);
 
 function reject(reason: VerdictReason, commit: string, message: string): Verdict {
   return { verified: false, reason, commit, message };
@@ -78,7 +83,7 @@ function judge(
       verdict: reject(
         'CommitterMismatch',
         checked.oid,
-        `${describe(what, checked.oid)} is signed by ${who}, which does not match the ${identityWord} email; with matchCommitter the signing identity must equal the ${identityWord} email (fix the allowed-signers principal / key user id, or the ${identityWord} email)`,
+        `${describe(what, checked.oid)} is signed by ${who}, which does not match the ${identityWord} email${check.mismatch === undefined ? '' : ` (${check.mismatch})`}; with matchCommitter the signing identity must equal the ${identityWord} email (fix the allowed-signers principal / key user id, or the ${identityWord} email)`,
       ),
     };
   }
@@ -125,6 +130,14 @@ export function decideVerdict(input: PolicyInput): Verdict {
     }
     const judged = judge(`tag ${tag.name}`, tag, matchCommitter, 'tagger');
     if (!judged.ok) return judged.verdict;
+    if (tag.refName !== tag.name) {
+      const ref = tag.refName === undefined ? 'a tag ref whose name is unknown' : `refs/tags/${tag.refName}`;
+      return reject(
+        'InvalidSignature',
+        tag.oid,
+        `the signed tag object ${short(tag.oid)} is named ${quoteName(tag.name)} but was reached through ${ref}; a signed tag is only valid under its own name (sign a tag named ${quoteName(tag.refName ?? tag.name)}, or point spec.ref at ${quoteName(tag.name)})`,
+      );
+    }
     tagEvidence = { oid: tag.oid, name: tag.name, signer: judged.signer };
   }
 

@@ -309,6 +309,11 @@ const EXPECTED_SIGNATURE_TYPES: Record<SshKeyType, readonly string[]> = {
   'sk-ecdsa-sha2-nistp256@openssh.com': ['sk-ecdsa-sha2-nistp256@openssh.com'],
 };
 
+/** True for a FIDO (sk-*) signature made without touching the key (no user-presence flag). */
+export function lacksUserPresence(signature: SshSignature, key: SshPublicKey): boolean {
+  return key.application !== undefined && ((signature.skFlags ?? 0) & SK_USER_PRESENT) === 0;
+}
+
 export interface SshVerifyOptions {
   /** Required namespace; git uses `git`. */
   readonly namespace: string;
@@ -355,7 +360,7 @@ export function verifySshSignature(
   ]);
   if (key.application !== undefined) {
     const flags = signature.skFlags ?? 0;
-    if ((flags & SK_USER_PRESENT) === 0 && options.allowNoTouch !== true) {
+    if (lacksUserPresence(signature, key) && options.allowNoTouch !== true) {
       throw new VerificationError('MalformedSignature', 'FIDO signature lacks the user-presence flag');
     }
     const counter = Buffer.alloc(4);

@@ -68,7 +68,7 @@ describe('decideVerdict', () => {
   });
 
   it('checks the tag target and the committer match', () => {
-    const tag = { oid: oid(5), name: 'v1', target: oid(1), targetType: 'commit', check: good };
+    const tag = { oid: oid(5), name: 'v1', refName: 'v1', target: oid(1), targetType: 'commit', check: good };
     expect(decideVerdict({ ...base, mode: 'Tag', head: undefined, tag }).verified).toBe(true);
     expect(decideVerdict({ ...base, mode: 'Tag', tag: { ...tag, target: oid(2) } })).toMatchObject({
       reason: 'InvalidSignature',
