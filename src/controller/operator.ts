@@ -109,6 +109,16 @@ function leaseError(
   );
 }
 
+/** A Lease as JSON: `{apiVersion, kind, metadata: {name, namespace[, resourceVersion]}, spec}`. */
+function leaseBody(namespace: string, name: string, spec: LeaseRecord, resourceVersion?: string): string {
+  return JSON.stringify({
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: resourceVersion === undefined ? { name, namespace } : { name, namespace, resourceVersion },
+    spec,
+  });
+}
+
 function leaseStore(client: KubeClient, namespace: string, name: string): LeaseStore {
   const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
   return {
@@ -132,12 +142,7 @@ function leaseStore(client: KubeClient, namespace: string, name: string): LeaseS
         method: 'POST',
         path,
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name, namespace },
-          spec,
-        }),
+        body: leaseBody(namespace, name, spec),
         signal,
         timeoutMs: 5_000,
       });
@@ -150,12 +155,7 @@ function leaseStore(client: KubeClient, namespace: string, name: string): LeaseS
         method: 'PUT',
         path: `${path}/${encodeURIComponent(name)}`,
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name, namespace, resourceVersion },
-          spec,
-        }),
+        body: leaseBody(namespace, name, spec, resourceVersion),
         signal,
         timeoutMs: 5_000,
       });
