@@ -6,7 +6,7 @@
 // one 200,000-byte OID takes seconds to tens of seconds of synchronous CPU; see docs/reliability.md.)
 //
 // OCTET STRING contents are probed as DER too, as @sigstore/core does: when they do not parse they are
-// opaque bytes, but any OID or INTEGER found inside parseable contents is held to the same bounds.
+// opaque bytes, but any OID or INTEGER found inside contents that parse is held to the same bounds.
 
 /** Bounds for a gitsign CMS signature. None of them comes from the signature itself. */
 export interface DerLimits {
@@ -18,6 +18,13 @@ export interface DerLimits {
   readonly maxOidBytes: number;
   /** Longest INTEGER content, in bytes (serial numbers are at most 20; ECDSA r/s at most 67). */
   readonly maxIntegerBytes: number;
+  /**
+   * Longest OID or INTEGER content inside OCTET STRING contents that parse as DER. Larger than the two above
+   * because opaque bytes there (an RSA signature, a protobuf) can parse as DER by chance and look like a long
+   * element (about 1 in 400 random 256-byte strings with a 64-byte bound); no OCTET STRING of a real
+   * signature is this long, and @sigstore/core reads a 4 KiB OID in about a millisecond.
+   */
+  readonly maxOctetStringElementBytes: number;
 }
 
 export class DerBoundsError extends Error {
@@ -97,17 +104,45 @@ function readHeader(buf: Uint8Array, at: number, end: number): Header {
   };
 }
 
+/**
+ * One walk over a region. `strict` (outside OCTET STRINGs) applies DER's form rules and refuses at the first
+ * violation. Inside an OCTET STRING the bytes may be opaque data that merely start like DER (a digest, an RSA
+ * signature, a protobuf): there only the bounds apply, and a violation counts only if the whole content
+ * parses, since otherwise @sigstore/core keeps the content as opaque bytes and never reads an OID from it.
+ */
+interface Walk {
+  readonly buf: Uint8Array;
+  readonly limits: DerLimits;
+  readonly strict: boolean;
+  /** First bound violated in a non-strict walk; reported only if the walk completes. */
+  violation?: string;
+}
+
+function violate(walk: Walk, message: string): void {
+  if (walk.strict) refuse(message);
+  walk.violation ??= message;
+}
+
 /** OIDs and INTEGERs are bounded by content length whatever the constructed bit says (parsers ignore it). */
-function checkBounds(header: Header, limits: DerLimits): void {
+function checkBounds(walk: Walk, header: Header): void {
+  const { limits } = walk;
   const length = header.contentEnd - header.contentStart;
-  if (header.tag === TAG_OID && length > limits.maxOidBytes) {
-    refuse(
-      `the OBJECT IDENTIFIER at byte ${header.start} is ${length} bytes long (limit ${limits.maxOidBytes}; ` +
+  const [oidLimit, integerLimit] = walk.strict
+    ? [limits.maxOidBytes, limits.maxIntegerBytes]
+    : [limits.maxOctetStringElementBytes, limits.maxOctetStringElementBytes];
+  const where = walk.strict ? '' : ' inside an OCTET STRING';
+  if (header.tag === TAG_OID && length > oidLimit) {
+    violate(
+      walk,
+      `the OBJECT IDENTIFIER at byte ${header.start}${where} is ${length} bytes long (limit ${oidLimit}; ` +
         'real ones are under 20)',
     );
   }
-  if (header.tag === TAG_INTEGER && length > limits.maxIntegerBytes) {
-    refuse(`the INTEGER at byte ${header.start} is ${length} bytes long (limit ${limits.maxIntegerBytes})`);
+  if (header.tag === TAG_INTEGER && length > integerLimit) {
+    violate(
+      walk,
+      `the INTEGER at byte ${header.start}${where} is ${length} bytes long (limit ${integerLimit})`,
+    );
   }
 }
 
@@ -129,52 +164,40 @@ function checkForm(buf: Uint8Array, header: Header): void {
   }
 }
 
-/**
- * Walks the elements in [start, end); each must fit exactly. `depth` is the nesting level of these elements.
- * `strict` applies DER's form rules too; inside OCTET STRINGs only the bounds apply, because there the bytes
- * may be opaque data that merely happen to parse (a digest, a protobuf).
- */
-function walkElements(
-  buf: Uint8Array,
-  start: number,
-  end: number,
-  depth: number,
-  limits: DerLimits,
-  strict: boolean,
-): void {
-  if (depth > limits.maxDepth) refuse(`DER nesting is deeper than ${limits.maxDepth} levels`);
+/** Walks the elements in [start, end); each must fit exactly. `depth` is the nesting level of these elements. */
+function walkElements(walk: Walk, start: number, end: number, depth: number): void {
+  if (depth > walk.limits.maxDepth) {
+    // Not descending further keeps the cost bounded; in a non-strict walk the rest is taken as parseable.
+    violate(walk, `DER nesting is deeper than ${walk.limits.maxDepth} levels`);
+    return;
+  }
   for (let at = start; at < end; ) {
-    const header = readHeader(buf, at, end);
-    walkElement(buf, header, depth, limits, strict);
+    const header = readHeader(walk.buf, at, end);
+    walkElement(walk, header, depth);
     at = header.contentEnd;
   }
 }
 
-function walkElement(
-  buf: Uint8Array,
-  header: Header,
-  depth: number,
-  limits: DerLimits,
-  strict: boolean,
-): void {
+function walkElement(walk: Walk, header: Header, depth: number): void {
   if (header.universal) {
-    checkBounds(header, limits);
-    if (strict) checkForm(buf, header);
-    if (header.tag === TAG_OCTET_STRING && !header.constructed) probeOctetString(buf, header, depth, limits);
+    checkBounds(walk, header);
+    if (walk.strict) checkForm(walk.buf, header);
+    if (header.tag === TAG_OCTET_STRING && !header.constructed) probeOctetString(walk, header, depth);
   }
-  if (header.constructed)
-    walkElements(buf, header.contentStart, header.contentEnd, depth + 1, limits, strict);
+  if (header.constructed) walkElements(walk, header.contentStart, header.contentEnd, depth + 1);
 }
 
 /** OCTET STRING contents that parse as DER are held to the same bounds; contents that do not are opaque. */
-function probeOctetString(buf: Uint8Array, header: Header, depth: number, limits: DerLimits): void {
+function probeOctetString(walk: Walk, header: Header, depth: number): void {
   if (header.contentEnd === header.contentStart) return;
+  const inner: Walk = { buf: walk.buf, limits: walk.limits, strict: false };
   try {
-    walkElements(buf, header.contentStart, header.contentEnd, depth + 1, limits, false);
+    walkElements(inner, header.contentStart, header.contentEnd, depth + 1);
   } catch (error) {
     if (error instanceof DerBoundsError && error.structural) return;
     throw error;
   }
+  if (inner.violation !== undefined) violate(walk, inner.violation);
 }
 
 /**
@@ -190,5 +213,5 @@ export function assertBoundedDer(der: Uint8Array, limits: DerLimits): void {
   if (header.contentEnd !== der.length) {
     malformed(`${der.length - header.contentEnd} bytes follow the outermost element`);
   }
-  walkElement(der, header, 1, limits, true);
+  walkElement({ buf: der, limits, strict: true }, header, 1);
 }

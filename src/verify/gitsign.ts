@@ -52,6 +52,7 @@ export const DEFAULT_GITSIGN_LIMITS: GitsignLimits = Object.freeze({
   maxDepth: 64,
   maxOidBytes: 64,
   maxIntegerBytes: 128,
+  maxOctetStringElementBytes: 4096,
 });
 
 export const ONLINE_MODE_MESSAGE =
