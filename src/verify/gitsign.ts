@@ -43,9 +43,9 @@ export type GitsignLimits = DerLimits;
 
 /**
  * A gitsign signature (Fulcio leaf, embedded Rekor entry, optional RFC 3161 token with its TSA certificate)
- * is 1.5–8 KiB of DER, nests 12 levels deep (26 with a timestamp token, counting DER inside OCTET STRINGs as
- * @sigstore/core parses it), and holds no OID over 11 bytes or INTEGER over 33 bytes (measured on the test
- * bed's signatures). These bounds leave ample room above that and keep any refusal in the low milliseconds.
+ * is a few KiB of DER. The test bed's are 1.5–2.5 KiB, nest 12 levels deep (26 with a timestamp token,
+ * counting DER inside OCTET STRINGs as @sigstore/core parses it), and hold no OID over 11 bytes or INTEGER
+ * over 33 bytes. These bounds leave ample room above that and keep any refusal in the low milliseconds.
  */
 export const DEFAULT_GITSIGN_LIMITS: GitsignLimits = Object.freeze({
   maxBytes: 64 * 1024,
