@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { type Bundle, bundleFromJSON } from '@sigstore/bundle';
 import { toSignedEntity } from '@sigstore/verify';
 import type { PublicKeysByHint, TrustedRootJSON } from '../trust-root/index.ts';
+import { quote } from '../util/quote.ts';
 import {
   assertKeylessIdentities,
   classifyVerificationFailure,
@@ -210,7 +211,7 @@ export async function verifyProvenance(input: ProvenanceInput): Promise<Provenan
       if (!keyless) return failed('the signing certificate has no SAN or OIDC issuer extension');
       if (!matchKeylessIdentity(policy.identities ?? [], keyless.identity, keyless.issuer)) {
         return failed(
-          `provenance signer ${keyless.identity} (issuer ${keyless.issuer}) is not an allowed identity (${describeIdentities(policy.identities ?? [])})`,
+          `provenance signer ${quote(keyless.identity)} (issuer ${quote(keyless.issuer)}) is not an allowed identity (${describeIdentities(policy.identities ?? [])})`,
         );
       }
       signer = keyless;

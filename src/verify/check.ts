@@ -1,4 +1,6 @@
 /** checkSignature: one signed object against the trust material. Never throws; every error fails closed. */
+
+import { quote } from '../util/quote.ts';
 import { type AllowedSigner, entryAllows, matchPatternList } from './allowed-signers.ts';
 import { describeError } from './errors.ts';
 import { verifyOpenPgpSignature } from './openpgp.ts';
@@ -34,7 +36,7 @@ export interface CheckOptions {
 const GIT_NAMESPACE = 'git';
 
 function describeObject(obj: SignedObject): string {
-  return obj.kind === 'commit' ? 'commit' : `tag ${obj.tagName}`;
+  return obj.kind === 'commit' ? 'commit' : `tag ${quote(obj.tagName)}`;
 }
 
 /**

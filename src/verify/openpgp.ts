@@ -23,6 +23,7 @@ import {
   type Subkey,
   verify,
 } from 'openpgp';
+import { quote } from '../util/quote.ts';
 import { describeError, VerificationError } from './errors.ts';
 import type { GitIdentity, SignatureCheck } from './types.ts';
 
@@ -258,7 +259,7 @@ export async function verifyOpenPgpSignature(
   const uncertified =
     !committerMatches && committerEmail !== undefined && entry.emails.includes(committerEmail)
       ? {
-          mismatch: `the key's user ID ${committerEmail} has no valid, unexpired, unrevoked self-certification, so it is not an identity of the key`,
+          mismatch: `the key's user ID ${quote(committerEmail)} has no valid, unexpired, unrevoked self-certification, so it is not an identity of the key`,
         }
       : {};
   return {

@@ -1,4 +1,6 @@
 /** The verification policy: a pure decision from signature checks and ancestry facts to a Verdict. */
+
+import { quote } from '../util/quote.ts';
 import type { SignatureCheck, Signer, Verdict, VerdictReason, VerifyMode } from './types.ts';
 
 export interface CheckedObject {
@@ -40,7 +42,6 @@ export interface PolicyInput {
 
 const short = (oid: string) => oid.slice(0, 12);
 /** A tag name from the (untrusted) tag object, quoted and cut to a readable length. */
-const quoteName = (name: string) => JSON.stringify(name.length > 120 ? `${name.slice(0, 120)}…` : name);
 
 function reject(reason: VerdictReason, commit: string, message: string): Verdict {
   return { verified: false, reason, commit, message };
@@ -76,8 +77,7 @@ function judge(
     };
   }
   if (matchCommitter && !check.committerMatches) {
-    const who =
-      check.signer.principal === '' ? 'the signer' : `principal ${JSON.stringify(check.signer.principal)}`;
+    const who = check.signer.principal === '' ? 'the signer' : `principal ${quote(check.signer.principal)}`;
     return {
       ok: false,
       verdict: reject(
@@ -125,17 +125,17 @@ export function decideVerdict(input: PolicyInput): Verdict {
       return reject(
         'InvalidSignature',
         tag.oid,
-        `tag ${tag.name} (${short(tag.oid)}) points to ${tag.targetType} ${short(tag.target)}, not to the revision ${short(commit)}; re-create the signed tag on the intended commit`,
+        `tag ${quote(tag.name)} (${short(tag.oid)}) points to ${tag.targetType} ${short(tag.target)}, not to the revision ${short(commit)}; re-create the signed tag on the intended commit`,
       );
     }
-    const judged = judge(`tag ${tag.name}`, tag, matchCommitter, 'tagger');
+    const judged = judge(`tag ${quote(tag.name)}`, tag, matchCommitter, 'tagger');
     if (!judged.ok) return judged.verdict;
     if (tag.refName !== tag.name) {
       const ref = tag.refName === undefined ? 'a tag ref whose name is unknown' : `refs/tags/${tag.refName}`;
       return reject(
         'InvalidSignature',
         tag.oid,
-        `the signed tag object ${short(tag.oid)} is named ${quoteName(tag.name)} but was reached through ${ref}; a signed tag is only valid under its own name (sign a tag named ${quoteName(tag.refName ?? tag.name)}, or point spec.ref at ${quoteName(tag.name)})`,
+        `the signed tag object ${short(tag.oid)} is named ${quote(tag.name)} but was reached through ${ref}; a signed tag is only valid under its own name (sign a tag named ${quote(tag.refName ?? tag.name)}, or point spec.ref at ${quote(tag.name)})`,
       );
     }
     tagEvidence = { oid: tag.oid, name: tag.name, signer: judged.signer };

@@ -5,6 +5,8 @@
  * Idents are read as git reads them (`split_ident_line`), and an object `git fsck` would flag
  * (fsck_commit / fsck_tag / fsck_ident) is refused with fsck's message id (MalformedObjectError).
  */
+
+import { quote } from '../util/quote.ts';
 import { VerificationError } from './errors.ts';
 import type { GitIdentity } from './types.ts';
 
@@ -75,7 +77,6 @@ const TAG_TARGET_TYPES = new Set(['commit', 'tree', 'blob', 'tag']);
 /** git's time_t is a signed 64-bit integer: fsck's date_overflows() refuses anything from 2^63 on. */
 const MAX_GIT_TIMESTAMP = 2n ** 63n - 1n;
 /** Longest untrusted value quoted in an error message. */
-const QUOTE_LIMIT = 120;
 
 /**
  * The `git fsck` message ids (fsck.h, in fsck's camelCase) a commit or tag is refused for, plus
@@ -118,11 +119,6 @@ export class MalformedObjectError extends VerificationError {
     this.name = 'MalformedObjectError';
     this.fsckCause = cause;
   }
-}
-
-function quote(value: string): string {
-  const cut = value.length > QUOTE_LIMIT ? `${value.slice(0, QUOTE_LIMIT)}…` : value;
-  return JSON.stringify(cut);
 }
 
 export function detectSignatureFormat(armored: string): SignatureFormat {

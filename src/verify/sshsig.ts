@@ -4,6 +4,7 @@
  * SHA-1 `ssh-rsa` signatures are refused), sk-ssh-ed25519@openssh.com and sk-ecdsa-sha2-nistp256@openssh.com.
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { quote } from '../util/quote.ts';
 import { VerificationError } from './errors.ts';
 
 export type SshKeyType =
@@ -334,7 +335,7 @@ export function verifySshSignature(
   if (signature.namespace !== options.namespace) {
     throw new VerificationError(
       'MalformedSignature',
-      `SSH signature namespace is ${JSON.stringify(signature.namespace)}, expected ${JSON.stringify(options.namespace)}`,
+      `SSH signature namespace is ${quote(signature.namespace)}, expected ${quote(options.namespace)}`,
     );
   }
   if (signature.publicKeyBase64 !== key.blobBase64) return false;

@@ -433,7 +433,7 @@ describe('6. OpenPGP user IDs count for matchCommitter only with a valid self-ce
         now: new Date(),
         commit,
       });
-    expectRefused(await verify(asAlice), 'CommitterMismatch', 'alice@example.com has no valid');
+    expectRefused(await verify(asAlice), 'CommitterMismatch', '"alice@example.com" has no valid');
     const good = await verify(asMallory);
     expect(good.verified, JSON.stringify(good)).toBe(true);
   }, 60_000);

@@ -83,6 +83,36 @@ describe('decideVerdict', () => {
       reason: 'CommitterMismatch',
     });
   });
+
+  it('quotes untrusted tag names and principals escaped and capped, never raw', () => {
+    const hostileName = `v1\u001b[2J\u202e${'x'.repeat(20_000)}`;
+    const tag = {
+      oid: oid(5),
+      name: hostileName,
+      refName: hostileName,
+      target: oid(2),
+      targetType: 'commit',
+      check: good,
+    };
+    const wrongTarget = decideVerdict({ ...base, mode: 'Tag', head: undefined, tag });
+    const hostilePrincipal: SignatureCheck = {
+      ok: true,
+      signer: { type: 'ssh', keyFingerprint: 'SHA256:abc', principal: `m@x\n${'y'.repeat(20_000)}` },
+      committerMatches: false,
+    };
+    const mismatch = decideVerdict({
+      ...base,
+      matchCommitter: true,
+      head: { oid: oid(1), check: hostilePrincipal },
+    });
+    for (const verdict of [wrongTarget, mismatch]) {
+      expect(verdict.verified).toBe(false);
+      if (verdict.verified) continue;
+      expect(verdict.message.length).toBeLessThan(1_000);
+      for (const raw of ['\u001b', '\u202e', '\n']) expect(verdict.message).not.toContain(raw);
+      expect(verdict.message).toMatch(/more characters\)/);
+    }
+  });
 });
 
 // ---------- property: a Range with any unverified commit is never accepted ----------
