@@ -139,24 +139,33 @@ export function symlinkEscapes(linkPath: string, target: string): boolean {
   return false;
 }
 
-/** The links of a commit a walk needs: its tree, parents and committer time (seconds). Pure. */
+/**
+ * The links of a commit a walk needs: its tree, parents and committer time (seconds). Pure. The ids
+ * are fresh strings (not slices of the header text, which would keep every header of a long walk
+ * alive).
+ */
 export function parseCommitLinks(
   content: Uint8Array,
   oid: string,
 ): { tree: string; parents: string[]; timestamp: number } {
-  const text = Buffer.from(content.buffer, content.byteOffset, content.byteLength);
-  const end = text.indexOf('\n\n');
-  const lines = text.toString('utf8', 0, end < 0 ? text.length : end).split('\n');
+  const data = Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  const headerEnd = data.indexOf('\n\n');
+  const end = headerEnd < 0 ? data.length : headerEnd;
   let tree: string | undefined;
   const parents: string[] = [];
   let timestamp = 0;
-  for (const line of lines) {
-    if (line.startsWith('tree ')) tree ??= line.slice(5);
-    else if (line.startsWith('parent ')) parents.push(line.slice(7));
-    else if (line.startsWith('committer ')) {
-      const fields = line.split(' ');
+  for (let start = 0; start < end; ) {
+    const newline = data.indexOf(10, start);
+    const lineEnd = newline < 0 || newline > end ? end : newline;
+    if (lineEnd - start === 45 && data.toString('latin1', start, start + 5) === 'tree ') {
+      tree ??= data.toString('latin1', start + 5, lineEnd);
+    } else if (lineEnd - start === 47 && data.toString('latin1', start, start + 7) === 'parent ') {
+      parents.push(data.toString('latin1', start + 7, lineEnd));
+    } else if (data.toString('latin1', start, start + 10) === 'committer ') {
+      const fields = data.toString('latin1', start, lineEnd).split(' ');
       timestamp = Number(fields[fields.length - 2]);
     }
+    start = lineEnd + 1;
   }
   if (tree === undefined || !oidPattern.test(tree) || !parents.every((p) => oidPattern.test(p))) {
     throw new SourceError('CorruptRepository', `commit ${oid} has no valid tree or parent lines`);
