@@ -151,7 +151,16 @@ async function hashStreamed(
   let total = 0;
   try {
     await pipeline(
-      Readable.from(slices(data.subarray(header.dataStart, data.length - 20), 64 * 1024)),
+      // Deflate never grows its input by more than ~0.1% plus framing: feed no more than that.
+      Readable.from(
+        slices(
+          data.subarray(
+            header.dataStart,
+            Math.min(data.length - 20, header.dataStart + header.size + (header.size >> 9) + 1024),
+          ),
+          64 * 1024,
+        ),
+      ),
       inflater,
       async (chunks: AsyncIterable<Buffer>) => {
         for await (const chunk of chunks) {

@@ -1,6 +1,6 @@
 // zlib bombs and oversized objects: every inflation is bounded by a configured limit, never by the
 // size an object declares, and refusing a 300 MiB bomb costs a few MiB, not 300.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SourceError } from '../../src/source/errors.ts';
@@ -243,5 +243,41 @@ describe('loose objects', () => {
       new RegExp(`^huge\\.yaml: ${blob.size} bytes is over the 4194304-byte file limit`),
     );
     expect(peakGrowth).toBeLessThan(64 * mebibyte);
+  });
+});
+
+describe('a legitimate large file elsewhere in the repository', () => {
+  it('is indexed on receipt (hashed while streaming), the same .idx as git index-pack', async () => {
+    const work = await bareRepo('large-blob');
+    const source = join(dir, 'large-source');
+    await runCommand('git', ['init', '-q', '-b', 'main', source]);
+    // 6 MiB, over the 4 MiB file limit, compressible but not trivially.
+    const lines = Array.from(
+      { length: 6 * 16_384 },
+      (_, i) => `${String(i).padStart(8, '0')} ${'abcdefgh'.repeat(7)}\n`,
+    );
+    await writeFile(join(source, 'image.bin'), lines.join(''));
+    await writeFile(join(source, 'a.yaml'), 'a: 1\n');
+    await runCommand('git', ['add', '-A'], { cwd: source });
+    await runCommand(
+      'git',
+      ['-c', 'user.name=T', '-c', 'user.email=t@example.com', 'commit', '-qm', 'large'],
+      {
+        cwd: source,
+      },
+    );
+    const pack = (
+      await runCommand('git', ['pack-objects', '--stdout', '--revs'], {
+        cwd: source,
+        input: 'HEAD\n',
+        timeoutMs: 60_000,
+      })
+    ).stdout;
+    const indexed = await indexPack(pack);
+    if (indexed.kind !== 'indexed') throw new Error(indexed.kind);
+    const packPath = join(work, 'large.pack');
+    await writeFile(packPath, pack);
+    await runCommand('git', ['index-pack', '-o', join(work, 'large.idx'), packPath], { timeoutMs: 60_000 });
+    expect(indexed.idx.equals(await readFile(join(work, 'large.idx')))).toBe(true);
   });
 });
