@@ -18,7 +18,8 @@ export const sourceLimitOptions = {
 
 export const sourceLimitUsage = `  --max-commit-bytes <n>            largest commit or tag object read (default ${defaultObjectLimits.commitBytes})
   --max-tree-bytes <n>              largest tree object read (default ${defaultObjectLimits.treeBytes})
-  --max-file-bytes <n>              largest file (blob) read under spec.path (default ${defaultTreeLimits.maxFileBytes})
+  --max-file-bytes <n>              largest file (blob) read under spec.path (default ${defaultTreeLimits.maxFileBytes};
+                                    manifests also stay within the renderer's own 4 MiB bound)
   --max-walk-commits <n>            most commits one Range listing or rollback check reads (default ${defaultMaxWalkCommits})
 `;
 
