@@ -293,9 +293,21 @@ export async function indexPack(
       }
       const type = typeNames[entry.header.kind];
       if (type !== undefined) {
+        const limit = limitOf(limits, type);
+        const delta = chain[chain.length - 1];
+        if (entry.header.size > limit && delta !== undefined) {
+          // A large file is accepted whole (streamed), but not as the base of a delta.
+          throw new ObjectTooLargeError(
+            `received pack: the base (at offset ${entry.offset}) of the delta at offset ${delta.offset}`,
+            type,
+            entry.header.size,
+            limit,
+            true,
+          );
+        }
         base = {
           kind: entry.header.kind,
-          content: inflateAt(pack, entry.offset, entry.header, limitOf(limits, type), type).content,
+          content: inflateAt(pack, entry.offset, entry.header, limit, type).content,
         };
         break;
       }

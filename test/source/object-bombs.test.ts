@@ -4,6 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SourceError } from '../../src/source/errors.ts';
+import { defaultObjectLimits } from '../../src/source/object-limits.ts';
 import { indexPack } from '../../src/source/pack-index.ts';
 import { openPackStore } from '../../src/source/pack-store.ts';
 import { openRepoReader, readTree } from '../../src/source/repo-reader.ts';
@@ -247,7 +248,7 @@ describe('loose objects', () => {
 });
 
 describe('a legitimate large file elsewhere in the repository', () => {
-  it('is indexed on receipt (hashed while streaming), the same .idx as git index-pack', async () => {
+  it('is indexed on receipt (hashed while streaming), the same .idx as git index-pack; as a delta base it is refused until the limit is raised', async () => {
     const work = await bareRepo('large-blob');
     const source = join(dir, 'large-source');
     await runCommand('git', ['init', '-q', '-b', 'main', source]);
@@ -279,5 +280,28 @@ describe('a legitimate large file elsewhere in the repository', () => {
     await writeFile(packPath, pack);
     await runCommand('git', ['index-pack', '-o', join(work, 'large.idx'), packPath], { timeoutMs: 60_000 });
     expect(indexed.idx.equals(await readFile(join(work, 'large.idx')))).toBe(true);
+
+    // A second version deltified against it: the large blob would have to be held as a delta base.
+    lines[100] = 'changed\n';
+    await writeFile(join(source, 'image.bin'), lines.join(''));
+    await runCommand('git', ['-c', 'user.name=T', '-c', 'user.email=t@example.com', 'commit', '-qam', 'v2'], {
+      cwd: source,
+    });
+    const both = (
+      await runCommand('git', ['pack-objects', '--stdout', '--revs'], {
+        cwd: source,
+        input: 'HEAD\n',
+        timeoutMs: 60_000,
+      })
+    ).stdout;
+    const error = await indexPack(both).catch((e: unknown) => e);
+    expectRefused(
+      error,
+      'TooLarge',
+      /^received pack: the base \(at offset \d+\) of the delta at offset \d+: blob declares \d+ bytes, over the 4 MiB blob limit; refused before inflating it \(raise the limit with --max-file-bytes/,
+    );
+    // Raised, it is indexed as git indexes it.
+    const raised = await indexPack(both, { limits: { ...defaultObjectLimits, blobBytes: 8 * mebibyte } });
+    expect(raised.kind).toBe('indexed');
   });
 });
