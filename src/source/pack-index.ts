@@ -10,9 +10,12 @@
  * Inflation is bounded by the configured limits (object-limits.ts), never by the sizes the pack
  * declares: a commit, tag or tree declaring more than its limit is refused before it is inflated,
  * every entry is stopped at its declared size, and a delta's result is checked against the limit of
- * its base's type before it is allocated. A blob over the blob limit (a large file elsewhere in the
- * repository) is hashed while it streams through zlib on the thread pool, never held whole; it may
- * not be a delta base. Refusals are TooLarge, naming the entry's offset, the limit and its flag.
+ * its base's type before it is allocated. Blobs are bounded on receipt by the file limit or
+ * `receiveBlobFloor` (16 MiB), whichever is larger, so that a file somewhat over the file limit
+ * elsewhere in the repository, changed across its history (a delta on its previous version), can
+ * still be fetched. A blob over that is hashed while it streams through zlib on the thread pool,
+ * never held whole; it may not be a delta base. Refusals are TooLarge, naming the entry's offset, the
+ * limit and its flag.
  *
  * A ref-delta whose base is not in the pack (a thin pack) is not indexed: the result names the
  * missing base and the caller leaves that pack to isomorphic-git. The event loop is yielded to
@@ -44,6 +47,12 @@ import {
   refDelta,
   typeNames,
 } from './pack-store.ts';
+
+/**
+ * The least bound on a blob held while a pack is received (a delta base or result): what a fetch
+ * may hold at once for one object, whatever the file limit.
+ */
+export const receiveBlobFloor = 16 * 1024 * 1024;
 
 export interface IndexedPack {
   readonly kind: 'indexed';
@@ -194,7 +203,8 @@ export async function indexPack(
   options: IndexPackOptions = {},
 ): Promise<IndexedPack | ThinPack> {
   const signal = options.signal;
-  const limits = options.limits ?? defaultObjectLimits;
+  const given = options.limits ?? defaultObjectLimits;
+  const limits = { ...given, blobBytes: Math.max(given.blobBytes, receiveBlobFloor) };
   const deltaLimit = deltaStreamLimit(largestLimit(limits));
   if (pack.length < 32 || pack.toString('latin1', 0, 4) !== 'PACK') throw corrupt('no pack header');
   const version = pack.readUInt32BE(4);

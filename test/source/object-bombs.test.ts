@@ -124,7 +124,7 @@ describe('pack entries', () => {
       receiving.error,
       'TooLarge',
       new RegExp(
-        `received pack: the delta at offset ${12 + baseEntry.length} \\(its result\\): blob declares ${resultSize} bytes, over the 4 MiB blob limit; .*--max-file-bytes`,
+        `received pack: the delta at offset ${12 + baseEntry.length} \\(its result\\): blob declares ${resultSize} bytes, over the 16 MiB blob limit; .*--max-file-bytes`,
       ),
     );
     expect(receiving.peakGrowth).toBeLessThan(64 * mebibyte);
@@ -247,33 +247,43 @@ describe('loose objects', () => {
   });
 });
 
-describe('a legitimate large file elsewhere in the repository', () => {
-  it('is indexed on receipt (hashed while streaming), the same .idx as git index-pack; as a delta base it is refused until the limit is raised', async () => {
+describe('legitimate large files elsewhere in the repository', () => {
+  it('are indexed on receipt as git indexes them; over 16 MiB only whole (streamed), not as a delta base', async () => {
     const work = await bareRepo('large-blob');
     const source = join(dir, 'large-source');
     await runCommand('git', ['init', '-q', '-b', 'main', source]);
-    // 6 MiB, over the 4 MiB file limit, compressible but not trivially.
-    const lines = Array.from(
-      { length: 6 * 16_384 },
-      (_, i) => `${String(i).padStart(8, '0')} ${'abcdefgh'.repeat(7)}\n`,
-    );
-    await writeFile(join(source, 'image.bin'), lines.join(''));
-    await writeFile(join(source, 'a.yaml'), 'a: 1\n');
-    await runCommand('git', ['add', '-A'], { cwd: source });
-    await runCommand(
-      'git',
-      ['-c', 'user.name=T', '-c', 'user.email=t@example.com', 'commit', '-qm', 'large'],
-      {
-        cwd: source,
-      },
-    );
-    const pack = (
-      await runCommand('git', ['pack-objects', '--stdout', '--revs'], {
-        cwd: source,
-        input: 'HEAD\n',
-        timeoutMs: 60_000,
-      })
-    ).stdout;
+    // Lines that share nothing between the two files (git would deltify one against the other).
+    const text = (mib: number, filler: string) =>
+      Array.from(
+        { length: mib * 16_384 },
+        (_, i) => `${filler}${String(i).padStart(8, '0')}${filler.repeat(6)}\n`,
+      );
+    const big = text(20, 'abcdefgh'); // over the 16 MiB receive bound: hashed while streaming
+    const mid = text(6, 'qrstuvwx'); // over the 4 MiB file limit, under the receive bound
+    const commit = async (message: string) => {
+      await writeFile(join(source, 'big.bin'), big.join(''));
+      await writeFile(join(source, 'mid.bin'), mid.join(''));
+      await runCommand('git', ['add', '-A'], { cwd: source });
+      await runCommand(
+        'git',
+        ['-c', 'user.name=T', '-c', 'user.email=t@example.com', 'commit', '-qm', message],
+        {
+          cwd: source,
+        },
+      );
+    };
+    const packOfHead = async () =>
+      (
+        await runCommand('git', ['pack-objects', '--stdout', '--revs'], {
+          cwd: source,
+          input: 'HEAD\n',
+          timeoutMs: 60_000,
+        })
+      ).stdout;
+    await commit('v1');
+    mid[100] = 'changed\n';
+    await commit('mid changed'); // mid.bin v2 is a delta on v1 in the pack
+    const pack = await packOfHead();
     const indexed = await indexPack(pack);
     if (indexed.kind !== 'indexed') throw new Error(indexed.kind);
     const packPath = join(work, 'large.pack');
@@ -281,27 +291,18 @@ describe('a legitimate large file elsewhere in the repository', () => {
     await runCommand('git', ['index-pack', '-o', join(work, 'large.idx'), packPath], { timeoutMs: 60_000 });
     expect(indexed.idx.equals(await readFile(join(work, 'large.idx')))).toBe(true);
 
-    // A second version deltified against it: the large blob would have to be held as a delta base.
-    lines[100] = 'changed\n';
-    await writeFile(join(source, 'image.bin'), lines.join(''));
-    await runCommand('git', ['-c', 'user.name=T', '-c', 'user.email=t@example.com', 'commit', '-qam', 'v2'], {
-      cwd: source,
-    });
-    const both = (
-      await runCommand('git', ['pack-objects', '--stdout', '--revs'], {
-        cwd: source,
-        input: 'HEAD\n',
-        timeoutMs: 60_000,
-      })
-    ).stdout;
+    // A second version of the 20 MiB file: the first would have to be held as a delta base.
+    big[100] = 'changed\n';
+    await commit('big changed');
+    const both = await packOfHead();
     const error = await indexPack(both).catch((e: unknown) => e);
     expectRefused(
       error,
       'TooLarge',
-      /^received pack: the base \(at offset \d+\) of the delta at offset \d+: blob declares \d+ bytes, over the 4 MiB blob limit; refused before inflating it \(raise the limit with --max-file-bytes/,
+      /^received pack: the base \(at offset \d+\) of the delta at offset \d+: blob declares \d+ bytes, over the 16 MiB blob limit; refused before inflating it \(raise the limit with --max-file-bytes/,
     );
-    // Raised, it is indexed as git indexes it.
-    const raised = await indexPack(both, { limits: { ...defaultObjectLimits, blobBytes: 8 * mebibyte } });
+    // Raised, it is indexed.
+    const raised = await indexPack(both, { limits: { ...defaultObjectLimits, blobBytes: 24 * mebibyte } });
     expect(raised.kind).toBe('indexed');
   });
 });
