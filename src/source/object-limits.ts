@@ -26,6 +26,19 @@ export const defaultObjectLimits: ObjectLimits = {
   blobBytes: 4 * mebibyte,
 };
 
+/**
+ * The least bound on a blob held only as a delta base or an intermediate delta result (never
+ * returned): a file somewhat over the file limit, changed across history, must not make the pack
+ * unreadable. What is returned is still bounded by the file limit.
+ */
+export const deltaBaseFloor = 16 * mebibyte;
+
+/** The bound on a blob or other object held only to resolve a delta. */
+export function heldLimit(limits: ObjectLimits, kind: ObjectKind): number {
+  const limit = limitOf(limits, kind);
+  return kind === 'blob' ? Math.max(limit, deltaBaseFloor) : limit;
+}
+
 /** The flag of `signet run` / `verify` / `diff` that raises the bound of `kind`. */
 export function limitFlag(kind: ObjectKind): string {
   if (kind === 'commit' || kind === 'tag') return '--max-commit-bytes';

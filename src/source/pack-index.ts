@@ -29,6 +29,7 @@ import { crc32, createInflate, inflateSync } from 'node:zlib';
 import { SourceError } from './errors.ts';
 import {
   defaultObjectLimits,
+  deltaBaseFloor,
   deltaStreamLimit,
   largestLimit,
   limitOf,
@@ -48,11 +49,8 @@ import {
   typeNames,
 } from './pack-store.ts';
 
-/**
- * The least bound on a blob held while a pack is received (a delta base or result): what a fetch
- * may hold at once for one object, whatever the file limit.
- */
-export const receiveBlobFloor = 16 * 1024 * 1024;
+/** The least bound on a blob held while a pack is received (see object-limits.ts). */
+export const receiveBlobFloor = deltaBaseFloor;
 
 export interface IndexedPack {
   readonly kind: 'indexed';

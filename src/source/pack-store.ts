@@ -20,6 +20,7 @@ import { SourceError } from './errors.ts';
 import {
   defaultObjectLimits,
   deltaStreamLimit,
+  heldLimit,
   largestLimit,
   limitOf,
   type ObjectLimits,
@@ -372,7 +373,9 @@ export async function openPackStore(
       if (header.kind !== ofsDelta && header.kind !== refDelta) {
         stats.inflated++;
         const type = typeOf(current.pack.name, header.kind);
-        const content = inflateEntry(current.pack, current.offset, header, limitOf(limits, type), type);
+        // A delta base is never returned: it may be somewhat larger than the object asked for.
+        const limit = chain.length === 0 ? limitOf(limits, type) : heldLimit(limits, type);
+        const content = inflateEntry(current.pack, current.offset, header, limit, type);
         resolved = { kind: header.kind, content };
         bases.set(key, resolved);
         break;
@@ -397,7 +400,7 @@ export async function openPackStore(
       if (link === undefined) continue;
       stats.inflated++;
       const type = typeOf(link.pack.name, resolved.kind);
-      const limit = limitOf(limits, type);
+      const limit = i === 0 ? limitOf(limits, type) : heldLimit(limits, type);
       const where = `pack ${link.pack.name}: the delta at offset ${link.offset}`;
       const delta = inflateEntry(link.pack, link.offset, link.header, deltaStreamLimit(limit), type);
       const content = applyDelta(link.pack.name, resolved.content, delta, limit, type, where);

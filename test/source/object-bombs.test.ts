@@ -306,3 +306,36 @@ describe('legitimate large files elsewhere in the repository', () => {
     expect(raised.kind).toBe('indexed');
   });
 });
+
+describe('reading from disk', () => {
+  it('reads a 3.5 MiB file stored as a delta on its 6 MiB earlier version (up to 16 MiB held as a base)', async () => {
+    const source = join(dir, 'shrunk-source');
+    await runCommand('git', ['init', '-q', '-b', 'main', source]);
+    const lines = Array.from(
+      { length: 6 * 16_384 },
+      (_, i) => `line ${String(i).padStart(8, '0')} ${'z'.repeat(50)}\n`,
+    );
+    const git = (args: string[]) =>
+      runCommand('git', ['-c', 'user.name=T', '-c', 'user.email=t@example.com', ...args], { cwd: source });
+    await writeFile(join(source, 'data.txt'), lines.join(''));
+    await git(['add', '-A']);
+    await git(['commit', '-qm', 'large']);
+    await writeFile(join(source, 'data.txt'), lines.slice(0, 56_000).join(''));
+    await git(['commit', '-qam', 'shrunk']);
+    await git(['repack', '-adq']);
+    const small = (await git(['rev-parse', 'HEAD:data.txt'])).stdout.toString().trim();
+    const verify = (
+      await runCommand('git', ['verify-pack', '-v', ...(await packIdx(source))], { cwd: source })
+    ).stdout.toString();
+    // git stored the small version as a delta on the large one.
+    expect(verify).toMatch(new RegExp(`^${small} blob\\s+\\d+ \\d+ \\d+ 1 [0-9a-f]{40}$`, 'm'));
+    const store = await openPackStore(join(source, '.git'));
+    expect(Buffer.from(store.read(small)?.content ?? []).toString()).toBe(lines.slice(0, 56_000).join(''));
+  });
+});
+
+async function packIdx(source: string): Promise<string[]> {
+  const packDir = join(source, '.git', 'objects', 'pack');
+  const names = (await runCommand('ls', [packDir])).stdout.toString().split('\n');
+  return names.filter((n) => n.endsWith('.idx')).map((n) => join(packDir, n));
+}
