@@ -17,6 +17,7 @@ import { formatSubject, identityOf, type KubeObject, objectKey } from '../render
 import { createLogger } from '../util/logger.ts';
 import { createTrustMaterialCache } from '../verify/trust.ts';
 import { loadPolicyFile, PolicyFileError, referenceReader } from './policy-file.ts';
+import { sourceLimitOptions, sourceLimitsOf, sourceLimitUsage } from './source-limits.ts';
 
 export const diffUsage = `Usage: signet diff -f <GitRepository YAML> [--kubeconfig <path>]
 
@@ -25,7 +26,9 @@ anything, and prints the planned changes. An update is confirmed by a server-sid
 (a value the server only normalizes is not a change). Exit status: 0 no changes, 1 changes, 2 error (including
 a revision that fails verification, and a live object that could not be read: nothing unverified
 or unknown is ever planned).
-`;
+
+Bounds on the repository's content:
+${sourceLimitUsage}`;
 
 /** Most failed live reads named in one error message. */
 const maxReportedReadFailures = 5;
@@ -123,6 +126,7 @@ export async function diffCommand(argv: readonly string[]): Promise<number> {
     options: {
       file: { type: 'string', short: 'f' },
       kubeconfig: { type: 'string' },
+      ...sourceLimitOptions,
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -131,6 +135,7 @@ export async function diffCommand(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (values.file === undefined) throw new PolicyFileError('-f <GitRepository YAML> is required');
+  const limits = sourceLimitsOf(values);
   const file = await loadPolicyFile(values.file);
   const repo = file.repo;
   const client = await loadKubeClient({
@@ -144,6 +149,7 @@ export async function diffCommand(argv: readonly string[]): Promise<number> {
       source: createGitSource({
         cacheDir,
         logger: createLogger({ level: 'warn', destination: process.stderr }),
+        limits,
       }),
       readReference: referenceReader(file, async () => client),
       trustCache: createTrustMaterialCache(),

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { startOperator } from '../controller/operator.ts';
 import { createGitSource } from '../controller/source-adapter.ts';
 import { createLogger } from '../util/logger.ts';
+import { sourceLimitOptions, sourceLimitsOf, sourceLimitUsage } from './source-limits.ts';
 import { readVersionInfo } from './version.ts';
 
 export const runUsage = `Usage: signet run [flags]
@@ -29,7 +30,7 @@ Flags:
   --max-queued-alerts <n>           Slack alerts held per GitRepository while undelivered (receiver down);
                                     further ones are dropped and counted in signet_alerts_dropped_total
                                     (default 1000)
-  -h, --help                        show this help
+${sourceLimitUsage}  -h, --help                        show this help
 `;
 
 function optionalAddress(value: string | undefined, fallback: string): string | undefined {
@@ -57,6 +58,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       'max-objects': { type: 'string', default: '10000' },
       'alert-batch-window': { type: 'string' },
       'max-queued-alerts': { type: 'string' },
+      ...sourceLimitOptions,
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -107,7 +109,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
         : { maxQueuedAlerts: positive('max-queued-alerts', values['max-queued-alerts']) }),
       ...(process.env.POD_NAME === undefined ? {} : { identity: process.env.POD_NAME }),
     },
-    createGitSource({ cacheDir, logger }),
+    createGitSource({ cacheDir, logger, limits: sourceLimitsOf(values) }),
     logger,
   );
   logger.info({ ports: operator.ports }, 'signet operator running');

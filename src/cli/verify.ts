@@ -9,6 +9,7 @@ import { loadKubeClient } from '../kube/load.ts';
 import { createLogger } from '../util/logger.ts';
 import { createTrustMaterialCache } from '../verify/trust.ts';
 import { loadPolicyFile, PolicyFileError, referenceReader, requireReferences } from './policy-file.ts';
+import { sourceLimitOptions, sourceLimitsOf, sourceLimitUsage } from './source-limits.ts';
 
 export const verifyUsage = `Usage: signet verify -f <GitRepository YAML> [--repo-dir <local clone>] [--since <commit>] [--output json]
 
@@ -17,7 +18,9 @@ repository the file names, or on a local clone. The file may also hold the Secre
 GitRepository references; those missing are read from the cluster of the current kubeconfig.
 --since stands in for status.lastAppliedRevision.
 Exit status: 0 verified, 1 rejected (one line naming the commit and the reason), 2 bad input or error.
-`;
+
+Bounds on the repository's content:
+${sourceLimitUsage}`;
 
 export async function verifyCommand(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
@@ -28,6 +31,7 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
       since: { type: 'string' },
       output: { type: 'string', short: 'o', default: 'text' },
       kubeconfig: { type: 'string' },
+      ...sourceLimitOptions,
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -39,6 +43,7 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
   if (values.since !== undefined && !/^[0-9a-f]{40}$/.test(values.since))
     throw new PolicyFileError('--since must be a full commit SHA');
   const json = values.output === 'json';
+  const limits = sourceLimitsOf(values);
   const file = await loadPolicyFile(values.file);
   const cacheDir = await mkdtemp(join(tmpdir(), 'signet-verify-'));
   const logger = createLogger({ level: 'warn', destination: process.stderr });
@@ -46,8 +51,8 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
     const deps: PipelineDeps = {
       source:
         values['repo-dir'] === undefined
-          ? createGitSource({ cacheDir, logger })
-          : createLocalSource(values['repo-dir']),
+          ? createGitSource({ cacheDir, logger, limits })
+          : createLocalSource(values['repo-dir'], limits),
       readReference: referenceReader(file, () =>
         loadKubeClient({
           ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),

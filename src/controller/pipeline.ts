@@ -245,6 +245,17 @@ export async function fetchAndVerify(
     };
   } catch (error) {
     signal.throwIfAborted();
+    if (gitSignal.aborted) {
+      // spec.timeout passed while verification read the repository (e.g. an ancestry walk through a
+      // huge unrelated history): nothing was shown verified; retried like any fetch failure.
+      return {
+        ok: false,
+        stage: 'fetch',
+        reason: 'FetchFailed',
+        message: `verifying ${revision}: spec.timeout (${repo.spec.timeoutMs} ms) passed while reading the repository; refused (${message(error)})`,
+        revision,
+      };
+    }
     // Any error while loading trust material or checking signatures refuses the revision.
     return {
       ok: false,

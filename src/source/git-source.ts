@@ -11,12 +11,38 @@ import type { GitRef } from '../api/gitrepository.ts';
 import type { FetchedRepository, ResolvedRevision, SourcePort } from '../controller/ports.ts';
 import type { Logger } from '../util/logger.ts';
 import { SourceError } from './errors.ts';
-import { openPackStore, type PackStore } from './pack-store.ts';
-import { createReadOnlyFs } from './read-only-fs.ts';
+import { defaultObjectLimits, type ObjectLimits } from './object-limits.ts';
+import { openObjectStore } from './object-store.ts';
 import { defaultMaxPackBytes, fetchRevision, pollRemote, selectSemverTag } from './remote.ts';
-import { BlobCache, defaultTreeLimits, openRepoReader, readTree, type TreeLimits } from './repo-reader.ts';
+import {
+  BlobCache,
+  defaultMaxWalkCommits,
+  defaultTreeLimits,
+  openRepoReader,
+  readTree,
+  type TreeLimits,
+} from './repo-reader.ts';
 
-export { BlobCache, defaultTreeLimits, type TreeLimits } from './repo-reader.ts';
+export { defaultObjectLimits, type ObjectLimits } from './object-limits.ts';
+export { BlobCache, defaultMaxWalkCommits, defaultTreeLimits, type TreeLimits } from './repo-reader.ts';
+
+/** The bounds on untrusted repository content, from configuration (operator and CLI flags). */
+export interface SourceLimits {
+  /** Files under spec.path; `maxFileBytes` is also the bound on every blob read. */
+  readonly tree?: TreeLimits;
+  /** Commits/tags and trees (the blob bound is `tree.maxFileBytes`). */
+  readonly objects?: ObjectLimits;
+  /** Most commits one history walk (Range listing, rollback check) reads. */
+  readonly maxWalkCommits?: number;
+}
+
+/** The object bounds in force: commits/tags and trees from `limits.objects`, blobs the file limit. */
+export function objectLimitsOf(limits: SourceLimits = {}): ObjectLimits {
+  return {
+    ...(limits.objects ?? defaultObjectLimits),
+    blobBytes: (limits.tree ?? defaultTreeLimits).maxFileBytes,
+  };
+}
 
 export interface GitSourceOptions {
   /** Root of the per-object bare caches. */
@@ -24,7 +50,7 @@ export interface GitSourceOptions {
   readonly logger: Logger;
   /** Bound on one HTTP response (the pack); default 256 MiB. */
   readonly maxPackBytes?: number;
-  readonly treeLimits?: TreeLimits;
+  readonly limits?: SourceLimits;
   /** Blob cache bound in bytes, shared by every repository of this source (default 64 MiB). */
   readonly blobCacheBytes?: number;
   readonly onRequest?: (method: string, url: string) => void;
@@ -34,24 +60,23 @@ export interface GitSourceOptions {
 export function createRepoReader(
   gitdir: string,
   blobs: BlobCache,
-  limits: TreeLimits = defaultTreeLimits,
+  limits: SourceLimits = {},
 ): FetchedRepository {
-  // One memoising read view and one pack cache per fetched state of the directory.
-  const view = { fs: createReadOnlyFs(), gitCache: {} };
-  const reader = openRepoReader(gitdir, view);
-  // Opened on the first tree read, once per fetched state (a later fetch opens a new reader).
-  let packStore: Promise<PackStore> | undefined;
+  // One bounded object store (and pack cache) per fetched state of the directory.
+  const store = openObjectStore(gitdir, { limits: objectLimitsOf(limits) });
+  const reader = openRepoReader(gitdir, {
+    store,
+    maxWalkCommits: limits.maxWalkCommits ?? defaultMaxWalkCommits,
+  });
   return {
     readObject: reader.readObject,
     listRange: reader.listRange,
     isAncestor: reader.isAncestor,
     async readTree(commit, path, signal) {
-      packStore ??= openPackStore(gitdir);
-      return readTree(gitdir, commit, path, limits, {
-        ...view,
+      return readTree(gitdir, commit, path, limits.tree ?? defaultTreeLimits, {
+        store,
         blobCache: blobs,
         signal,
-        packStore: await packStore,
       });
     },
   };
@@ -83,12 +108,14 @@ export function createGitSource(options: GitSourceOptions): SourcePort {
         ref,
         resolved,
         depth: fetchOptions.depth,
+        limits: objectLimitsOf(options.limits),
+        maxWalkCommits: options.limits?.maxWalkCommits ?? defaultMaxWalkCommits,
         ...(fetchOptions.since === undefined ? {} : { since: fetchOptions.since }),
       });
       if (outcome.fetched) {
         options.logger.debug({ cacheKey, commit: resolved.commit, shallow: outcome.shallow }, 'fetched');
       }
-      return createRepoReader(outcome.dir, blobs, options.treeLimits);
+      return createRepoReader(outcome.dir, blobs, options.limits);
     },
   };
 }
@@ -101,7 +128,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** A SourcePort over a local clone (for `signet verify --repo-dir`): no network at all. */
-export function createLocalSource(dir: string): SourcePort {
+export function createLocalSource(dir: string, limits: SourceLimits = {}): SourcePort {
   const blobs = new BlobCache(64 * 1024 * 1024);
   const gitdirOf = async () => ((await exists(join(dir, '.git'))) ? join(dir, '.git') : dir);
   const resolveTag = async (gitdir: string, tag: string): Promise<ResolvedRevision> => {
@@ -109,10 +136,12 @@ export function createLocalSource(dir: string): SourcePort {
       .resolveRef({ fs, gitdir, ref: `refs/tags/${tag}`, depth: 1 })
       .catch(() => undefined);
     if (oid === undefined) throw new SourceError('RefNotFound', `tag "${tag}" not found in ${dir}`);
-    const { type } = await git.readObject({ fs, gitdir, oid, format: 'content' });
-    if (type !== 'tag') return { commit: oid, refName: tag, tagName: tag };
-    const { tag: parsed } = await git.readTag({ fs, gitdir, oid });
-    return { commit: parsed.object, refName: tag, tagName: tag, tagObject: oid };
+    // Read with the object bounds: the tag object is as untrusted as any commit.
+    const object = await openObjectStore(gitdir, { limits: objectLimitsOf(limits) }).read(oid);
+    if (object.type !== 'tag') return { commit: oid, refName: tag, tagName: tag };
+    const target = /^object ([0-9a-f]{40})\n/.exec(object.content.toString('latin1', 0, 64))?.[1];
+    if (target === undefined) throw new SourceError('CorruptRepository', `tag object ${oid} names no object`);
+    return { commit: target, refName: tag, tagName: tag, tagObject: oid };
   };
   return {
     async resolve(_remote, ref: GitRef): Promise<ResolvedRevision> {
@@ -132,7 +161,7 @@ export function createLocalSource(dir: string): SourcePort {
       return { commit: oid, refName: ref.branch };
     },
     async fetch() {
-      return createRepoReader(await gitdirOf(), blobs);
+      return createRepoReader(await gitdirOf(), blobs, limits);
     },
   };
 }

@@ -7,14 +7,36 @@
  * from a bounded LRU of resolved objects, the others are resolved afterwards by walking their chain.
  * The pack's trailing checksum is verified first, so a truncated or damaged download fails closed.
  *
+ * Inflation is bounded by the configured limits (object-limits.ts), never by the sizes the pack
+ * declares: a commit, tag or tree declaring more than its limit is refused before it is inflated,
+ * every entry is stopped at its declared size, and a delta's result is checked against the limit of
+ * its base's type before it is allocated. Blobs are bounded on receipt by the file limit or
+ * `receiveBlobFloor` (16 MiB), whichever is larger, so that a file somewhat over the file limit
+ * elsewhere in the repository, changed across its history (a delta on its previous version), can
+ * still be fetched. A blob over that is hashed while it streams through zlib on the thread pool,
+ * never held whole; it may not be a delta base. Refusals are TooLarge, naming the entry's offset, the
+ * limit and its flag.
+ *
  * A ref-delta whose base is not in the pack (a thin pack) is not indexed: the result names the
  * missing base and the caller leaves that pack to isomorphic-git. The event loop is yielded to
  * every ~20 ms (lease renewals keep running) and the signal is checked there.
  */
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { crc32, inflateSync } from 'node:zlib';
+import { crc32, createInflate, inflateSync } from 'node:zlib';
 import { SourceError } from './errors.ts';
+import {
+  defaultObjectLimits,
+  deltaBaseFloor,
+  deltaStreamLimit,
+  largestLimit,
+  limitOf,
+  type ObjectKind,
+  type ObjectLimits,
+  ObjectTooLargeError,
+} from './object-limits.ts';
 import {
   applyDelta,
   BaseCache,
@@ -26,6 +48,9 @@ import {
   refDelta,
   typeNames,
 } from './pack-store.ts';
+
+/** The least bound on a blob held while a pack is received (see object-limits.ts). */
+export const receiveBlobFloor = deltaBaseFloor;
 
 export interface IndexedPack {
   readonly kind: 'indexed';
@@ -46,6 +71,8 @@ export interface IndexPackOptions {
   readonly signal?: AbortSignal;
   /** Bound on the resolved objects kept as delta bases (default 32 MiB). */
   readonly baseCacheBytes?: number;
+  /** Bounds on what each object may inflate to (default defaultObjectLimits). */
+  readonly limits?: ObjectLimits;
 }
 
 function corrupt(message: string): SourceError {
@@ -64,9 +91,27 @@ function objectId(kind: number, content: Buffer): Buffer {
   return createHash('sha1').update(`${type} ${content.length}\0`).update(content).digest();
 }
 
-/** Inflates the entry at `header`; returns the content and where its compressed data ends. */
-function inflateAt(data: Buffer, offset: number, header: EntryHeader): { content: Buffer; end: number } {
+/**
+ * Inflates the entry at `header`, at most `limit` bytes (the caller has checked the declared size
+ * against its bound); returns the content and where its compressed data ends.
+ */
+function inflateAt(
+  data: Buffer,
+  offset: number,
+  header: EntryHeader,
+  limit: number,
+  kind: ObjectKind,
+): { content: Buffer; end: number } {
   if (header.dataStart > data.length - 20) throw corrupt(`the entry at ${offset} is truncated`);
+  if (header.size > limit) {
+    throw new ObjectTooLargeError(
+      `received pack: the entry at offset ${offset}`,
+      kind,
+      header.size,
+      limit,
+      true,
+    );
+  }
   let result: { buffer: Buffer; engine: { bytesWritten: number } };
   try {
     result = inflateSync(data.subarray(header.dataStart, data.length - 20), {
@@ -75,9 +120,12 @@ function inflateAt(data: Buffer, offset: number, header: EntryHeader): { content
       chunkSize: inflateChunkSize(header.size),
     }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
   } catch (error) {
+    const overran = (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
     throw new SourceError(
       'CorruptRepository',
-      `received pack: the entry at ${offset} does not inflate (${(error as Error).message})`,
+      overran
+        ? `received pack: the entry at ${offset} inflates past the ${header.size} bytes it declares; refused`
+        : `received pack: the entry at ${offset} does not inflate (${(error as Error).message})`,
       { cause: error },
     );
   }
@@ -89,6 +137,61 @@ function inflateAt(data: Buffer, offset: number, header: EntryHeader): { content
   return { content: result.buffer, end: header.dataStart + result.engine.bytesWritten };
 }
 
+function* slices(data: Buffer, size: number): Generator<Buffer> {
+  for (let position = 0; position < data.length; position += size)
+    yield data.subarray(position, position + size);
+}
+
+/**
+ * The id of a blob over the blob limit, hashed while it streams through zlib (on the thread pool,
+ * 1 MiB at a time, never held whole) and where its compressed data ends. Stops at the declared size.
+ */
+async function hashStreamed(
+  data: Buffer,
+  offset: number,
+  header: EntryHeader,
+  signal: AbortSignal | undefined,
+): Promise<{ id: Buffer; end: number }> {
+  if (header.dataStart > data.length - 20) throw corrupt(`the entry at ${offset} is truncated`);
+  const hash = createHash('sha1').update(`blob ${header.size}\0`);
+  const inflater = createInflate({ chunkSize: 1024 * 1024 });
+  let total = 0;
+  try {
+    await pipeline(
+      // Deflate never grows its input by more than ~0.1% plus framing: feed no more than that.
+      Readable.from(
+        slices(
+          data.subarray(
+            header.dataStart,
+            Math.min(data.length - 20, header.dataStart + header.size + (header.size >> 9) + 1024),
+          ),
+          64 * 1024,
+        ),
+      ),
+      inflater,
+      async (chunks: AsyncIterable<Buffer>) => {
+        for await (const chunk of chunks) {
+          total += chunk.length;
+          if (total > header.size) {
+            throw corrupt(
+              `the entry at ${offset} inflates past the ${header.size} bytes it declares; refused`,
+            );
+          }
+          hash.update(chunk);
+        }
+      },
+      ...(signal === undefined ? [] : [{ signal }]),
+    );
+  } catch (error) {
+    if (error instanceof SourceError) throw error;
+    signal?.throwIfAborted();
+    throw corrupt(`the entry at ${offset} does not inflate (${(error as Error).message})`);
+  }
+  if (total !== header.size)
+    throw corrupt(`the entry at ${offset} inflated to ${total} bytes, its header says ${header.size}`);
+  return { id: hash.digest(), end: header.dataStart + inflater.bytesWritten };
+}
+
 /**
  * Indexes `pack` (a whole pack file: header, entries, trailing SHA-1). Throws CorruptRepository for
  * a damaged or truncated pack, Aborted when `signal` fires.
@@ -98,6 +201,9 @@ export async function indexPack(
   options: IndexPackOptions = {},
 ): Promise<IndexedPack | ThinPack> {
   const signal = options.signal;
+  const given = options.limits ?? defaultObjectLimits;
+  const limits = { ...given, blobBytes: Math.max(given.blobBytes, receiveBlobFloor) };
+  const deltaLimit = deltaStreamLimit(largestLimit(limits));
   if (pack.length < 32 || pack.toString('latin1', 0, 4) !== 'PACK') throw corrupt('no pack header');
   const version = pack.readUInt32BE(4);
   if (version !== 2 && version !== 3) throw corrupt(`pack version ${version} is not supported`);
@@ -125,6 +231,11 @@ export async function indexPack(
     lastYield = performance.now();
     if (signal?.aborted) throw new SourceError('Aborted', 'indexing the received pack: aborted');
   };
+  const deltaResult = (base: { kind: number; content: Buffer }, delta: Buffer, index: number): Buffer => {
+    const type = typeNames[base.kind] ?? 'blob';
+    const where = `received pack: the delta at offset ${entries[index]?.offset}`;
+    return applyDelta('received', base.content, delta, limitOf(limits, type), type, where);
+  };
   const resolved = (index: number, kind: number, content: Buffer) => {
     const id = objectId(kind, content);
     ids[index] = id;
@@ -137,7 +248,26 @@ export async function indexPack(
   for (let index = 0; index < count; index++) {
     if (position >= pack.length - 20) throw corrupt(`the pack ends after ${index} of ${count} entries`);
     const header = readHeader(view, position);
-    const { content, end } = inflateAt(pack, position, header);
+    const type = typeNames[header.kind];
+    if (type === 'blob' && header.size > limits.blobBytes) {
+      // A large file: its id is needed for the index, its content never (it cannot be read back).
+      const { id, end } = await hashStreamed(pack, position, header, signal);
+      entries.push({ offset: position, header, end });
+      byOffset.set(position, index);
+      crcs[index] = crc32(pack.subarray(position, end)) >>> 0;
+      ids[index] = id;
+      offsetById.set(id.toString('hex'), position);
+      position = end;
+      await maybeYield();
+      continue;
+    }
+    const { content, end } = inflateAt(
+      pack,
+      position,
+      header,
+      type === undefined ? deltaLimit : limitOf(limits, type),
+      type ?? 'blob',
+    );
     entries.push({ offset: position, header, end });
     byOffset.set(position, index);
     crcs[index] = crc32(pack.subarray(position, end)) >>> 0;
@@ -147,7 +277,7 @@ export async function indexPack(
     } else {
       const baseOffset = header.baseOffset ?? offsetById.get(header.baseOid?.toString('hex') ?? '');
       const base = baseOffset === undefined ? undefined : bases.get(String(baseOffset));
-      if (base !== undefined) resolved(index, base.kind, applyDelta('received', base.content, content));
+      if (base !== undefined) resolved(index, base.kind, deltaResult(base, content, index));
     }
     if ((index & 255) === 255) await maybeYield();
   }
@@ -169,9 +299,24 @@ export async function indexPack(
         base = cached;
         break;
       }
-      const { content } = inflateAt(pack, entry.offset, entry.header);
-      if (entry.header.kind !== ofsDelta && entry.header.kind !== refDelta) {
-        base = { kind: entry.header.kind, content };
+      const type = typeNames[entry.header.kind];
+      if (type !== undefined) {
+        const limit = limitOf(limits, type);
+        const delta = chain[chain.length - 1];
+        if (entry.header.size > limit && delta !== undefined) {
+          // A large file is accepted whole (streamed), but not as the base of a delta.
+          throw new ObjectTooLargeError(
+            `received pack: the base (at offset ${entry.offset}) of the delta at offset ${delta.offset}`,
+            type,
+            entry.header.size,
+            limit,
+            true,
+          );
+        }
+        base = {
+          kind: entry.header.kind,
+          content: inflateAt(pack, entry.offset, entry.header, limit, type).content,
+        };
         break;
       }
       chain.push(entry);
@@ -186,9 +331,16 @@ export async function indexPack(
     for (let link = chain.length - 1; link >= 0; link--) {
       const entry = chain[link];
       if (entry === undefined) continue;
-      const delta = inflateAt(pack, entry.offset, entry.header).content;
-      base = { kind: base.kind, content: applyDelta('received', base.content, delta) };
       const at = byOffset.get(entry.offset) ?? -1;
+      const type: ObjectKind = typeNames[base.kind] ?? 'blob';
+      const delta: Buffer = inflateAt(
+        pack,
+        entry.offset,
+        entry.header,
+        deltaStreamLimit(limitOf(limits, type)),
+        type,
+      ).content;
+      base = { kind: base.kind, content: deltaResult(base, delta, at) };
       if (ids[at] === undefined) resolved(at, base.kind, base.content);
       else bases.set(String(entry.offset), base);
     }

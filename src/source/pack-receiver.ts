@@ -6,16 +6,19 @@
  * then hands isomorphic-git the same answer without its pack data, so isomorphic-git's own indexing
  * (`GitPackIndex.fromPack`, pako) never runs.
  *
- * Anything this path does not recognise goes to isomorphic-git unchanged, as before: an answer
- * without side-band framing, a fatal side-band message, an empty pack, or a thin pack (a ref-delta
- * base outside the pack). A pack that fails its checksum, inflation or delta checks is refused
- * here with FetchFailed.
+ * isomorphic-git (pako) inflates without any bound, so no pack reaches it: an answer that carries
+ * pack data without side-band framing, and a thin pack (a ref-delta base outside the pack, which
+ * isomorphic-git never asks for) are refused with FetchFailed. What goes to isomorphic-git unchanged
+ * holds no pack data: a fatal side-band message or an empty pack. A pack that fails its checksum,
+ * inflation or delta checks, or holds an object over its limit (object-limits.ts), is refused here
+ * with FetchFailed.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { SourceError, safeUrl } from './errors.ts';
+import type { ObjectLimits } from './object-limits.ts';
 import { indexPack } from './pack-index.ts';
 
 export interface PackReceiverOptions {
@@ -23,6 +26,8 @@ export interface PackReceiverOptions {
   readonly gitdir: string;
   /** The caller's deadline/cancellation (the HTTP client bounds the download itself). */
   readonly signal: AbortSignal;
+  /** Bounds on what each received object may inflate to (default defaultObjectLimits). */
+  readonly limits?: ObjectLimits;
   /** Called with each pack written natively (tests and benchmarks). */
   readonly onPack?: (pack: {
     readonly checksum: string;
@@ -64,6 +69,15 @@ export function demuxUploadPack(raw: Buffer): Demuxed | undefined {
     position += length;
   }
   return { lines: Buffer.concat(lines), pack: Buffer.concat(pack) };
+}
+
+/** True when `raw` holds a pack header (`PACK`, version 2 or 3) anywhere. */
+function carriesPack(raw: Buffer): boolean {
+  for (let at = raw.indexOf('PACK'); at >= 0; at = raw.indexOf('PACK', at + 1)) {
+    const version = at + 8 <= raw.length ? raw.readUInt32BE(at + 4) : 0;
+    if (version === 2 || version === 3) return true;
+  }
+  return false;
 }
 
 async function collect(body: AsyncIterableIterator<Uint8Array> | undefined): Promise<Buffer> {
@@ -123,13 +137,23 @@ export function withNativePackReceiver(http: HttpClient, options: PackReceiverOp
       const raw = await collect(res.body);
       const unchanged = { ...res, body: once(raw) };
       const demuxed = demuxUploadPack(raw);
-      if (demuxed === undefined || demuxed.pack.length < 12 || demuxed.pack.readUInt32BE(8) === 0) {
+      const where = safeUrl(req.url);
+      if (demuxed === undefined) {
+        if (carriesPack(raw)) {
+          throw new SourceError(
+            'FetchFailed',
+            `${where}: the Git server sent pack data without side-band framing; refused (only side-band packs are decoded, with bounded inflation)`,
+          );
+        }
         return unchanged;
       }
-      const where = safeUrl(req.url);
+      if (demuxed.pack.length < 12 || demuxed.pack.readUInt32BE(8) === 0) return unchanged;
       let indexed: Awaited<ReturnType<typeof indexPack>>;
       try {
-        indexed = await indexPack(demuxed.pack, { signal: options.signal });
+        indexed = await indexPack(demuxed.pack, {
+          signal: options.signal,
+          ...(options.limits === undefined ? {} : { limits: options.limits }),
+        });
       } catch (error) {
         if (error instanceof SourceError && error.code === 'CorruptRepository') {
           throw new SourceError(
@@ -138,10 +162,24 @@ export function withNativePackReceiver(http: HttpClient, options: PackReceiverOp
             { cause: error },
           );
         }
+        if (error instanceof SourceError && error.code === 'TooLarge') {
+          throw new SourceError(
+            'FetchFailed',
+            `${where}: the pack the Git server sent was refused: ${error.message}`,
+            {
+              cause: error,
+            },
+          );
+        }
         if (options.signal.aborted) throw abortError(where, options.signal, error);
         throw error;
       }
-      if (indexed.kind === 'thin') return unchanged;
+      if (indexed.kind === 'thin') {
+        throw new SourceError(
+          'FetchFailed',
+          `${where}: the Git server sent a thin pack (delta base ${indexed.missingBase} is not in it), which was not asked for; refused`,
+        );
+      }
       try {
         await writePack(options.gitdir, indexed.checksum, demuxed.pack, indexed.idx, options.signal);
       } catch (error) {

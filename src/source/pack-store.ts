@@ -6,12 +6,26 @@
  * entry is inflated with `zlib.inflateSync`, delta bases are kept in a bounded LRU by pack offset,
  * and every object returned is checked against its id (SHA-1 of the object), so a damaged pack or
  * index fails closed. Objects that are not in a pack (loose) return undefined: the caller falls back.
+ *
+ * Every inflation is bounded by the configured limit of the object's type (object-limits.ts), never by
+ * the size the pack declares: an entry declaring more is refused before it is inflated, one that
+ * inflates past its declaration is stopped at the declaration, and a delta's declared base and result
+ * sizes are checked before its result is allocated.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { SourceError } from './errors.ts';
+import {
+  defaultObjectLimits,
+  deltaStreamLimit,
+  heldLimit,
+  largestLimit,
+  limitOf,
+  type ObjectLimits,
+  ObjectTooLargeError,
+} from './object-limits.ts';
 
 export type PackedObjectType = 'commit' | 'tree' | 'blob' | 'tag';
 
@@ -21,8 +35,13 @@ export interface PackedObject {
 }
 
 export interface PackStore {
-  /** The object, or undefined when no pack holds it. Throws CorruptRepository for a damaged pack. */
+  /**
+   * The object, or undefined when no pack holds it. Throws CorruptRepository for a damaged pack,
+   * ObjectTooLargeError (TooLarge) for an object over its type's limit.
+   */
   read(oid: string): PackedObject | undefined;
+  /** True when a pack holds `oid` (nothing is inflated). */
+  has(oid: string): boolean;
   readonly stats: { inflated: number; baseHits: number };
 }
 
@@ -131,29 +150,68 @@ export function readHeader(pack: Pick<Pack, 'name' | 'data'>, offset: number): E
 /**
  * zlib's output chunk for an object of `size` bytes: the whole object in one chunk (the 16 KiB
  * default makes every small object allocate, and the GC reclaim, 16 KiB; 10,000 small blobs inflate
- * in less than half the time this way), at least 1 KiB, at most 4 MiB.
+ * in less than half the time this way), at most 4 MiB. One byte more than the object, not more: the
+ * chunk comes from Buffer's shared pool, and a small object kept (a commit in the walk's cache) keeps
+ * its whole chunk's slab alive (1 KiB chunks: 100,000 commits of 150 bytes held 120 MiB; exact
+ * chunks: 15 MiB, at the same speed).
  */
 export function inflateChunkSize(size: number): number {
-  return Math.min(Math.max(size + 64, 1024), 4 * 1024 * 1024);
+  return Math.min(Math.max(size + 1, 64), 4 * 1024 * 1024);
 }
 
-function inflateEntry(pack: Pack, header: EntryHeader): Buffer {
+/**
+ * Inflates the entry of `header`, refusing it unless its declared size is within `limit` and stopping
+ * zlib at the declared size (a stream that inflates further is corrupt, and never allocated).
+ */
+function inflateEntry(
+  pack: Pack,
+  offset: number,
+  header: EntryHeader,
+  limit: number,
+  kind: PackedObjectType,
+): Buffer {
+  if (header.size > limit) {
+    throw new ObjectTooLargeError(
+      `pack ${pack.name}: the entry at offset ${offset}`,
+      kind,
+      header.size,
+      limit,
+      true,
+    );
+  }
   // Deflate output never exceeds its input by more than a few bytes per 16 KiB block plus framing:
   // bound the input so zlib does not scan the rest of the pack.
   const end = Math.min(pack.data.length - 20, header.dataStart + header.size + (header.size >> 10) + 64);
+  return inflateBounded(
+    pack.data.subarray(header.dataStart, end),
+    header.size,
+    `pack ${pack.name}: the entry at offset ${offset}`,
+  );
+}
+
+/** `data` inflated to exactly `size` bytes; CorruptRepository when it inflates to more or fewer. */
+export function inflateBounded(data: Buffer, size: number, where: string): Buffer {
   let inflated: Buffer;
   try {
-    inflated = inflateSync(pack.data.subarray(header.dataStart, end), {
-      maxOutputLength: Math.max(1, header.size),
-      chunkSize: inflateChunkSize(header.size),
+    inflated = inflateSync(data, {
+      maxOutputLength: Math.max(1, size),
+      chunkSize: inflateChunkSize(size),
     });
   } catch (error) {
-    throw new SourceError('CorruptRepository', `pack ${pack.name}: an entry does not inflate`, {
-      cause: error,
-    });
+    const overran = (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+    throw new SourceError(
+      'CorruptRepository',
+      overran
+        ? `${where} inflates past the ${size} bytes it declares; refused`
+        : `${where} does not inflate (${(error as Error).message})`,
+      { cause: error },
+    );
   }
-  if (inflated.length !== header.size) {
-    throw corrupt(pack.name, `an entry inflated to ${inflated.length} bytes, its header says ${header.size}`);
+  if (inflated.length !== size) {
+    throw new SourceError(
+      'CorruptRepository',
+      `${where} inflated to ${inflated.length} bytes, its header says ${size}`,
+    );
   }
   return inflated;
 }
@@ -171,10 +229,29 @@ function readVarint(delta: Buffer, start: number): [number, number] {
   return [value, position];
 }
 
-export function applyDelta(name: string, base: Buffer, delta: Buffer): Buffer {
+/** The base and result sizes a delta declares (its first two varints). */
+export function deltaSizes(delta: Buffer): { baseSize: number; resultSize: number; start: number } {
   const [baseSize, afterBase] = readVarint(delta, 0);
   const [resultSize, start] = readVarint(delta, afterBase);
+  return { baseSize, resultSize, start };
+}
+
+/**
+ * Applies `delta` to `base`. The declared result size is checked against `limit` (the bound of the
+ * base's type) before the result is allocated; `where` names the delta in messages.
+ */
+export function applyDelta(
+  name: string,
+  base: Buffer,
+  delta: Buffer,
+  limit: number,
+  kind: PackedObjectType,
+  where = `pack ${name}: a delta`,
+): Buffer {
+  const { baseSize, resultSize, start } = deltaSizes(delta);
   if (baseSize !== base.length) throw corrupt(name, 'a delta does not match its base');
+  if (resultSize > limit)
+    throw new ObjectTooLargeError(`${where} (its result)`, kind, resultSize, limit, true);
   const result = Buffer.allocUnsafe(resultSize);
   let out = 0;
   let position = start;
@@ -236,14 +313,27 @@ export class BaseCache {
 
 export const maxDeltaChain = 10_000;
 
+function typeOf(name: string, kind: number): PackedObjectType {
+  const type = typeNames[kind];
+  if (type === undefined) throw corrupt(name, `an object resolves to type ${kind}`);
+  return type;
+}
+
+/** The bound for an entry of pack type `kind` (a delta: the largest bound, its type is not known yet). */
+export function entryLimit(limits: ObjectLimits, kind: number): number {
+  const type = typeNames[kind];
+  return type === undefined ? deltaStreamLimit(largestLimit(limits)) : limitOf(limits, type);
+}
+
 /**
  * Opens every pack of `gitdir` (read into memory, as isomorphic-git does). The repository must not
  * gain packs meanwhile: open a new store after a fetch.
  */
 export async function openPackStore(
   gitdir: string,
-  options: { baseCacheBytes?: number } = {},
+  options: { baseCacheBytes?: number; limits?: ObjectLimits } = {},
 ): Promise<PackStore> {
+  const limits = options.limits ?? defaultObjectLimits;
   const packDir = join(gitdir, 'objects', 'pack');
   const names = (await readdir(packDir).catch(() => [] as string[])).filter((n) => n.endsWith('.idx')).sort();
   const packs: Pack[] = [];
@@ -282,7 +372,11 @@ export async function openPackStore(
       const header = readHeader(current.pack, current.offset);
       if (header.kind !== ofsDelta && header.kind !== refDelta) {
         stats.inflated++;
-        resolved = { kind: header.kind, content: inflateEntry(current.pack, header) };
+        const type = typeOf(current.pack.name, header.kind);
+        // A delta base is never returned: it may be somewhat larger than the object asked for.
+        const limit = chain.length === 0 ? limitOf(limits, type) : heldLimit(limits, type);
+        const content = inflateEntry(current.pack, current.offset, header, limit, type);
+        resolved = { kind: header.kind, content };
         bases.set(key, resolved);
         break;
       }
@@ -305,7 +399,11 @@ export async function openPackStore(
       const link = chain[i];
       if (link === undefined) continue;
       stats.inflated++;
-      const content = applyDelta(link.pack.name, resolved.content, inflateEntry(link.pack, link.header));
+      const type = typeOf(link.pack.name, resolved.kind);
+      const limit = i === 0 ? limitOf(limits, type) : heldLimit(limits, type);
+      const where = `pack ${link.pack.name}: the delta at offset ${link.offset}`;
+      const delta = inflateEntry(link.pack, link.offset, link.header, deltaStreamLimit(limit), type);
+      const content = applyDelta(link.pack.name, resolved.content, delta, limit, type, where);
       resolved = { kind: resolved.kind, content };
       bases.set(`${link.pack.name}:${link.offset}`, resolved);
     }
@@ -314,12 +412,24 @@ export async function openPackStore(
 
   return {
     stats,
+    has(oid) {
+      return /^[0-9a-f]{40}$/.test(oid) && locate(Buffer.from(oid, 'hex')) !== undefined;
+    },
     read(oid) {
       if (!/^[0-9a-f]{40}$/.test(oid)) return undefined;
       const id = Buffer.from(oid, 'hex');
       const found = locate(id);
       if (found === undefined) return undefined;
-      const { kind, content } = resolveAt(found.pack, found.offset);
+      let resolvedObject: { kind: number; content: Buffer };
+      try {
+        resolvedObject = resolveAt(found.pack, found.offset);
+      } catch (error) {
+        if (error instanceof ObjectTooLargeError) {
+          throw error.forObject(oid);
+        }
+        throw error;
+      }
+      const { kind, content } = resolvedObject;
       const type = typeNames[kind];
       if (type === undefined) throw corrupt(found.pack.name, `object ${oid} has type ${kind}`);
       const actual = createHash('sha1').update(`${type} ${content.length}\0`).update(content).digest('hex');

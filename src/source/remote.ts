@@ -22,6 +22,8 @@ import type { GitRef } from '../api/gitrepository.ts';
 import { SourceError, safeUrl } from './errors.ts';
 import { installSyncSha1Digest } from './fast-sha1.ts';
 import { createHttpClient } from './http-client.ts';
+import type { ObjectLimits } from './object-limits.ts';
+import { hasObject as storeHas } from './object-store.ts';
 import { type PackReceiverOptions, withNativePackReceiver } from './pack-receiver.ts';
 import { openRepoReader } from './repo-reader.ts';
 
@@ -239,6 +241,10 @@ export interface FetchRevisionRequest extends RemoteCallOptions {
   readonly since?: string;
   /** Called for each pack indexed natively (tests and benchmarks; see pack-receiver.ts). */
   readonly onPack?: PackReceiverOptions['onPack'];
+  /** Bounds on what each received object may inflate to (default defaultObjectLimits). */
+  readonly limits?: ObjectLimits;
+  /** Most commits the ancestry check of a shallow cache reads (default defaultMaxWalkCommits). */
+  readonly maxWalkCommits?: number;
 }
 
 export interface FetchOutcome {
@@ -276,11 +282,8 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
   return withDirLock(dir, async () => {
     await mkdir(dir, { recursive: true });
     if (!(await exists(join(dir, 'HEAD')))) await git.init({ fs, gitdir: dir, bare: true });
-    const hasObject = async (oid: string) =>
-      git.readObject({ fs, gitdir: dir, oid, format: 'deflated' }).then(
-        () => true,
-        () => false,
-      );
+    // Only indexes and file names are read: an object is never inflated to learn that it exists.
+    const hasObject = (oid: string) => storeHas(dir, oid);
     const hasRevision = async () =>
       (await hasObject(resolved.commit)) &&
       (resolved.tagObject === undefined || (await hasObject(resolved.tagObject)));
@@ -288,9 +291,16 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
     const historyComplete = async () => {
       if (request.depth !== 'full' || !(await isShallow())) return true;
       if (request.since === undefined) return false;
-      return openRepoReader(dir)
+      return openRepoReader(dir, {
+        ...(request.limits === undefined ? {} : { limits: request.limits }),
+        ...(request.maxWalkCommits === undefined ? {} : { maxWalkCommits: request.maxWalkCommits }),
+      })
         .isAncestor(request.since, resolved.commit, request.signal)
-        .catch(() => false);
+        .catch(
+          (error: unknown) =>
+            // Over the walk bound a deeper fetch cannot help: verification's own walk refuses it.
+            error instanceof SourceError && error.code === 'TooLarge',
+        );
     };
 
     if ((await hasRevision()) && (await historyComplete())) {
@@ -301,6 +311,7 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
     const http = withNativePackReceiver(httpClientFor(remote, request), {
       gitdir: dir,
       signal: request.signal,
+      ...(request.limits === undefined ? {} : { limits: request.limits }),
       ...(request.onPack === undefined ? {} : { onPack: request.onPack }),
     });
     const remoteRef =

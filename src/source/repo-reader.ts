@@ -1,8 +1,14 @@
 /**
- * Reading a fetched bare repository (imperative shell over isomorphic-git):
+ * Reading a fetched bare repository (imperative shell over object-store.ts):
  * - `openRepoReader(dir)`: raw objects for verification, commit ranges and ancestry;
  * - `readTree(dir, commit, path, limits)`: the files under spec.path of one commit, bounded, with a
  *   blob cache keyed by oid so a blob already seen (in this or an earlier revision) is never read again.
+ *
+ * Every object is read with a bound from configuration (object-limits.ts): commits and tags, trees,
+ * and blobs (the file-size limit) are refused with TooLarge, before they are inflated, when they
+ * declare more. History walks (ranges, ancestry) visit at most `maxWalkCommits` commits (TooLarge
+ * past that: fail closed), yield to the event loop every few milliseconds and stop when their
+ * AbortSignal fires (spec.timeout), so unrelated or huge histories cannot hold the process.
  *
  * Shallow caches: a commit listed in `shallow` whose parents are absent is a history boundary.
  * A walk that must cross a boundary to answer correctly throws `ShallowHistory`; it never silently
@@ -10,10 +16,10 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import * as git from 'isomorphic-git';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { SourceError } from './errors.ts';
-import type { PackStore } from './pack-store.ts';
-import { createReadOnlyFs, type ReadOnlyFs } from './read-only-fs.ts';
+import { defaultObjectLimits, type ObjectLimits, ObjectTooLargeError } from './object-limits.ts';
+import { type ObjectStore, openObjectStore } from './object-store.ts';
 
 export type GitObjectType = 'commit' | 'tag' | 'tree' | 'blob';
 
@@ -104,11 +110,10 @@ export class BlobCache {
 /** Shared by every readTree call that brings no cache of its own. */
 export const sharedBlobCache = new BlobCache(64 * 1024 * 1024);
 
-const objectTypes = new Set<string>(['commit', 'tag', 'tree', 'blob']);
-const maxWalkCommits = 1_000_000;
+/** Most commits one history walk (a range listing, an ancestry check) reads, by default. */
+export const defaultMaxWalkCommits = 100_000;
 
-/** isomorphic-git's per-repository cache (pack indexes); one per open repository. */
-export type GitCache = Record<string, unknown>;
+const oidPattern = /^[0-9a-f]{40}$/;
 
 /** Normalises a path inside the repository; undefined when absolute or containing `..`. */
 export function normaliseTreePath(path: string): string | undefined {
@@ -132,6 +137,103 @@ export function symlinkEscapes(linkPath: string, target: string): boolean {
     }
   }
   return false;
+}
+
+/**
+ * The links of a commit a walk needs: its tree, parents and committer time (seconds). Pure. The ids
+ * are fresh strings (not slices of the header text, which would keep every header of a long walk
+ * alive).
+ */
+export function parseCommitLinks(
+  content: Uint8Array,
+  oid: string,
+): { tree: string; parents: string[]; timestamp: number } {
+  const data = Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  const headerEnd = data.indexOf('\n\n');
+  const end = headerEnd < 0 ? data.length : headerEnd;
+  let tree: string | undefined;
+  const parents: string[] = [];
+  let timestamp = 0;
+  for (let start = 0; start < end; ) {
+    const newline = data.indexOf(10, start);
+    const lineEnd = newline < 0 || newline > end ? end : newline;
+    if (lineEnd - start === 45 && data.toString('latin1', start, start + 5) === 'tree ') {
+      tree ??= data.toString('latin1', start + 5, lineEnd);
+    } else if (lineEnd - start === 47 && data.toString('latin1', start, start + 7) === 'parent ') {
+      parents.push(data.toString('latin1', start + 7, lineEnd));
+    } else if (data.toString('latin1', start, start + 10) === 'committer ') {
+      const fields = data.toString('latin1', start, lineEnd).split(' ');
+      timestamp = Number(fields[fields.length - 2]);
+    }
+    start = lineEnd + 1;
+  }
+  if (tree === undefined || !oidPattern.test(tree) || !parents.every((p) => oidPattern.test(p))) {
+    throw new SourceError('CorruptRepository', `commit ${oid} has no valid tree or parent lines`);
+  }
+  return { tree, parents, timestamp: Number.isFinite(timestamp) ? timestamp : 0 };
+}
+
+export interface TreeEntry {
+  readonly mode: string;
+  readonly path: string;
+  readonly oid: string;
+  readonly type: 'tree' | 'blob' | 'commit';
+}
+
+const modeTypes: Record<string, TreeEntry['type']> = {
+  '40000': 'tree',
+  '040000': 'tree',
+  '100644': 'blob',
+  '100755': 'blob',
+  '100664': 'blob',
+  '120000': 'blob',
+  '160000': 'commit',
+};
+
+/** A name git's verify_path() refuses (separators, `.`, `..`, `.git` and its NTFS/HFS aliases). */
+function unsafeName(name: string): boolean {
+  const hfsClean = name.replace(/[\u200C-\u200F\u202A-\u202E\u206A-\u206F\uFEFF]/g, '');
+  const normalised = (hfsClean.split(':')[0] ?? '').toLowerCase().replace(/[. ]+$/, '');
+  return (
+    name === '' ||
+    name.includes('/') ||
+    name.includes('\\') ||
+    hfsClean === '.' ||
+    hfsClean === '..' ||
+    normalised === '.git' ||
+    /^\.?git~[1-9]$/.test(normalised)
+  );
+}
+
+/** The entries of a tree object, by name in byte order. Pure; CorruptRepository when malformed. */
+export function parseTree(content: Uint8Array, oid: string): TreeEntry[] {
+  const data = Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+  const entries: { entry: TreeEntry; name: Buffer }[] = [];
+  let cursor = 0;
+  while (cursor < data.length) {
+    const space = data.indexOf(32, cursor);
+    const nul = space < 0 ? -1 : data.indexOf(0, space);
+    if (space < 0 || nul < 0 || nul + 21 > data.length) {
+      throw new SourceError('CorruptRepository', `tree ${oid} is malformed at byte ${cursor}`);
+    }
+    const rawMode = data.toString('latin1', cursor, space);
+    const type = modeTypes[rawMode];
+    const name = data.subarray(space + 1, nul);
+    const path = name.toString('utf8');
+    if (type === undefined) {
+      throw new SourceError('CorruptRepository', `tree ${oid} has an entry of unknown mode ${rawMode}`);
+    }
+    if (unsafeName(path)) {
+      throw new SourceError(
+        'CorruptRepository',
+        `tree ${oid} has an unsafe entry name ${JSON.stringify(path.slice(0, 64))}`,
+      );
+    }
+    const mode = rawMode === '40000' ? '040000' : rawMode === '100664' ? '100644' : rawMode;
+    entries.push({ entry: { mode, path, oid: data.toString('hex', nul + 1, nul + 21), type }, name });
+    cursor = nul + 21;
+  }
+  return entries.sort((a, b) => Buffer.compare(a.name, b.name)).map((e) => e.entry);
 }
 
 interface CommitNode {
@@ -194,43 +296,70 @@ class DateQueue {
   }
 }
 
+export interface RepoReaderOptions {
+  /** Bounds on objects read (default defaultObjectLimits). */
+  readonly limits?: ObjectLimits;
+  /** Most commits one walk reads (default defaultMaxWalkCommits); more is TooLarge. */
+  readonly maxWalkCommits?: number;
+  /** A store already open on the directory (shares its pack cache). */
+  readonly store?: ObjectStore;
+}
+
+/**
+ * The budget of one history walk: counts commits read, yields to the event loop every ~10 ms
+ * (timers, lease renewals and other reconciles keep running, and an AbortSignal.timeout can fire)
+ * and stops when `signal` fires.
+ */
+function walkBudget(max: number, signal: AbortSignal | undefined, what: () => string) {
+  let read = 0;
+  let lastYield = performance.now();
+  return async (): Promise<void> => {
+    if (++read > max) {
+      throw new SourceError(
+        'TooLarge',
+        `${what()}: more than ${max} commits would have to be read; refused (raise the bound with --max-walk-commits)`,
+      );
+    }
+    if ((read & 31) === 0 && performance.now() - lastYield > 10) {
+      await nextTurn();
+      lastYield = performance.now();
+    }
+    signal?.throwIfAborted();
+  };
+}
+
 /** Opens a bare repository (or a `.git` directory) for verification reads. */
-export function openRepoReader(
-  dir: string,
-  options: { fs?: ReadOnlyFs; gitCache?: GitCache } = {},
-): RevisionReader {
-  const cache: GitCache = options.gitCache ?? {};
-  const gfs = options.fs ?? createReadOnlyFs();
+export function openRepoReader(dir: string, options: RepoReaderOptions = {}): RevisionReader {
+  const store = options.store ?? openObjectStore(dir, { limits: options.limits ?? defaultObjectLimits });
+  const maxWalk = options.maxWalkCommits ?? defaultMaxWalkCommits;
   const nodes = new Map<string, CommitNode>();
   let shallow: Promise<Set<string>> | undefined;
-
-  const has = async (oid: string): Promise<boolean> =>
-    git.readObject({ fs: gfs, gitdir: dir, oid, format: 'deflated', cache }).then(
-      () => true,
-      () => false,
-    );
 
   const nodeOf = async (oid: string): Promise<CommitNode> => {
     const known = nodes.get(oid);
     if (known !== undefined) return known;
-    let parsed: Awaited<ReturnType<typeof git.readCommit>>;
+    let object: Awaited<ReturnType<ObjectStore['read']>>;
     try {
-      parsed = await git.readCommit({ fs: gfs, gitdir: dir, oid, cache });
+      object = await store.read(oid);
     } catch (error) {
+      if (error instanceof SourceError && error.code !== 'NotFound') throw error;
       throw new SourceError(
         'ShallowHistory',
         `commit ${oid} is not in the fetched history (the cache is shallow or the commit was never fetched)`,
         { cause: error },
       );
     }
-    const parents = parsed.commit.parent;
+    if (object.type !== 'commit') {
+      throw new SourceError('CorruptRepository', `object ${oid} is a ${object.type}, expected a commit`);
+    }
+    const { parents, timestamp } = parseCommitLinks(object.content, oid);
     shallow ??= readShallow(dir);
     let boundary = false;
     if ((await shallow).has(oid)) {
       // Listed as shallow, but a later deeper fetch may have brought the parents after all.
-      boundary = !(await Promise.all(parents.map(has))).every(Boolean);
+      boundary = !(await Promise.all(parents.map((parent) => store.has(parent)))).every(Boolean);
     }
-    const node: CommitNode = { parents, timestamp: parsed.commit.committer.timestamp, boundary };
+    const node: CommitNode = { parents, timestamp, boundary };
     nodes.set(oid, node);
     return node;
   };
@@ -241,112 +370,117 @@ export function openRepoReader(
       `history was cut at commit ${oid} (shallow cache); a deeper fetch is needed to answer`,
     );
 
+  /**
+   * Paints history in committer-date order from two sides (as git rev-list and merge-base do): what
+   * `head` reaches gets mark 1, what `other` reaches mark 2. A commit reached from `other` (other
+   * than `other` itself) cannot lead back to `other`, nor into the range, so the walk stops once
+   * every queued commit carries mark 2, or when `stop` says so. Under clock skew it only walks more.
+   */
+  const paint = async (
+    head: string,
+    other: string | undefined,
+    budget: () => Promise<void>,
+    visit: (oid: string, mark: number, marks: ReadonlyMap<string, number>) => boolean,
+  ): Promise<Map<string, number>> => {
+    const headMark = 1;
+    const otherMark = 2;
+    const marks = new Map<string, number>();
+    const queue = new DateQueue();
+    const queued = new Set<string>();
+    let active = 0; // queued commits without the other side's mark
+    const enqueue = async (oid: string, mark: number) => {
+      const before = marks.get(oid) ?? 0;
+      const after = before | mark;
+      if (after === before && before !== 0) return;
+      marks.set(oid, after);
+      if (queued.has(oid)) {
+        if ((before & otherMark) === 0 && (after & otherMark) !== 0) active--;
+        return;
+      }
+      if (before === 0) await budget();
+      const node = await nodeOf(oid);
+      queued.add(oid);
+      if ((after & otherMark) === 0) active++;
+      queue.push(oid, node.timestamp);
+    };
+    await enqueue(head, headMark);
+    if (other !== undefined) {
+      try {
+        await enqueue(other, otherMark);
+      } catch (error) {
+        if (error instanceof SourceError && error.code !== 'ShallowHistory') throw error;
+        throw new SourceError('ShallowHistory', `commit ${other} is not in the fetched history`, {
+          cause: error,
+        });
+      }
+    }
+    while (active > 0) {
+      const oid = queue.pop();
+      if (oid === undefined) break;
+      queued.delete(oid);
+      const mark = marks.get(oid) ?? 0;
+      if ((mark & otherMark) === 0) active--;
+      if (visit(oid, mark, marks)) break;
+      const node = await nodeOf(oid);
+      if (node.boundary) {
+        if ((mark & otherMark) !== 0) continue; // the other side may stop at the boundary
+        throw boundaryError(oid);
+      }
+      for (const parent of node.parents) {
+        try {
+          await enqueue(parent, mark);
+        } catch (error) {
+          // A missing ancestor of `other` only makes the walk longer.
+          if ((mark & otherMark) !== 0 && error instanceof SourceError && error.code === 'ShallowHistory')
+            continue;
+          throw error;
+        }
+      }
+    }
+    return marks;
+  };
+
   return {
     async readObject(oid, signal) {
       signal?.throwIfAborted();
-      let result: Awaited<ReturnType<typeof git.readObject>>;
+      let object: Awaited<ReturnType<ObjectStore['read']>>;
       try {
-        result = await git.readObject({ fs: gfs, gitdir: dir, oid, format: 'content', cache });
+        object = await store.read(oid);
       } catch (error) {
+        if (error instanceof SourceError && error.code !== 'NotFound') throw error;
         throw new SourceError('NotFound', `object ${oid} is not in the fetched repository`, { cause: error });
       }
-      if (!objectTypes.has(result.type) || !(result.object instanceof Uint8Array)) {
-        throw new SourceError('CorruptRepository', `object ${oid} has an unexpected type ${result.type}`);
-      }
-      return { type: result.type as GitObjectType, raw: result.object };
+      return { type: object.type, raw: object.content };
     },
 
     async listRange(head, since, signal) {
-      // Paint walk in committer-date order (as git rev-list does): HEAD-side and SINCE-side marks
-      // spread to parents; the walk stops once every queued commit is reachable from `since`.
-      // Under clock skew it can only include extra commits, never miss one of the range.
-      const headMark = 1;
-      const sinceMark = 2;
-      const marks = new Map<string, number>();
-      const queue = new DateQueue();
-      let active = 0; // queued commits without the SINCE mark
-      const queued = new Set<string>();
-      const enqueue = async (oid: string, mark: number) => {
-        const before = marks.get(oid) ?? 0;
-        const after = before | mark;
-        if (after === before && before !== 0) return;
-        marks.set(oid, after);
-        if (queued.has(oid)) {
-          if ((before & sinceMark) === 0 && (after & sinceMark) !== 0) active--;
-          return;
-        }
-        const node = await nodeOf(oid);
-        queued.add(oid);
-        if ((after & sinceMark) === 0) active++;
-        queue.push(oid, node.timestamp);
-      };
       const order: string[] = [];
-      await enqueue(head, headMark);
-      if (since !== undefined) {
-        try {
-          await enqueue(since, sinceMark);
-        } catch (error) {
-          throw new SourceError(
-            'ShallowHistory',
-            `the last applied commit ${since} is not in the fetched history`,
-            { cause: error },
-          );
-        }
-      }
-      let visited = 0;
-      while (active > 0) {
-        signal?.throwIfAborted();
-        const oid = queue.pop();
-        if (oid === undefined) break;
-        queued.delete(oid);
-        const mark = marks.get(oid) ?? 0;
-        if ((mark & sinceMark) === 0) active--;
-        if (++visited > maxWalkCommits)
-          throw new SourceError(
-            'TooLarge',
-            `more than ${maxWalkCommits} commits between ${head} and ${since}`,
-          );
-        if (mark === headMark) order.push(oid);
-        const node = await nodeOf(oid);
-        if (node.boundary) {
-          if ((mark & sinceMark) !== 0) continue; // the since side may stop at the boundary
-          throw boundaryError(oid);
-        }
-        for (const parent of node.parents) {
-          try {
-            await enqueue(parent, mark);
-          } catch (error) {
-            if ((mark & sinceMark) !== 0) continue; // a missing ancestor of `since` only over-includes
-            throw error;
-          }
-        }
-      }
-      return order.filter((oid) => marks.get(oid) === headMark);
+      const budget = walkBudget(
+        maxWalk,
+        signal,
+        () => `listing the commits from ${since ?? 'the root'} to ${head}`,
+      );
+      const marks = await paint(head, since, budget, (oid, mark) => {
+        if (mark === 1) order.push(oid);
+        return false;
+      });
+      return order.filter((oid) => marks.get(oid) === 1);
     },
 
     async isAncestor(ancestor, descendant, signal) {
       if (ancestor === descendant) return true;
-      // Fails closed: a boundary crossed before finding `ancestor` throws rather than answering false.
-      const seen = new Set<string>([descendant]);
-      const queue = new DateQueue();
-      queue.push(descendant, (await nodeOf(descendant)).timestamp);
-      for (let oid = queue.pop(); oid !== undefined; oid = queue.pop()) {
-        signal?.throwIfAborted();
-        const node = await nodeOf(oid);
-        if (node.boundary) throw boundaryError(oid);
-        for (const parent of node.parents) {
-          if (parent === ancestor) return true;
-          if (seen.has(parent)) continue;
-          seen.add(parent);
-          if (seen.size > maxWalkCommits)
-            throw new SourceError(
-              'TooLarge',
-              `history of ${descendant} has more than ${maxWalkCommits} commits`,
-            );
-          queue.push(parent, (await nodeOf(parent)).timestamp);
-        }
-      }
-      return false;
+      // A bounded merge-base search: found only when the descendant's side reaches `ancestor`;
+      // fails closed (throws) on a boundary, the walk bound or the deadline, never answers true.
+      const budget = walkBudget(
+        maxWalk,
+        signal,
+        () => `deciding whether ${descendant} descends from ${ancestor} (rollback protection)`,
+      );
+      // An ancestor that is not in the repository cannot be reached: walk the descendant's side alone
+      // (to a shallow boundary, which throws, or to the roots).
+      const other = (await store.has(ancestor)) ? ancestor : undefined;
+      const reached = (marks: ReadonlyMap<string, number>) => ((marks.get(ancestor) ?? 0) & 1) !== 0;
+      return reached(await paint(descendant, other, budget, (_oid, _mark, marks) => reached(marks)));
     },
   };
 }
@@ -354,16 +488,33 @@ export function openRepoReader(
 export interface ReadTreeOptions {
   readonly blobCache?: BlobCache;
   readonly signal?: AbortSignal;
-  /** isomorphic-git cache object to share pack indexes between calls on the same repository. */
-  readonly gitCache?: GitCache;
-  /** A memoising read view of the repository (see read-only-fs.ts), shared between calls. */
-  readonly fs?: ReadOnlyFs;
   /**
-   * Native-zlib reads of packed blobs (see pack-store.ts): isomorphic-git inflates each pack entry
-   * with pako and resolves delta chains uncached, seconds for a 10,000-blob tree. Blobs it does
-   * not hold (loose objects) are read with isomorphic-git.
+   * A bounded object store open on the repository (shares its pack cache between calls); its blob
+   * bound should be `limits.maxFileBytes`. Default: one opened for this call with that bound.
    */
-  readonly packStore?: PackStore;
+  readonly store?: ObjectStore;
+  /** Bounds on commits and trees when no store is given (default defaultObjectLimits). */
+  readonly objectLimits?: ObjectLimits;
+}
+
+/** The object `oid`, which must be a `type`: NotFound when absent, TooLarge over its bound. */
+async function readTyped(
+  store: ObjectStore,
+  oid: string,
+  type: 'commit' | 'tree',
+  what: string,
+): Promise<Buffer> {
+  let object: Awaited<ReturnType<ObjectStore['read']>>;
+  try {
+    object = await store.read(oid);
+  } catch (error) {
+    if (error instanceof SourceError && error.code !== 'NotFound') throw error;
+    throw new SourceError('NotFound', `${what} ${oid} is not in the fetched repository`, { cause: error });
+  }
+  if (object.type !== type) {
+    throw new SourceError('CorruptRepository', `${what} ${oid} is a ${object.type}, not a ${type}`);
+  }
+  return object.content;
 }
 
 /** The files under `path` of `commit`: only the blobs under the path are read, each at most once. */
@@ -378,20 +529,17 @@ export async function readTree(
   if (normalised === undefined) {
     throw new SourceError('InvalidPath', `spec.path "${path}" must be relative and must not contain ".."`);
   }
-  const cache = options.gitCache ?? {};
-  const gfs = options.fs ?? createReadOnlyFs();
+  const store =
+    options.store ??
+    openObjectStore(dir, {
+      limits: { ...(options.objectLimits ?? defaultObjectLimits), blobBytes: limits.maxFileBytes },
+    });
   const blobs = options.blobCache ?? sharedBlobCache;
   const signal = options.signal;
-  let parsed: Awaited<ReturnType<typeof git.readCommit>>;
-  try {
-    parsed = await git.readCommit({ fs: gfs, gitdir: dir, oid: commit, cache });
-  } catch (error) {
-    throw new SourceError('NotFound', `commit ${commit} is not in the fetched repository`, { cause: error });
-  }
-  let treeOid = parsed.commit.tree;
+  const treeOf = async (oid: string) => parseTree(await readTyped(store, oid, 'tree', 'tree'), oid);
+  let treeOid = parseCommitLinks(await readTyped(store, commit, 'commit', 'commit'), commit).tree;
   for (const segment of normalised === '' ? [] : normalised.split('/')) {
-    const { tree } = await git.readTree({ fs: gfs, gitdir: dir, oid: treeOid, cache });
-    const entry = tree.find((e) => e.path === segment);
+    const entry = (await treeOf(treeOid)).find((e) => e.path === segment);
     if (entry === undefined || entry.type !== 'tree') {
       throw new SourceError(
         'NotFound',
@@ -412,21 +560,32 @@ export async function readTree(
       );
     }
   };
-  const blob = async (oid: string): Promise<Uint8Array> => {
+  const blob = async (oid: string, relative: string): Promise<Uint8Array> => {
     const cached = blobs.get(oid);
     if (cached !== undefined) return cached;
-    const packed = options.packStore?.read(oid);
-    if (packed !== undefined && packed.type !== 'blob') {
-      throw new SourceError('CorruptRepository', `tree entry ${oid} is a ${packed.type}, not a blob`);
+    let object: Awaited<ReturnType<ObjectStore['read']>>;
+    try {
+      object = await store.read(oid);
+    } catch (error) {
+      if (error instanceof ObjectTooLargeError && error.kind === 'blob') {
+        // Refused from its declared size, before it was inflated.
+        throw new SourceError(
+          'TooLarge',
+          `${relative}: ${error.declared ? `${error.size} bytes` : 'the file'} is over the ${error.limit}-byte file limit`,
+          { cause: error },
+        );
+      }
+      throw error;
     }
-    const content = packed?.content ?? (await git.readBlob({ fs: gfs, gitdir: dir, oid, cache })).blob;
-    blobs.set(oid, content);
-    return content;
+    if (object.type !== 'blob') {
+      throw new SourceError('CorruptRepository', `tree entry ${oid} is a ${object.type}, not a blob`);
+    }
+    blobs.set(oid, object.content);
+    return object.content;
   };
   const walk = async (oid: string, prefix: string, depth: number): Promise<void> => {
     signal?.throwIfAborted();
-    const { tree } = await git.readTree({ fs: gfs, gitdir: dir, oid, cache });
-    for (const entry of tree) {
+    for (const entry of await treeOf(oid)) {
       const relative = prefix === '' ? entry.path : `${prefix}/${entry.path}`;
       if (entry.type === 'tree') {
         if (depth + 1 > limits.maxDepth) {
@@ -435,13 +594,13 @@ export async function readTree(
         await walk(entry.oid, relative, depth + 1);
       } else if (entry.type === 'blob' && entry.mode === '120000') {
         countEntry(relative);
-        const target = Buffer.from(await blob(entry.oid))
+        const target = Buffer.from(await blob(entry.oid, relative))
           .subarray(0, 4_096)
           .toString('utf8');
         symlinks.push({ path: relative, target, escapesTree: symlinkEscapes(relative, target) });
       } else if (entry.type === 'blob') {
         countEntry(relative);
-        const content = await blob(entry.oid);
+        const content = await blob(entry.oid, relative);
         if (content.byteLength > limits.maxFileBytes) {
           throw new SourceError(
             'TooLarge',

@@ -139,7 +139,8 @@ describe('openPackStore', () => {
         expect(Buffer.from(read?.content ?? []).equals(object.content), oid).toBe(true);
       } catch (error) {
         expect(error).toBeInstanceOf(SourceError);
-        expect((error as SourceError).code).toBe('CorruptRepository');
+        // A damaged entry header may declare a size over the object limits: refused before inflating.
+        expect(['CorruptRepository', 'TooLarge']).toContain((error as SourceError).code);
         refused++;
       }
     }
