@@ -264,6 +264,15 @@ export function wasmKustomizeEngine(
   };
 }
 
+let shared: KustomizeEngine | undefined;
+
+/** The process's engine (defaultEnginePath(), SIGNET_KUSTOMIZE_ENGINE_SHA256 pins its digest). */
+export function sharedKustomizeEngine(): KustomizeEngine {
+  const sha256 = process.env.SIGNET_KUSTOMIZE_ENGINE_SHA256;
+  shared ??= wasmKustomizeEngine(sha256 === undefined || sha256 === '' ? {} : { sha256 });
+  return shared;
+}
+
 /** Stops the build when `stdout` grows past the bound; polls its size while the build runs. */
 function watchOutput(stdout: string, maxBytes: number, stop: (error: RenderError) => void): NodeJS.Timeout {
   return setInterval(() => {
