@@ -14,8 +14,10 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { RenderError } from './errors.ts';
@@ -42,9 +44,16 @@ export function kustomizeCacheDir(env: NodeJS.ProcessEnv = process.env): string 
   return join(cache, 'kustomize', `${KUSTOMIZE_VERSION}-api${KUSTOMIZE_API_VERSION.slice(1)}`);
 }
 
-/** Where the engine module is: SIGNET_KUSTOMIZE_ENGINE, else the build cache. */
+/**
+ * Where the engine module is: SIGNET_KUSTOMIZE_ENGINE; else kustomize-engine.wasm at the top of the
+ * installed tree (beside dist/ and package.json: the image's /app); else the build cache.
+ */
 export function defaultEnginePath(env: NodeJS.ProcessEnv = process.env): string {
-  return env.SIGNET_KUSTOMIZE_ENGINE ?? join(kustomizeCacheDir(env), 'kustomize-engine.wasm');
+  if (env.SIGNET_KUSTOMIZE_ENGINE !== undefined && env.SIGNET_KUSTOMIZE_ENGINE !== '')
+    return env.SIGNET_KUSTOMIZE_ENGINE;
+  const installed = fileURLToPath(new URL('../../kustomize-engine.wasm', import.meta.url));
+  if (existsSync(installed)) return installed;
+  return join(kustomizeCacheDir(env), 'kustomize-engine.wasm');
 }
 
 const wasmPageBytes = 64 * 1024;
