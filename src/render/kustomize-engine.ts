@@ -193,7 +193,10 @@ export interface WasmEngineOptions {
   readonly path?: string;
   /** When set, the module's sha256 (hex) must equal it. */
   readonly sha256?: string;
-  /** Linear memory of one build, bytes (default 1 GiB). */
+  /**
+   * Linear memory of one build, bytes (default 512 MiB: the operator's Deployment is limited to 1 GiB;
+   * a 500-object overlay builds in 64 MiB, 5,000 objects in 512 MiB).
+   */
   readonly maxMemoryBytes?: number;
 }
 
@@ -202,7 +205,7 @@ export function wasmKustomizeEngine(
   options: WasmEngineOptions = {},
 ): KustomizeEngine & { sha256(): Promise<string> } {
   const path = options.path ?? defaultEnginePath();
-  const maxMemoryBytes = options.maxMemoryBytes ?? 1024 * 1024 * 1024;
+  const maxMemoryBytes = options.maxMemoryBytes ?? 512 * 1024 * 1024;
   let loaded: Promise<{ module: CompiledModule; sha256: string }> | undefined;
   const load = (): Promise<{ module: CompiledModule; sha256: string }> => {
     loaded ??= (async () => {
@@ -275,10 +278,23 @@ export function wasmKustomizeEngine(
 
 let shared: KustomizeEngine | undefined;
 
-/** The process's engine (defaultEnginePath(), SIGNET_KUSTOMIZE_ENGINE_SHA256 pins its digest). */
+/**
+ * The engine options the deployment sets: SIGNET_KUSTOMIZE_ENGINE_SHA256 pins the module's digest,
+ * SIGNET_KUSTOMIZE_MAX_MEMORY_MIB the memory of one build (a positive integer, else the default).
+ */
+export function engineOptionsFromEnv(env: NodeJS.ProcessEnv): WasmEngineOptions {
+  const sha256 = env.SIGNET_KUSTOMIZE_ENGINE_SHA256;
+  const memory = Number(env.SIGNET_KUSTOMIZE_MAX_MEMORY_MIB ?? '');
+  return {
+    path: defaultEnginePath(env),
+    ...(sha256 === undefined || sha256 === '' ? {} : { sha256 }),
+    ...(Number.isInteger(memory) && memory > 0 ? { maxMemoryBytes: memory * 1024 * 1024 } : {}),
+  };
+}
+
+/** The process's engine (engineOptionsFromEnv), created on first use. */
 export function sharedKustomizeEngine(): KustomizeEngine {
-  const sha256 = process.env.SIGNET_KUSTOMIZE_ENGINE_SHA256;
-  shared ??= wasmKustomizeEngine(sha256 === undefined || sha256 === '' ? {} : { sha256 });
+  shared ??= wasmKustomizeEngine(engineOptionsFromEnv(process.env));
   return shared;
 }
 

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RenderError } from '../../src/render/errors.ts';
 import {
+  engineOptionsFromEnv,
   type KustomizeEngine,
   wasmKustomizeEngine,
   withMemoryMaximum,
@@ -135,5 +136,21 @@ describe('the WebAssembly Kustomize engine', () => {
     const pinned = wasmKustomizeEngine({ path: enginePath, sha256: '0'.repeat(64) });
     const error = await failure(pinned.build(tree({ 'kustomization.yaml': 'resources: []\n' }), '', options));
     expect(error.code).toBe('KustomizeEngineUnavailable');
+  });
+});
+
+describe('engineOptionsFromEnv', () => {
+  it('takes the path, the pinned digest and the memory from the deployment', () => {
+    expect(
+      engineOptionsFromEnv({
+        SIGNET_KUSTOMIZE_ENGINE: '/opt/engine.wasm',
+        SIGNET_KUSTOMIZE_ENGINE_SHA256: 'ab'.repeat(32),
+        SIGNET_KUSTOMIZE_MAX_MEMORY_MIB: '256',
+      }),
+    ).toEqual({ path: '/opt/engine.wasm', sha256: 'ab'.repeat(32), maxMemoryBytes: 256 * 1024 * 1024 });
+  });
+  it('falls back to the cache and the defaults; a malformed memory is ignored', () => {
+    const options = engineOptionsFromEnv({ SIGNET_CACHE: '/c', SIGNET_KUSTOMIZE_MAX_MEMORY_MIB: '1.5e3x' });
+    expect(options).toEqual({ path: '/c/kustomize/v5.8.2-api0.21.2/kustomize-engine.wasm' });
   });
 });
