@@ -1,7 +1,8 @@
 // Kustomize overlays on the real control plane: an overlay of ../base reconciled by the operator, a
 // change under the base picked up, a generator's hash-suffixed ConfigMap replaced and the old one
 // pruned, drift reverted; a remote base, an exec plugin, helmCharts, an alias bomb and an oversized
-// file each refused (BuildFailed naming file and field) with nothing applied and the last revision kept.
+// file each refused (BuildFailed naming file and field, a Warning Event) with nothing applied and the
+// last revision kept.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import { ensureKustomize, kustomizeBuildTimeoutMs } from '../test/support/kustomize.ts';
@@ -73,7 +74,23 @@ async function expectRefused(files: Record<string, string | null>): Promise<stri
   expect(condition(status, 'Ready')?.reason).toBe('BuildFailed');
   expect(status.lastAppliedRevision).toBe(applied);
   expect(await configMaps()).toEqual(before);
-  return condition(status, 'Ready')?.message ?? '';
+  const message = condition(status, 'Ready')?.message ?? '';
+  // The same refusal as a Warning Event on the GitRepository.
+  await waitFor(
+    async () => {
+      const events = await admin.list('v1', 'Event', {
+        namespace: ns.name,
+        fieldSelector: 'involvedObject.name=apps',
+      });
+      return events.items.some(
+        (e) => e.type === 'Warning' && String(e.message).includes(message.slice(0, 60)),
+      )
+        ? true
+        : undefined;
+    },
+    { timeoutMs: 15_000, description: `a Warning Event for ${commit}` },
+  );
+  return message;
 }
 
 beforeAll(async () => {
