@@ -41,7 +41,7 @@ import { renderManifests, type SourceFile } from '../src/render/render.ts';
 import { applyScope } from '../src/render/scope.ts';
 import { createGitSource } from '../src/source/git-source.ts';
 import { createLogger } from '../src/util/logger.ts';
-import type { BenchRow } from './run.ts';
+import { type BenchRow, formatRowLine } from './rows.ts';
 import { waitUntil, watchStatusUntil } from './support.ts';
 
 const execFileAsync = promisify(execFile);
@@ -723,8 +723,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   }
   process.stdout.write(`429s by user agent (audit): ${JSON.stringify(result.throttled429ByUserAgent)}\n`);
   for (const row of benchRows(result)) {
-    process.stdout.write(
-      `${row.figure}: ${row.value} | baseline ${row.baseline} | ratio ${row.ratio} | target ${row.target}${row.pass === undefined ? '' : row.pass ? ' ✓' : ' ✗'}\n`,
-    );
+    process.stdout.write(`${formatRowLine(row)}\n`);
   }
 }

@@ -23,7 +23,7 @@ import { openPackStore, type PackStore } from '../src/source/pack-store.ts';
 import { createLogger } from '../src/util/logger.ts';
 import { makeTempDir, runCommand } from '../test/support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../test/support/git-server.ts';
-import type { BenchRow } from './run.ts';
+import type { BenchRow } from './rows.ts';
 
 export interface GitBenchOptions {
   readonly files?: number;
@@ -491,8 +491,9 @@ export function benchRows(raw: unknown): BenchRow[] {
       value: `sampled peak ${f(r.memory.peakRssMiB)} MiB, VmHWM ${f(r.memory.vmHwmMiB)} MiB`,
       baseline: `process baseline ${f(r.memory.baselineRssMiB)} MiB`,
       ratio: `${f(r.memory.vmHwmMiB / Math.max(1, r.memory.baselineRssMiB), 1)}×`,
-      target: 'bounded (pack size limit) and reported',
-      pass: undefined,
+      target:
+        'information: the whole bench process (the 10,000-file repository it builds, git CLI runs, every Signet clone), not one fetch, so S7 (≤ pack × 4 + 100 MiB) is not judged here; the pack size limit bounds a fetch',
+      pass: 'info',
     },
   ];
 }

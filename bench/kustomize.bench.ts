@@ -11,7 +11,7 @@ import {
   wasmKustomizeEngine,
 } from '../src/render/kustomize-engine.ts';
 import type { KustomizeTree } from '../src/render/kustomize-policy.ts';
-import type { BenchRow } from './run.ts';
+import type { BenchRow } from './rows.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const mib = (bytes: number) => bytes / 2 ** 20;
@@ -133,8 +133,8 @@ export function benchRows(r: KustomizeBenchResult): BenchRow[] {
       value: `wasm in-process ${fmt(r[size].wasm.p50)} ms (first ${fmt(r[size].wasm.first)} ms)`,
       baseline: `native kustomize build subprocess ${fmt(r[size].native.p50)} ms`,
       ratio: `${fmt(ratio, 1)}×`,
-      target: size === 'large' ? '≤ 2× native' : '–',
-      pass: size === 'large' ? ratio <= 2 : undefined,
+      target: size === 'large' ? '≤ 2× native' : 'reported (no target for a small overlay)',
+      pass: size === 'large' ? ratio <= 2 : 'info',
     };
   };
   return [
@@ -146,8 +146,8 @@ export function benchRows(r: KustomizeBenchResult): BenchRow[] {
       value: `+${fmt(r.rssLoadedMiB - r.rssBeforeMiB, 1)} MiB loaded; +${fmt(r.rssAfterBuildsMiB - r.rssBeforeMiB, 1)} MiB after ${r.builds} builds`,
       baseline: `${fmt(r.rssBeforeMiB, 1)} MiB before loading`,
       ratio: '–',
-      target: 'engine fixed cost reported',
-      pass: undefined,
+      target: 'informational: the engine fixed cost (no target)',
+      pass: 'info',
     },
     {
       bench: 'kustomize',
@@ -155,8 +155,8 @@ export function benchRows(r: KustomizeBenchResult): BenchRow[] {
       value: `kustomize-engine.wasm ${fmt(r.wasmMiB, 1)} MiB`,
       baseline: `native kustomize ${fmt(r.nativeMiB, 1)} MiB`,
       ratio: `${fmt(r.wasmMiB / r.nativeMiB, 1)}×`,
-      target: '–',
-      pass: undefined,
+      target: 'informational: image size (no target)',
+      pass: 'info',
     },
   ];
 }

@@ -146,6 +146,14 @@ const violations: readonly Violation[] = [
     field: 'spec.verify.provenance',
     message: 'at least one of keyless or keysRef must be set',
   },
+  ...['provenance.json', 'ci/bundle.yaml', '.signet/../deployment.yaml', './.signet/bundle.json'].map(
+    (bundlePath) => ({
+      name: `a provenance bundlePath ${bundlePath} (outside .signet/, it would be rendered as manifests)`,
+      spec: { verify: { ...baseSpec.verify, provenance: { keysRef: { name: 'keys' }, bundlePath } } },
+      field: 'spec.verify.provenance.bundlePath',
+      message: 'bundlePath must be a file under .signet/',
+    }),
+  ),
 ];
 
 describe('CEL rules of the GitRepository CRD on a real API server', () => {
@@ -206,6 +214,12 @@ describe('CEL rules of the GitRepository CRD on a real API server', () => {
       { path: 'clusters/prod' },
       { verify: { keyless: [{ issuer: 'https://accounts.google.com', subjectRegExp: '.*@acme\\.dev' }] } },
       { verify: { ...baseSpec.verify, provenance: { keysRef: { name: 'keys' } } } },
+      {
+        verify: {
+          ...baseSpec.verify,
+          provenance: { keysRef: { name: 'keys' }, bundlePath: '.signet/ci/release.sigstore.json' },
+        },
+      },
     ];
     for (const [index, spec] of valid.entries()) {
       const result = await dryRun(gitRepository(`valid-${index}`, spec));

@@ -182,9 +182,19 @@ describe('the runtime tree of the image', () => {
           : (await readdir(join(app, 'node_modules', scope ?? ''))).includes(name);
       expect(present, dependency).toBe(true);
     }
-    // The dev tools are not there (devDependencies a production package also needs, like
-    // @sigstore/sign under sigstore, legitimately are).
-    for (const tool of ['typescript', 'vitest', '@biomejs/biome', 'fast-check', '@sigstore/mock']) {
+    // The dev tools and the libraries only tests and hack/ use are not there (a devDependency a
+    // production package also needs would legitimately be).
+    for (const tool of [
+      'typescript',
+      'vitest',
+      '@biomejs/biome',
+      'fast-check',
+      '@sigstore/mock',
+      '@sigstore/sign',
+      'sigstore',
+      'pkijs',
+      'asn1js',
+    ]) {
       const [top, rest] = tool.startsWith('@') ? tool.split('/') : [tool, undefined];
       const present =
         modules.includes(top ?? tool) &&

@@ -6,6 +6,7 @@
  */
 import semver from 'semver';
 import { type AlertKind, alertKinds } from '../notify/alert.ts';
+import { bundlePathProblem } from '../provenance/tree-digest.ts';
 import { durationPattern, parseDuration } from './duration.ts';
 
 export const apiGroup = 'signet.dev';
@@ -361,8 +362,9 @@ function parseVerify(reader: Reader, value: unknown): VerifySpec {
   if (provenanceObject !== undefined) {
     const bundlePath =
       reader.string(provenanceObject.bundlePath, 'spec.verify.provenance.bundlePath') ?? defaults.bundlePath;
-    if (normaliseRepoPath(bundlePath) === undefined) {
-      reader.fail('spec.verify.provenance.bundlePath', 'must be a relative path without ".."');
+    const bundlePathRefusal = bundlePathProblem(bundlePath);
+    if (bundlePathRefusal !== undefined) {
+      reader.fail('spec.verify.provenance.bundlePath', bundlePathRefusal);
     }
     const predicateTypes = reader.stringList(
       provenanceObject.predicateTypes,
@@ -375,7 +377,7 @@ function parseVerify(reader: Reader, value: unknown): VerifySpec {
       reader.fail('spec.verify.provenance', 'at least one of keyless or keysRef must be set');
     }
     provenance = {
-      bundlePath: normaliseRepoPath(bundlePath) ?? defaults.bundlePath,
+      bundlePath: bundlePathRefusal === undefined ? bundlePath : defaults.bundlePath,
       predicateTypes: predicateTypes.length > 0 ? predicateTypes : defaults.predicateTypes,
       builderIds: reader.stringList(provenanceObject.builderIds, 'spec.verify.provenance.builderIds'),
       keyless: provenanceKeyless,

@@ -16,13 +16,13 @@ import type { KubeClient } from '../kube/client.ts';
 import { loadKubeClient, serviceAccountImpersonation } from '../kube/load.ts';
 import { resourceListWatch } from '../kube/watch.ts';
 import type { KubeObject } from '../render/object.ts';
+import { backoffDelay, jitterInterval } from '../util/backoff.ts';
 import type { Logger } from '../util/logger.ts';
 import { createTrustMaterialCache } from '../verify/trust.ts';
 import { Informer, type LiveObject } from '../watch/informer.ts';
-import { createAlerter } from './alerter.ts';
-import { backoffDelay, jitterInterval } from './backoff.ts';
+import { type Alerter, createAlerter } from './alerter.ts';
 import { DriftHandler } from './drift.ts';
-import { createEventRecorder } from './events.ts';
+import { createEventRecorder, type EventRecorder } from './events.ts';
 import { startProbeServer } from './http-server.ts';
 import {
   defaultLeaseTimings,
@@ -30,6 +30,7 @@ import {
   LeaderElector,
   type LeaseRecord,
   type LeaseStore,
+  type StepDown,
 } from './leader.ts';
 import { LiveCache } from './live-cache.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
@@ -108,6 +109,16 @@ function leaseError(
   );
 }
 
+/** A Lease as JSON: `{apiVersion, kind, metadata: {name, namespace[, resourceVersion]}, spec}`. */
+function leaseBody(namespace: string, name: string, spec: LeaseRecord, resourceVersion?: string): string {
+  return JSON.stringify({
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: resourceVersion === undefined ? { name, namespace } : { name, namespace, resourceVersion },
+    spec,
+  });
+}
+
 function leaseStore(client: KubeClient, namespace: string, name: string): LeaseStore {
   const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
   return {
@@ -131,12 +142,7 @@ function leaseStore(client: KubeClient, namespace: string, name: string): LeaseS
         method: 'POST',
         path,
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name, namespace },
-          spec,
-        }),
+        body: leaseBody(namespace, name, spec),
         signal,
         timeoutMs: 5_000,
       });
@@ -149,12 +155,7 @@ function leaseStore(client: KubeClient, namespace: string, name: string): LeaseS
         method: 'PUT',
         path: `${path}/${encodeURIComponent(name)}`,
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name, namespace, resourceVersion },
-          spec,
-        }),
+        body: leaseBody(namespace, name, spec, resourceVersion),
         signal,
         timeoutMs: 5_000,
       });
@@ -165,12 +166,20 @@ function leaseStore(client: KubeClient, namespace: string, name: string): LeaseS
   };
 }
 
-export async function startOperator(
-  options: OperatorOptions,
-  source: SourcePort,
-  logger: Logger,
-): Promise<RunningOperator> {
-  const metrics = createOperatorMetrics();
+/** The API clients: the operator's own, and one per impersonated tenant ServiceAccount. */
+interface Clients {
+  readonly admin: KubeClient;
+  /** This replica's name in the lease and in Events. */
+  readonly identity: string;
+  /** The operator's own username (for Deny policies). */
+  readonly operatorUsername: string;
+  /** A client impersonating `namespace/serviceAccount`, made once and cached. */
+  readonly clientAs: (namespace: string, serviceAccount: string) => Promise<KubeClient>;
+  /** Closes the impersonating clients, then the operator's own. */
+  close(): Promise<void>;
+}
+
+async function connectClients(options: OperatorOptions, logger: Logger): Promise<Clients> {
   const admin = await loadKubeClient({
     ...(options.kubeconfig === undefined ? {} : { kubeconfig: options.kubeconfig }),
     userAgent: options.userAgent,
@@ -181,7 +190,6 @@ export async function startOperator(
     { username: operatorUsername, identity, shard: options.shard ?? null },
     'signet operator starting',
   );
-
   const impersonated = new Map<string, Promise<KubeClient>>();
   const clientAs = (namespace: string, serviceAccount: string): Promise<KubeClient> => {
     const key = `${namespace}/${serviceAccount}`;
@@ -196,26 +204,55 @@ export async function startOperator(
     }
     return client;
   };
-
-  const alerter = createAlerter({
-    client: admin,
-    clusterName: options.clusterName,
-    registry: metrics.registry,
-    logger,
-    ...(options.alertBatchWindowMs === undefined ? {} : { batchWindowMs: options.alertBatchWindowMs }),
-    ...(options.maxQueuedAlerts === undefined ? {} : { maxQueuedAlerts: options.maxQueuedAlerts }),
-  });
-  const events = createEventRecorder({ client: admin, instance: identity, logger });
-  let leading = !options.leaderElect;
-  /** Aborts when this replica stops leading (never without --leader-elect); reconciles and drift reverts run under it. */
-  let leadership: AbortSignal = new AbortController().signal;
-  let elector: LeaderElector | undefined;
-  /** Fencing before a write: a leader past its renew deadline steps down here (see LeaderElector.fence). */
-  const stillLeading = (): boolean => {
-    elector?.fence();
-    return leading;
+  const close = async () => {
+    for (const client of impersonated.values()) await (await client).close();
+    await admin.close();
   };
+  return { admin, identity, operatorUsername, clientAs, close };
+}
 
+/** Whether this replica leads, as the reconcile and drift queues see it. */
+class Leadership {
+  leading: boolean;
+  /** Aborts when this replica stops leading (never without --leader-elect); reconciles and drift reverts run under it. */
+  signal: AbortSignal = new AbortController().signal;
+  elector: LeaderElector | undefined;
+
+  constructor(leaderElect: boolean) {
+    this.leading = !leaderElect;
+  }
+
+  /** Fencing before a write: a leader past its renew deadline steps down here (see LeaderElector.fence). */
+  readonly stillLeading = (): boolean => {
+    this.elector?.fence();
+    return this.leading;
+  };
+}
+
+/** What the queues, the reconciler and drift handling are built from. */
+interface Wiring {
+  readonly options: OperatorOptions;
+  readonly source: SourcePort;
+  readonly logger: Logger;
+  readonly metrics: OperatorMetrics;
+  readonly clients: Clients;
+  readonly alerter: Alerter;
+  readonly events: EventRecorder;
+  readonly leadership: Leadership;
+  /** The GitRepository informer's copy of `namespace/name` (the informer is made after the queues). */
+  readonly repoOf: (key: string) => LiveObject | undefined;
+}
+
+interface Workers {
+  readonly liveCache: LiveCache;
+  readonly reconciler: Reconciler;
+  /** Reconciles GitRepositories by key. */
+  readonly queue: KeyedWorkQueue;
+  /** Handles drift events on managed objects, by GitRepository key. */
+  readonly driftQueue: KeyedWorkQueue;
+}
+
+function createWorkers(w: Wiring): Workers {
   const pendingDrift = new Map<string, Set<string>>();
   const queueDrift = (key: string, id: string): void => {
     if (reconciler.managedState(key) === undefined) return;
@@ -228,26 +265,49 @@ export async function startOperator(
     driftQueue.add(key);
   };
   const liveCache = new LiveCache({
-    logger,
+    logger: w.logger,
     onManagedChange: (change) => queueDrift(`${change.owner.namespace}/${change.owner.name}`, change.id),
   });
-
-  const reconciler: Reconciler = new Reconciler({
-    admin,
-    clientAs,
-    source,
+  const reconciler = createReconciler(w, liveCache);
+  const drift = new DriftHandler({
     liveCache,
-    events,
-    alerter,
-    metrics,
-    logger,
+    events: w.events,
+    alerter: w.alerter,
+    metrics: w.metrics,
+    logger: w.logger,
+    fieldManager: 'signet',
+    requeue: queueDrift,
+    writeDriftStatus: (state, objects, signal) =>
+      reconciler.writeDriftStatus(
+        state,
+        w.repoOf(state.key)?.status as Record<string, unknown> | undefined,
+        objects,
+        signal,
+      ),
+  });
+  const queue = reconcileQueue(w, reconciler, drift);
+  const driftQueue = driftHandlingQueue(w, reconciler, drift, pendingDrift);
+  return { liveCache, reconciler, queue, driftQueue };
+}
+
+function createReconciler(w: Wiring, liveCache: LiveCache): Reconciler {
+  const { options } = w;
+  return new Reconciler({
+    admin: w.clients.admin,
+    clientAs: w.clients.clientAs,
+    source: w.source,
+    liveCache,
+    events: w.events,
+    alerter: w.alerter,
+    metrics: w.metrics,
+    logger: w.logger,
     trustCache: createTrustMaterialCache(),
     now: () => new Date(),
-    fence: stillLeading,
+    fence: w.leadership.stillLeading,
     options: {
       fieldManager: 'signet',
       applyConcurrency: options.applyConcurrency,
-      operatorUsername,
+      operatorUsername: w.clients.operatorUsername,
       maxObjects: options.maxObjects,
       cacheSyncTimeoutMs: 15_000,
       ...(options.defaultServiceAccount === undefined
@@ -255,39 +315,29 @@ export async function startOperator(
         : { defaultServiceAccount: options.defaultServiceAccount }),
     },
   });
+}
 
-  const drift = new DriftHandler({
-    liveCache,
-    events,
-    alerter,
-    metrics,
-    logger,
-    fieldManager: 'signet',
-    requeue: queueDrift,
-    writeDriftStatus: (state, objects, signal) =>
-      reconciler.writeDriftStatus(
-        state,
-        repos.get(state.key)?.status as Record<string, unknown> | undefined,
-        objects,
-        signal,
-      ),
-  });
-
+/**
+ * One reconcile per GitRepository at a time, while this replica leads: a failure backs off
+ * exponentially, a success requeues after the (jittered) interval. A key whose object is gone is
+ * forgotten everywhere.
+ */
+function reconcileQueue(w: Wiring, reconciler: Reconciler, drift: DriftHandler): KeyedWorkQueue {
   const failures = new Map<string, number>();
   const queue: KeyedWorkQueue = new KeyedWorkQueue({
-    concurrency: options.concurrent,
+    concurrency: w.options.concurrent,
     handler: async (key, queueSignal) => {
-      metrics.queueDepth.set(queue.depth);
-      if (!stillLeading()) return;
-      const object = repos.get(key);
+      w.metrics.queueDepth.set(queue.depth);
+      if (!w.leadership.stillLeading()) return;
+      const object = w.repoOf(key);
       if (object === undefined) {
         reconciler.forget(key);
         drift.forget(key);
         failures.delete(key);
-        await alerter.forget(key);
+        await w.alerter.forget(key);
         return;
       }
-      const signal = AbortSignal.any([queueSignal, leadership]);
+      const signal = AbortSignal.any([queueSignal, w.leadership.signal]);
       try {
         const outcome = await reconciler.reconcile(object as unknown as KubeObject, signal);
         if (outcome.failed) {
@@ -305,29 +355,49 @@ export async function startOperator(
       }
     },
     onError: (key, error) =>
-      logger.error(
+      w.logger.error(
         { gitrepository: key, err: error instanceof Error ? error.message : String(error) },
         'reconcile crashed',
       ),
   });
+  return queue;
+}
 
-  const driftQueue: KeyedWorkQueue = new KeyedWorkQueue({
+/** Drift events queued per GitRepository, handled against its remembered desired state while leading. */
+function driftHandlingQueue(
+  w: Wiring,
+  reconciler: Reconciler,
+  drift: DriftHandler,
+  pendingDrift: Map<string, Set<string>>,
+): KeyedWorkQueue {
+  return new KeyedWorkQueue({
     concurrency: 4,
     handler: async (key, queueSignal) => {
-      if (!stillLeading()) return;
+      if (!w.leadership.stillLeading()) return;
       const ids = pendingDrift.get(key);
       pendingDrift.delete(key);
       const state = reconciler.managedState(key);
       if (ids === undefined || state === undefined) return;
-      await drift.handle(state, ids, AbortSignal.any([queueSignal, leadership]));
+      await drift.handle(state, ids, AbortSignal.any([queueSignal, w.leadership.signal]));
     },
     onError: (key, error) =>
-      logger.error(
+      w.logger.error(
         { gitrepository: key, err: error instanceof Error ? error.message : String(error) },
         'drift handling crashed',
       ),
   });
+}
 
+/**
+ * The (started) informer on this shard's GitRepositories: a new object, a new generation, a
+ * deletion or a reconcile request queues its key.
+ */
+function watchGitRepositories(
+  options: OperatorOptions,
+  admin: KubeClient,
+  queue: KeyedWorkQueue,
+  logger: Logger,
+): Informer {
   const shardSelector = options.shard === undefined ? `!${shardLabel}` : `${shardLabel}=${options.shard}`;
   const repos = new Informer({
     transport: resourceListWatch(admin, {
@@ -358,7 +428,15 @@ export async function startOperator(
     },
   });
   repos.start();
+  return repos;
+}
 
+/** The metrics and health servers that were asked for, with the ports they listen on. */
+async function startServers(
+  options: OperatorOptions,
+  metrics: OperatorMetrics,
+  repos: Informer,
+): Promise<{ ports: { metrics?: number; health?: number }; servers: Server[] }> {
   const ports: { metrics?: number; health?: number } = {};
   const servers: Server[] = [];
   if (options.metricsAddress !== undefined) {
@@ -371,73 +449,148 @@ export async function startOperator(
     servers.push(started.server);
     ports.health = started.port;
   }
+  return { ports, servers };
+}
 
-  const stopElection = new AbortController();
-  let election: Promise<void> | undefined;
-  const enqueueAll = () => {
-    for (const object of repos.list()) queue.add(keyOf(object));
-  };
-  if (options.leaderElect) {
-    elector = new LeaderElector({
-      store: leaseStore(admin, options.leaseNamespace, options.leaseName),
-      identity,
-      ...(options.leaseTimings ?? defaultLeaseTimings),
-      onStartedLeading: (signal) => {
-        leading = true;
-        leadership = signal;
-        metrics.leader.set(1);
-        logger.info({ identity }, 'became leader');
-        void repos.waitForSync(60_000).then(enqueueAll, () => undefined);
-      },
-      onStoppedLeading: (stepDown) => {
-        // The elector has aborted the leadership signal already: in-flight reconciles and drift
-        // reverts stop before their next request.
-        leading = false;
-        // What this replica last applied may be overtaken by the new leader: re-render on return.
-        reconciler.forgetAll();
-        metrics.leader.set(0);
-        if (stepDown.reason === 'stopped') logger.info({ identity }, 'stepped down: releasing the lease');
-        else
-          logger.warn(
-            {
-              identity,
-              reason: stepDown.reason,
-              ...(stepDown.reason === 'held-by-another' ? { holder: stepDown.holder } : {}),
-              detail: describeStepDown(stepDown),
-            },
-            'lost leadership: stopped reconciling',
-          );
-      },
-      onError: (error) =>
-        logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'leader election error'),
-    });
-    election = elector.run(stopElection.signal);
-  } else {
+/**
+ * Runs leader election until `stop` aborts (the promise settles once the lease is released).
+ * Without --leader-elect this replica leads from the start and nothing runs.
+ */
+function startElection(
+  w: Wiring,
+  workers: Workers,
+  repos: Informer,
+  stop: AbortSignal,
+): Promise<void> | undefined {
+  const { options, metrics, logger, leadership } = w;
+  const identity = w.clients.identity;
+  if (!options.leaderElect) {
     metrics.leader.set(1);
+    return undefined;
   }
+  const enqueueAll = () => {
+    for (const object of repos.list()) workers.queue.add(keyOf(object));
+  };
+  leadership.elector = new LeaderElector({
+    store: leaseStore(w.clients.admin, options.leaseNamespace, options.leaseName),
+    identity,
+    ...(options.leaseTimings ?? defaultLeaseTimings),
+    onStartedLeading: (signal) => {
+      leadership.leading = true;
+      leadership.signal = signal;
+      metrics.leader.set(1);
+      logger.info({ identity }, 'became leader');
+      void repos.waitForSync(60_000).then(enqueueAll, () => undefined);
+    },
+    onStoppedLeading: (stepDown) => {
+      // The elector has aborted the leadership signal already: in-flight reconciles and drift
+      // reverts stop before their next request.
+      leadership.leading = false;
+      // What this replica last applied may be overtaken by the new leader: re-render on return.
+      workers.reconciler.forgetAll();
+      metrics.leader.set(0);
+      logStepDown(logger, identity, stepDown);
+    },
+    onError: (error) =>
+      logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'leader election error'),
+  });
+  return leadership.elector.run(stop);
+}
+
+function logStepDown(logger: Logger, identity: string, stepDown: StepDown): void {
+  if (stepDown.reason === 'stopped') logger.info({ identity }, 'stepped down: releasing the lease');
+  else
+    logger.warn(
+      {
+        identity,
+        reason: stepDown.reason,
+        ...(stepDown.reason === 'held-by-another' ? { holder: stepDown.holder } : {}),
+        detail: describeStepDown(stepDown),
+      },
+      'lost leadership: stopped reconciling',
+    );
+}
+
+/**
+ * Starts the operator: the API clients, Slack alerts and Events, the reconcile and drift queues,
+ * the GitRepository informer, the metrics and health servers, then leader election; resolves once
+ * the GitRepository cache has synced (or after 60 s).
+ */
+export async function startOperator(
+  options: OperatorOptions,
+  source: SourcePort,
+  logger: Logger,
+): Promise<RunningOperator> {
+  const metrics = createOperatorMetrics();
+  const clients = await connectClients(options, logger);
+  const { admin } = clients;
+  const alerter = createAlerter({
+    client: admin,
+    clusterName: options.clusterName,
+    registry: metrics.registry,
+    logger,
+    ...(options.alertBatchWindowMs === undefined ? {} : { batchWindowMs: options.alertBatchWindowMs }),
+    ...(options.maxQueuedAlerts === undefined ? {} : { maxQueuedAlerts: options.maxQueuedAlerts }),
+  });
+  const events = createEventRecorder({ client: admin, instance: clients.identity, logger });
+  const leadership = new Leadership(options.leaderElect);
+  const wiring: Wiring = {
+    options,
+    source,
+    logger,
+    metrics,
+    clients,
+    alerter,
+    events,
+    leadership,
+    repoOf: (key) => repos.get(key),
+  };
+  const workers = createWorkers(wiring);
+  const repos = watchGitRepositories(options, admin, workers.queue, logger);
+  const { ports, servers } = await startServers(options, metrics, repos);
+  const stopElection = new AbortController();
+  const election = startElection(wiring, workers, repos, stopElection.signal);
   await repos
     .waitForSync(60_000)
     .catch((error: unknown) => logger.warn({ err: String(error) }, 'GitRepository cache not synced yet'));
 
   return {
     metrics,
-    reconciler,
+    reconciler: workers.reconciler,
     admin,
     ports,
-    isLeader: () => leading,
-    async stop(graceMs = 20_000) {
-      await Promise.all([queue.shutdown(graceMs), driftQueue.shutdown(graceMs)]);
-      stopElection.abort();
-      await election;
-      await alerter.flush(AbortSignal.timeout(Math.min(graceMs, 5_000))).catch(() => undefined);
-      await alerter.close();
-      await repos.stop();
-      await liveCache.stop();
-      await Promise.all(
-        servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
-      );
-      for (const client of impersonated.values()) await (await client).close();
-      await admin.close();
-    },
+    isLeader: () => leadership.leading,
+    stop: (graceMs = 20_000) =>
+      shutdown({ workers, stopElection, election, alerter, repos, servers, clients }, graceMs),
   };
+}
+
+/**
+ * Graceful stop, in order: in-flight work finishes (up to `graceMs`), the lease is released,
+ * pending alerts are flushed, then watches, servers and clients close.
+ */
+async function shutdown(
+  parts: {
+    readonly workers: Workers;
+    readonly stopElection: AbortController;
+    readonly election: Promise<void> | undefined;
+    readonly alerter: Alerter;
+    readonly repos: Informer;
+    readonly servers: readonly Server[];
+    readonly clients: Clients;
+  },
+  graceMs: number,
+): Promise<void> {
+  const { workers, alerter } = parts;
+  await Promise.all([workers.queue.shutdown(graceMs), workers.driftQueue.shutdown(graceMs)]);
+  parts.stopElection.abort();
+  await parts.election;
+  await alerter.flush(AbortSignal.timeout(Math.min(graceMs, 5_000))).catch(() => undefined);
+  await alerter.close();
+  await parts.repos.stop();
+  await workers.liveCache.stop();
+  await Promise.all(
+    parts.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+  );
+  await parts.clients.close();
 }

@@ -187,6 +187,7 @@ export async function fetchAndVerify(
       mode: repo.spec.verify.mode,
       commit: resolved.commit,
       ...(resolved.tagObject === undefined ? {} : { tagObject: resolved.tagObject }),
+      ...(resolved.tagName === undefined ? {} : { tagName: resolved.tagName }),
       ...(lastAppliedCommit === undefined ? {} : { lastAppliedCommit }),
       allowRollback: repo.spec.verify.allowRollback,
       matchCommitter: repo.spec.verify.matchCommitter,

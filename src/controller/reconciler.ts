@@ -31,7 +31,7 @@ import { createResourceManager } from '../apply/manager.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { KubeApiError } from '../kube/errors.ts';
 import { buildInventory, type Inventory, mergeInventory, parseInventoryEntry } from '../plan/inventory.ts';
-import { planChanges } from '../plan/plan.ts';
+import { type Plan, planChanges } from '../plan/plan.ts';
 import { treeFingerprint } from '../render/fingerprint.ts';
 import type { OwnerRef } from '../render/labels.ts';
 import { identityOf, type JsonValue, jsonEqual, type KubeObject } from '../render/object.ts';
@@ -44,7 +44,7 @@ import type { EventRecorder } from './events.ts';
 import type { LiveCache, WatchScope } from './live-cache.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { fetchAndVerify, type PipelineDeps, renderDesired, resolveRevision } from './pipeline.ts';
-import type { SourcePort } from './ports.ts';
+import type { SourcePort, TreeSnapshot } from './ports.ts';
 import {
   applyStatusChanges,
   type DriftedObjectStatus,
@@ -156,6 +156,146 @@ function configMapData(object: KubeObject | undefined): Record<string, string> {
   return result;
 }
 
+/** One reconcile of one GitRepository: what every step reads, and the status written so far. */
+interface Attempt {
+  readonly repo: GitRepository;
+  readonly key: string;
+  readonly owner: OwnerRef;
+  readonly log: Logger;
+  readonly signal: AbortSignal;
+  /** The status as last read, or as this reconcile last wrote it. */
+  previous: GitRepositoryStatus;
+  /** Status changes not written yet (the inventory writes send and clear them). */
+  readonly changes: StatusChange[];
+}
+
+/** A step that ended the reconcile, with its outcome. */
+interface Stop {
+  readonly stop: ReconcileOutcome;
+}
+type Step<T> = Promise<T | Stop>;
+
+function stopped<T extends object>(result: T | Stop): result is Stop {
+  return 'stop' in result;
+}
+
+type Resolution = Extract<Awaited<ReturnType<typeof resolveRevision>>, { ok: true }>;
+
+/** A verified revision. */
+interface Verified {
+  readonly revision: string;
+  readonly commit: string;
+  readonly signer: string;
+  readonly files: TreeSnapshot;
+  /** What this replica last applied for the GitRepository, if anything. */
+  readonly state: ManagedState | undefined;
+}
+
+/** A verified revision on its way to the cluster. */
+interface Candidate extends Verified {
+  /** treeFingerprint of `files`. */
+  readonly fingerprint: string;
+}
+
+interface Rendered extends Candidate {
+  readonly scope: WatchScope;
+  readonly serviceAccount: string | undefined;
+  readonly desired: readonly KubeObject[];
+}
+
+interface Prepared extends Rendered {
+  /** The inventory in status before this reconcile (what the plan prunes against). */
+  readonly previousInventory: Inventory | undefined;
+  /** The union of that inventory and the desired objects. */
+  readonly pending: Inventory;
+  /** Whether `pending` names objects the status did not record (it was written with the live cache's sync). */
+  readonly inventoryGrows: boolean;
+  readonly wasFailing: boolean;
+}
+
+interface Planned extends Prepared {
+  readonly plan: Plan;
+  readonly desiredById: ReadonlyMap<string, KubeObject>;
+  readonly baselines: DriftBaselines;
+}
+
+/** Where the time of a reconcile goes, logged with "revision applied" (milliseconds). */
+class PhaseClock {
+  readonly phasesMs: Record<string, number> = {};
+  #start = performance.now();
+
+  end(phase: string): void {
+    const now = performance.now();
+    this.phasesMs[phase] = Math.round(now - this.#start);
+    this.#start = now;
+  }
+}
+
+/** The API types the plan reads live objects of: the desired ones, then the inventoried ones. */
+function typesToWatch(
+  desired: readonly KubeObject[],
+  inventory: Inventory | undefined,
+): { apiVersion: string; kind: string }[] {
+  const types = new Map<string, { apiVersion: string; kind: string }>();
+  for (const object of desired)
+    types.set(`${object.apiVersion}|${object.kind}`, { apiVersion: object.apiVersion, kind: object.kind });
+  for (const entry of inventory?.entries ?? []) {
+    try {
+      const identity = parseInventoryEntry(entry);
+      const apiVersion = identity.group === '' ? identity.version : `${identity.group}/${identity.version}`;
+      types.set(`${apiVersion}|${identity.kind}`, { apiVersion, kind: identity.kind });
+    } catch {
+      // A malformed entry cannot be pruned; it is dropped from the next inventory.
+    }
+  }
+  return [...types.values()];
+}
+
+/** Progressing (applying the revision) with the union inventory, recorded before the apply. */
+function progressing(c: Candidate, wasFailing: boolean, pending: Inventory): StatusChange[] {
+  return [
+    { kind: 'progressing', message: `applying ${c.revision} signed by ${c.signer}`, retry: wasFailing },
+    { kind: 'inventory', inventory: pending },
+  ];
+}
+
+/**
+ * The baselines drift compares with from the plan on. An unchanged object's baseline is its live
+ * object's form of the desired fields; one being applied is pending until the server answers (or
+ * the apply fails), keeping the previous baseline meanwhile if its desired form did not change.
+ */
+function nextBaselines(plan: Plan, state: ManagedState | undefined): DriftBaselines {
+  const baselines = new DriftBaselines();
+  const applying: string[] = [];
+  for (const entry of plan.entries) {
+    if (entry.desired === undefined) continue;
+    if (entry.action === 'unchanged' && entry.live !== undefined) {
+      baselines.record(entry.id, entry.desired, entry.live);
+    } else if (entry.action === 'create' || entry.action === 'update') {
+      applying.push(entry.id);
+      const before = state?.desired.get(entry.id);
+      const known = state?.baselines.normalized.get(entry.id);
+      if (
+        before !== undefined &&
+        known !== undefined &&
+        jsonEqual(before as unknown as JsonValue, entry.desired as unknown as JsonValue)
+      ) {
+        baselines.carry(entry.id, known);
+      }
+    }
+  }
+  baselines.begin(applying);
+  return baselines;
+}
+
+/** `applying <revision> signed by <signer>: N object(s) failed: …` naming the first five. */
+function applyFailureMessage(c: Candidate, changeSet: ChangeSet): string {
+  const failures = changeSet.entries.filter((e) => e.action === 'failed');
+  return `applying ${c.revision} signed by ${c.signer}: ${failures.length} object(s) failed: ${failures
+    .slice(0, 5)
+    .map((e) => `${e.subject}: ${e.error?.detail ?? 'failed'}`)
+    .join('; ')}${failures.length > 5 ? '; …' : ''}`;
+}
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
   readonly #managed = new Map<string, ManagedState>();
@@ -277,12 +417,21 @@ export class Reconciler {
   }
 
   async #reconcile(raw: KubeObject, signal: AbortSignal): Promise<ReconcileOutcome> {
-    const { admin, logger } = this.#deps;
-    const rawStatus = (raw.status ?? {}) as Record<string, unknown>;
-    let previous = readStatus(rawStatus);
-    let repo: GitRepository;
+    const status = readStatus((raw.status ?? {}) as Record<string, unknown>);
+    const repo = await this.#parseOrStall(raw, status, signal);
+    if (repo === undefined) return { failed: false, result: 'stalled' };
+    const attempt = this.#begin(raw, repo, status, signal);
+    return (await this.#lifecycle(attempt)) ?? (await this.#sync(attempt));
+  }
+
+  /** The GitRepository, or undefined once an invalid spec has been reported (Stalled). */
+  async #parseOrStall(
+    raw: KubeObject,
+    status: GitRepositoryStatus,
+    signal: AbortSignal,
+  ): Promise<GitRepository | undefined> {
     try {
-      repo = parseGitRepository(raw);
+      return parseGitRepository(raw);
     } catch (error) {
       if (!(error instanceof SpecValidationError)) throw error;
       const meta = raw.metadata;
@@ -296,246 +445,304 @@ export class Reconciler {
       await this.#deps.events.record(fallback, 'Warning', Reason.InvalidSpec, error.message, signal);
       await this.#writeStatusRaw(
         fallback,
-        previous,
+        status,
         [{ kind: 'stalled', reason: Reason.InvalidSpec, message: error.message }],
         signal,
       );
-      return { failed: false, result: 'stalled' };
+      return undefined;
     }
-    const key = objectKeyOf(repo);
-    const log = logger.child({ gitrepository: key });
-    const written = this.#written.get(key);
-    if (written !== undefined && written.uid === raw.metadata.uid) previous = written.status;
-    const owner: OwnerRef = { name: repo.metadata.name, namespace: repo.metadata.namespace };
+  }
 
+  /** The reconcile's context; its status is the one this replica last wrote when newer than the informer's. */
+  #begin(raw: KubeObject, repo: GitRepository, status: GitRepositoryStatus, signal: AbortSignal): Attempt {
+    const key = objectKeyOf(repo);
+    const written = this.#written.get(key);
+    return {
+      repo,
+      key,
+      owner: { name: repo.metadata.name, namespace: repo.metadata.namespace },
+      log: this.#deps.logger.child({ gitrepository: key }),
+      signal,
+      previous: written !== undefined && written.uid === raw.metadata.uid ? written.status : status,
+      changes: [],
+    };
+  }
+
+  /** Deletion, the finalizer and suspension: the outcome when the reconcile ends here. */
+  async #lifecycle(a: Attempt): Promise<ReconcileOutcome | undefined> {
+    const { repo, signal } = a;
     if (repo.metadata.deletionTimestamp !== undefined) {
-      await this.#finalize(repo, previous, signal, log);
+      await this.#finalize(repo, a.previous, signal, a.log);
       return { failed: false, result: 'deleted' };
     }
     if (!repo.metadata.finalizers.includes(finalizerName)) {
-      this.#fence(signal, `finalizer of ${key}`);
-      await admin.request({
-        method: 'PATCH',
-        path: `/apis/${gitRepositoryApiVersion}/namespaces/${encodeURIComponent(repo.metadata.namespace)}/gitrepositories/${encodeURIComponent(repo.metadata.name)}`,
-        headers: { 'content-type': 'application/merge-patch+json' },
-        body: JSON.stringify({
-          metadata: {
-            finalizers: [...repo.metadata.finalizers, finalizerName],
-            resourceVersion: repo.metadata.resourceVersion,
-          },
-        }),
-        signal,
-        timeoutMs: 15_000,
-      });
+      this.#fence(signal, `finalizer of ${a.key}`);
+      await this.#patchFinalizers(repo, [...repo.metadata.finalizers, finalizerName], signal);
     }
-    if (repo.spec.suspend) {
-      // Suspended: nothing is fetched, applied or pruned, and drift is left alone, so a hotfix made
-      // while suspended stays (as with a suspended Flux Kustomization or Argo CD without self-heal).
-      // Forgetting the desired state pauses Revert and Report for its objects; a Deny policy is
-      // lifted. Resuming reconciles from scratch and brings the objects back to Git.
-      this.#managed.delete(key);
-      this.#fence(signal, `drift policy of ${key}`);
-      const [policy] = buildDenyPolicy({ gitRepository: owner, allowedUsernames: [] });
-      await this.#removeDenyPolicy(policy.metadata.name, signal);
-      log.info('suspended: not reconciling, drift handling paused');
-      return { failed: false, result: 'suspended' };
+    if (!repo.spec.suspend) return undefined;
+    // Suspended: nothing is fetched, applied or pruned, and drift is left alone, so a hotfix made
+    // while suspended stays (as with a suspended Flux Kustomization or Argo CD without self-heal).
+    // Forgetting the desired state pauses Revert and Report for its objects; a Deny policy is
+    // lifted. Resuming reconciles from scratch and brings the objects back to Git.
+    this.#managed.delete(a.key);
+    this.#fence(signal, `drift policy of ${a.key}`);
+    const [policy] = buildDenyPolicy({ gitRepository: a.owner, allowedUsernames: [] });
+    await this.#removeDenyPolicy(policy.metadata.name, signal);
+    a.log.info('suspended: not reconciling, drift handling paused');
+    return { failed: false, result: 'suspended' };
+  }
+
+  /**
+   * resolve → fetchAndVerify → render → liveCacheAndInventory → plan → apply → driftPolicy →
+   * status. Each step ends the reconcile (a refusal, a failure, nothing to do) or hands the next
+   * one its revision; the phases' times are logged with "revision applied".
+   */
+  async #sync(a: Attempt): Promise<ReconcileOutcome> {
+    const requestedAt = a.repo.metadata.annotations[requestedAtAnnotation];
+    if (requestedAt !== undefined && requestedAt !== a.previous.lastHandledReconcileAt) {
+      a.changes.push({ kind: 'requested', at: requestedAt });
     }
+    const clock = new PhaseClock();
+    const pipeline = this.#pipelineDeps(a.repo);
+    const target = await this.#resolve(a, pipeline);
+    if (stopped(target)) return target.stop;
+    clock.end('resolve');
+    const state = this.#managed.get(a.key);
+    const unchanged = await this.#skipUnchanged(a, state, target);
+    if (unchanged !== undefined) return unchanged;
+    const verified = await this.#fetchAndVerify(a, pipeline, target, state);
+    if (stopped(verified)) return verified.stop;
+    clock.end('fetchAndVerify');
+    const candidate: Candidate = { ...verified, fingerprint: treeFingerprint(verified.files) };
+    const sameManifests = await this.#skipSameManifests(a, candidate);
+    if (sameManifests !== undefined) return sameManifests;
+    const rendered = await this.#render(a, candidate);
+    if (stopped(rendered)) return rendered.stop;
+    clock.end('render');
+    const prepared = await this.#liveCacheAndInventory(a, rendered);
+    clock.end(prepared.inventoryGrows ? 'liveCacheAndInventory' : 'liveCache');
+    const planned = await this.#plan(a, prepared);
+    clock.end('plan');
+    const changeSet = await this.#apply(a, planned);
+    a.signal.throwIfAborted();
+    clock.end('apply');
+    return this.#conclude(a, planned, changeSet, clock);
+  }
 
-    const changes: StatusChange[] = [];
-    const requestedAt = repo.metadata.annotations[requestedAtAnnotation];
-    if (requestedAt !== undefined && requestedAt !== previous.lastHandledReconcileAt) {
-      changes.push({ kind: 'requested', at: requestedAt });
-    }
-    const interval = repo.spec.intervalMs;
-    const fail = async (reason: string, message: string, attempted?: string): Promise<ReconcileOutcome> => {
-      const wasReady = isConditionTrue(previous.conditions, 'Ready');
-      const sameFailure = findCondition(previous.conditions, 'Ready')?.message === message;
-      changes.push({
-        kind: 'failed',
-        reason,
-        message,
-        ...(attempted === undefined ? {} : { attemptedRevision: attempted }),
-      });
-      previous = await this.#writeStatus(repo, previous, changes, signal);
-      if (!sameFailure) {
-        await this.#deps.events.record(repo, 'Warning', reason, message, signal);
-        this.#deps.alerter.alert(repo, {
-          kind: 'ReconcileFailed',
-          message,
-          ...(attempted === undefined ? {} : { revision: attempted }),
-        });
-      }
-      log.warn({ reason, wasReady }, message);
-      return { failed: true, result: 'failed' };
-    };
-
-    // Where the time of a reconcile goes, logged with "revision applied" (milliseconds).
-    const phasesMs: Record<string, number> = {};
-    let phaseStart = performance.now();
-    const phaseEnd = (phase: string) => {
-      const now = performance.now();
-      phasesMs[phase] = Math.round(now - phaseStart);
-      phaseStart = now;
-    };
-
-    // 1. Resolve the ref (one round trip) with the repository's credentials.
-    const pipelineDeps: PipelineDeps = {
+  #pipelineDeps(repo: GitRepository): PipelineDeps {
+    return {
       source: this.#deps.source,
       readReference: (ref, refSignal) => this.#readReference(repo.metadata.namespace, ref, refSignal),
       trustCache: this.#deps.trustCache,
       now: this.#deps.now,
     };
-    const resolution = await resolveRevision(repo, pipelineDeps, signal);
-    if (!resolution.ok) return fail(resolution.reason, resolution.message);
-    const { remote, resolved, revision } = resolution;
-    phaseEnd('resolve');
+  }
 
-    // 2. Nothing new: the desired state in memory is still what Git says (no API request).
-    const state = this.#managed.get(key);
+  /** 1. Resolve the ref (one round trip) with the repository's credentials. */
+  async #resolve(a: Attempt, pipeline: PipelineDeps): Step<Resolution> {
+    const resolution = await resolveRevision(a.repo, pipeline, a.signal);
+    if (!resolution.ok) return { stop: await this.#fail(a, resolution.reason, resolution.message) };
+    return resolution;
+  }
+
+  /** 2. Nothing new: the desired state in memory is still what Git says (no API request). */
+  async #skipUnchanged(
+    a: Attempt,
+    state: ManagedState | undefined,
+    target: Resolution,
+  ): Promise<ReconcileOutcome | undefined> {
     if (
-      state !== undefined &&
-      state.commit === resolved.commit &&
-      state.generation === repo.metadata.generation &&
-      previous.lastAppliedRevision === revision &&
-      isConditionTrue(previous.conditions, 'Ready')
+      state === undefined ||
+      state.commit !== target.resolved.commit ||
+      state.generation !== a.repo.metadata.generation ||
+      a.previous.lastAppliedRevision !== target.revision ||
+      !isConditionTrue(a.previous.conditions, 'Ready')
     ) {
-      if (changes.length > 0) previous = await this.#writeStatus(repo, previous, changes, signal);
-      return { failed: false, result: 'unchanged', requeueAfterMs: interval };
+      return undefined;
     }
+    if (a.changes.length > 0) a.previous = await this.#writeStatus(a.repo, a.previous, a.changes, a.signal);
+    return { failed: false, result: 'unchanged', requeueAfterMs: a.repo.spec.intervalMs };
+  }
 
-    // 3. Fetch and verify. Nothing below runs on an unverified revision.
-    const lastApplied = parseRevision(previous.lastAppliedRevision)?.commit;
+  /** 3. Fetch and verify. Nothing below runs on an unverified revision. */
+  async #fetchAndVerify(
+    a: Attempt,
+    pipeline: PipelineDeps,
+    target: Resolution,
+    state: ManagedState | undefined,
+  ): Step<Verified> {
+    const { revision, resolved } = target;
+    const lastApplied = parseRevision(a.previous.lastAppliedRevision)?.commit;
     const verified = await fetchAndVerify(
-      repo,
-      key,
-      remote,
+      a.repo,
+      a.key,
+      target.remote,
       resolved,
       revision,
       lastApplied,
-      pipelineDeps,
-      signal,
+      pipeline,
+      a.signal,
     );
     if (!verified.ok) {
       if (verified.stage === 'verify') {
-        return this.#reject(
-          repo,
-          previous,
-          changes,
-          revision,
-          verified.reason,
-          verified.message,
-          signal,
-          log,
-        );
+        return { stop: await this.#reject(a, revision, verified.reason, verified.message) };
       }
-      return fail(verified.reason, verified.message, revision);
+      return { stop: await this.#fail(a, verified.reason, verified.message, revision) };
     }
-    const { evidence, signer } = verified;
-    changes.push({ kind: 'verified', evidence });
-    phaseEnd('fetchAndVerify');
+    a.changes.push({ kind: 'verified', evidence: verified.evidence });
+    return {
+      revision,
+      commit: resolved.commit,
+      signer: verified.signer,
+      files: verified.files,
+      state,
+    };
+  }
 
-    // A new verified commit whose manifests are those already applied (same spec, same files by
-    // blob id): the desired state in memory stays right, so nothing is rendered, planned or applied.
-    const fingerprint = treeFingerprint(verified.files);
+  /**
+   * A new verified commit whose manifests are those already applied (same spec, same files by
+   * blob id): the desired state in memory stays right, so nothing is rendered, planned or applied.
+   */
+  async #skipSameManifests(a: Attempt, c: Candidate): Promise<ReconcileOutcome | undefined> {
+    const { previous } = a;
+    const { state, revision, signer } = c;
     if (
-      state !== undefined &&
-      state.treeFingerprint === fingerprint &&
-      state.generation === repo.metadata.generation &&
-      previous.lastAppliedRevision !== undefined &&
-      previous.inventory !== undefined &&
-      isConditionTrue(previous.conditions, 'Ready')
+      state === undefined ||
+      state.treeFingerprint !== c.fingerprint ||
+      state.generation !== a.repo.metadata.generation ||
+      previous.lastAppliedRevision === undefined ||
+      previous.inventory === undefined ||
+      !isConditionTrue(previous.conditions, 'Ready')
     ) {
-      const message = `Applied revision ${revision} signed by ${signer}: manifests unchanged since ${previous.lastAppliedRevision}`;
-      changes.push({ kind: 'applied', revision, message, inventory: previous.inventory });
-      this.#managed.set(key, { ...state, commit: resolved.commit, revision, signer });
-      previous = await this.#writeStatus(repo, previous, changes, signal);
-      await this.#deps.events.record(repo, 'Normal', Reason.Succeeded, message, signal);
-      log.info({ revision, signer }, 'revision applied: manifests unchanged');
-      return { failed: false, result: 'applied', requeueAfterMs: interval };
+      return undefined;
     }
+    const message = `Applied revision ${revision} signed by ${signer}: manifests unchanged since ${previous.lastAppliedRevision}`;
+    a.changes.push({ kind: 'applied', revision, message, inventory: previous.inventory });
+    this.#managed.set(a.key, { ...state, commit: c.commit, revision, signer });
+    a.previous = await this.#writeStatus(a.repo, previous, a.changes, a.signal);
+    await this.#deps.events.record(a.repo, 'Normal', Reason.Succeeded, message, a.signal);
+    a.log.info({ revision, signer }, 'revision applied: manifests unchanged');
+    return { failed: false, result: 'applied', requeueAfterMs: a.repo.spec.intervalMs };
+  }
 
-    // 4. Render and scope the manifests.
-    const { scope, serviceAccount } = await this.scopeFor(repo);
+  /** 4. Render and scope the manifests. */
+  async #render(a: Attempt, c: Candidate): Step<Rendered> {
+    const { scope, serviceAccount } = await this.scopeFor(a.repo);
     const rendering = await renderDesired(
-      repo,
-      verified.files,
-      admin.discovery,
+      a.repo,
+      c.files,
+      this.#deps.admin.discovery,
       this.#deps.options.maxObjects,
-      signal,
+      a.signal,
     );
-    if (!rendering.ok)
-      return fail(
-        Reason.BuildFailed,
-        `building ${revision} signed by ${signer}: ${rendering.message}`,
-        revision,
-      );
-    const desired = rendering.desired;
-    phaseEnd('render');
-
-    // 5. Plan against the live cache; record the union inventory first so a crash mid-apply never loses an object.
-    const types = new Map<string, { apiVersion: string; kind: string }>();
-    const previousInventory: Inventory | undefined = previous.inventory;
-    for (const object of desired)
-      types.set(`${object.apiVersion}|${object.kind}`, { apiVersion: object.apiVersion, kind: object.kind });
-    for (const entry of previousInventory?.entries ?? []) {
-      try {
-        const identity = parseInventoryEntry(entry);
-        const apiVersion = identity.group === '' ? identity.version : `${identity.group}/${identity.version}`;
-        types.set(`${apiVersion}|${identity.kind}`, { apiVersion, kind: identity.kind });
-      } catch {
-        // A malformed entry cannot be pruned; it is dropped from the next inventory.
-      }
+    if (!rendering.ok) {
+      const message = `building ${c.revision} signed by ${c.signer}: ${rendering.message}`;
+      return { stop: await this.#fail(a, Reason.BuildFailed, message, c.revision) };
     }
-    const watchable = [...types.values()];
-    // The inventory the plan will record is that of the desired objects whatever the live state
-    // says, so the union inventory is known now. When it names objects the status does not yet
-    // record, it is written while the live cache syncs (two independent requests, one wait).
-    const wasFailing = findCondition(previous.conditions, 'Ready')?.status === 'False';
+    return { ...c, scope, serviceAccount, desired: rendering.desired };
+  }
+
+  /**
+   * 5. Plan against the live cache; record the union inventory first so a crash mid-apply never
+   * loses an object. The inventory the plan will record is that of the desired objects whatever
+   * the live state says, so the union inventory is known now. When it names objects the status
+   * does not yet record, it is written while the live cache syncs (two independent requests, one
+   * wait).
+   */
+  async #liveCacheAndInventory(a: Attempt, r: Rendered): Promise<Prepared> {
+    const previousInventory: Inventory | undefined = a.previous.inventory;
+    const wasFailing = findCondition(a.previous.conditions, 'Ready')?.status === 'False';
     const pending = mergeInventory(
       previousInventory ?? buildInventory([]),
-      buildInventory(desired.map(identityOf)).entries,
+      buildInventory(r.desired.map(identityOf)).entries,
     );
     const inventoryGrows = pending.entries.length !== (previousInventory?.entries.length ?? -1);
-    const watchedTypes = watchable.filter((t) => admin.discovery.scopeOf(t.apiVersion, t.kind) !== undefined);
-    const alreadyCovered = watchedTypes.every((t) =>
-      this.#deps.liveCache.covers(scope, t.apiVersion, t.kind),
-    );
-    let cacheSynced = this.#deps.liveCache.ensure(scope, watchedTypes, {
-      timeoutMs: this.#deps.options.cacheSyncTimeoutMs,
-      signal,
-    });
-    // The first apply of this GitRepository (no inventory yet) prunes nothing, so its plan needs
-    // no live state: when the cache does not cover the types yet, it lists (for drift) while the
-    // objects are applied instead of before. Server-side apply is idempotent; an object that
-    // already exists is updated, and the change set tells created from configured by the answer.
-    if ((previousInventory?.entries.length ?? 0) === 0 && !alreadyCovered) {
-      void cacheSynced.catch((error: unknown) => {
-        if (!signal.aborted)
-          log.warn({ err: error instanceof Error ? error.message : String(error) }, 'live cache sync failed');
-      });
-      cacheSynced = Promise.resolve(false);
-    }
-    if (inventoryGrows) {
-      // Recorded before touching the cluster: a crash mid-apply never loses an object.
-      const recorded = this.#writeStatus(
-        repo,
-        previous,
-        [
-          ...changes,
-          { kind: 'progressing', message: `applying ${revision} signed by ${signer}`, retry: wasFailing },
-          { kind: 'inventory', inventory: pending },
-        ],
-        signal,
-      );
-      const [written, synced] = await Promise.allSettled([recorded, cacheSynced]);
-      if (written.status === 'rejected') throw written.reason;
-      if (synced.status === 'rejected') throw synced.reason;
-      previous = written.value;
-      changes.length = 0;
-    } else {
+    const prepared: Prepared = { ...r, previousInventory, pending, inventoryGrows, wasFailing };
+    const cacheSynced = this.#syncLiveCache(a, r, previousInventory);
+    if (!inventoryGrows) {
       await cacheSynced;
+      return prepared;
     }
-    phaseEnd(inventoryGrows ? 'liveCacheAndInventory' : 'liveCache');
+    // Recorded before touching the cluster: a crash mid-apply never loses an object.
+    const recorded = this.#writeStatus(
+      a.repo,
+      a.previous,
+      [...a.changes, ...progressing(r, wasFailing, pending)],
+      a.signal,
+    );
+    const [written, synced] = await Promise.allSettled([recorded, cacheSynced]);
+    if (written.status === 'rejected') throw written.reason;
+    if (synced.status === 'rejected') throw synced.reason;
+    a.previous = written.value;
+    a.changes.length = 0;
+    return prepared;
+  }
+
+  /**
+   * Starts (or reuses) the live cache's watches on the types the plan reads: the desired ones and
+   * the inventoried ones. The first apply of this GitRepository (no inventory yet) prunes nothing,
+   * so its plan needs no live state: when the cache does not cover the types yet, it lists (for
+   * drift) while the objects are applied instead of before. Server-side apply is idempotent; an
+   * object that already exists is updated, and the change set tells created from configured by
+   * the answer.
+   */
+  #syncLiveCache(a: Attempt, r: Rendered, previousInventory: Inventory | undefined): Promise<boolean> {
+    const { admin, liveCache } = this.#deps;
+    const watchedTypes = typesToWatch(r.desired, previousInventory).filter(
+      (t) => admin.discovery.scopeOf(t.apiVersion, t.kind) !== undefined,
+    );
+    const alreadyCovered = watchedTypes.every((t) => liveCache.covers(r.scope, t.apiVersion, t.kind));
+    const cacheSynced = liveCache.ensure(r.scope, watchedTypes, {
+      timeoutMs: this.#deps.options.cacheSyncTimeoutMs,
+      signal: a.signal,
+    });
+    if ((previousInventory?.entries.length ?? 0) !== 0 || alreadyCovered) return cacheSynced;
+    void cacheSynced.catch((error: unknown) => {
+      if (!a.signal.aborted)
+        a.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'live cache sync failed');
+    });
+    return Promise.resolve(false);
+  }
+
+  /**
+   * The plan against the live cache. When there is work and the inventory was not written above,
+   * the status says Progressing first. The new desired state is what drift is measured against
+   * from here on (before the apply's own watch events arrive).
+   */
+  async #plan(a: Attempt, p: Prepared): Promise<Planned> {
+    const { state } = p;
+    const plan = planChanges({
+      desired: p.desired,
+      inventory: p.previousInventory,
+      live: this.#liveObjects(p.scope, p.desired),
+      liveComplete: false,
+      owner: a.owner,
+      fieldManager: this.#deps.options.fieldManager,
+      prune: a.repo.spec.prune,
+      ...(state === undefined
+        ? {}
+        : { previous: { desired: state.desired, baselines: state.baselines.normalized } }),
+    });
+    const work = plan.entries.some(
+      (e) => e.action === 'create' || e.action === 'update' || e.action === 'prune',
+    );
+    if (work && !p.inventoryGrows) {
+      a.changes.push(...progressing(p, p.wasFailing, p.pending));
+      a.previous = await this.#writeStatus(a.repo, a.previous, a.changes, a.signal);
+      a.changes.length = 0;
+    }
+    const planned: Planned = {
+      ...p,
+      plan,
+      desiredById: new Map(p.desired.map((o) => [identityKey(o), o])),
+      baselines: nextBaselines(plan, state),
+    };
+    this.#remember(a, planned);
+    return planned;
+  }
+
+  /** The live objects the cache holds for the desired ones, by inventory id. */
+  #liveObjects(scope: WatchScope, desired: readonly KubeObject[]): Map<string, KubeObject> {
     const live = new Map<string, KubeObject>();
     for (const object of desired) {
       const found = this.#deps.liveCache.get(scope, {
@@ -546,141 +753,124 @@ export class Reconciler {
       });
       if (found !== undefined) live.set(identityKey(object), found as unknown as KubeObject);
     }
-    const plan = planChanges({
-      desired,
-      inventory: previousInventory,
-      live,
-      liveComplete: false,
-      owner,
-      fieldManager: this.#deps.options.fieldManager,
-      prune: repo.spec.prune,
-      ...(state === undefined
-        ? {}
-        : { previous: { desired: state.desired, baselines: state.baselines.normalized } }),
+    return live;
+  }
+
+  /** Makes `p` the desired state drift handling compares with. */
+  #remember(a: Attempt, p: Planned): void {
+    this.#managed.set(a.key, {
+      key: a.key,
+      generation: a.repo.metadata.generation,
+      commit: p.commit,
+      revision: p.revision,
+      signer: p.signer,
+      desired: p.desiredById,
+      baselines: p.baselines,
+      treeFingerprint: p.fingerprint,
+      scope: p.scope,
+      driftMode: a.repo.spec.drift.mode,
+      repo: a.repo,
+      ...(p.serviceAccount === undefined ? {} : { impersonating: p.serviceAccount }),
     });
-    const work = plan.entries.some(
-      (e) => e.action === 'create' || e.action === 'update' || e.action === 'prune',
-    );
-    if (work && !inventoryGrows) {
-      changes.push({
-        kind: 'progressing',
-        message: `applying ${revision} signed by ${signer}`,
-        retry: wasFailing,
-      });
-      changes.push({ kind: 'inventory', inventory: pending });
-      previous = await this.#writeStatus(repo, previous, changes, signal);
-      changes.length = 0;
-    }
+  }
 
-    // The new desired state is what drift is measured against from here on (before the apply's
-    // own watch events arrive). An unchanged object's baseline is its live object's form of the
-    // desired fields; one being applied is pending until the server answers (or the apply fails),
-    // keeping the previous baseline meanwhile if its desired form did not change.
-    const desiredById = new Map(desired.map((o) => [identityKey(o), o]));
-    const baselines = new DriftBaselines();
-    const applying: string[] = [];
-    for (const entry of plan.entries) {
-      if (entry.desired === undefined) continue;
-      if (entry.action === 'unchanged' && entry.live !== undefined) {
-        baselines.record(entry.id, entry.desired, entry.live);
-      } else if (entry.action === 'create' || entry.action === 'update') {
-        applying.push(entry.id);
-        const before = state?.desired.get(entry.id);
-        const known = state?.baselines.normalized.get(entry.id);
-        if (
-          before !== undefined &&
-          known !== undefined &&
-          jsonEqual(before as unknown as JsonValue, entry.desired as unknown as JsonValue)
-        ) {
-          baselines.carry(entry.id, known);
-        }
-      }
-    }
-    baselines.begin(applying);
-    this.#managed.set(key, {
-      key,
-      generation: repo.metadata.generation,
-      commit: resolved.commit,
-      revision,
-      signer,
-      desired: desiredById,
-      baselines,
-      treeFingerprint: fingerprint,
-      scope,
-      driftMode: repo.spec.drift.mode,
-      repo,
-      ...(serviceAccount === undefined ? {} : { impersonating: serviceAccount }),
-    });
-
-    phaseEnd('plan');
-
-    // 6. Apply (server-side, as the tenant when impersonating) and prune. Within the apply the
-    // leadership signal is the fence: every request carries it, and an aborted one is not sent.
-    this.#fence(signal, `apply of ${revision} (${plan.entries.length} objects)`);
-    const manager = createResourceManager(scope.client, owner, this.#deps.options.fieldManager);
-    let changeSet: ChangeSet;
+  /**
+   * 6. Apply (server-side, as the tenant when impersonating) and prune. Within the apply the
+   * leadership signal is the fence: every request carries it, and an aborted one is not sent.
+   */
+  async #apply(a: Attempt, p: Planned): Promise<ChangeSet> {
+    this.#fence(a.signal, `apply of ${p.revision} (${p.plan.entries.length} objects)`);
+    const manager = createResourceManager(p.scope.client, a.owner, this.#deps.options.fieldManager);
     try {
-      changeSet = await applyPlan(manager, plan, {
-        force: repo.spec.force,
+      return await applyPlan(manager, p.plan, {
+        force: a.repo.spec.force,
         concurrency: this.#deps.options.applyConcurrency,
-        signal,
+        signal: a.signal,
         onApplied: (id, answer) => {
-          const object = desiredById.get(id);
-          if (object !== undefined) baselines.record(id, object, answer);
+          const object = p.desiredById.get(id);
+          if (object !== undefined) p.baselines.record(id, object, answer);
         },
       });
     } finally {
-      baselines.settleAll();
+      p.baselines.settleAll();
     }
-    signal.throwIfAborted();
-    phaseEnd('apply');
+  }
+
+  /** 7. The change set's outcome: failed objects, or the drift policy and the Ready status. */
+  async #conclude(
+    a: Attempt,
+    p: Planned,
+    changeSet: ChangeSet,
+    clock: PhaseClock,
+  ): Promise<ReconcileOutcome> {
+    const { revision, signer } = p;
     const summary = summariseChangeSet(changeSet);
-    const inventory = mergeInventory(plan.inventory, failedPrunes(changeSet));
+    const inventory = mergeInventory(p.plan.inventory, failedPrunes(changeSet));
     if (hasFailures(changeSet)) {
-      const failures = changeSet.entries.filter((e) => e.action === 'failed');
-      const message = `applying ${revision} signed by ${signer}: ${failures.length} object(s) failed: ${failures
-        .slice(0, 5)
-        .map((e) => `${e.subject}: ${e.error?.detail ?? 'failed'}`)
-        .join('; ')}${failures.length > 5 ? '; …' : ''}`;
-      changes.push({ kind: 'inventory', inventory: mergeInventory(inventory, pending.entries) });
-      return fail(Reason.ApplyFailed, message, revision);
+      a.changes.push({ kind: 'inventory', inventory: mergeInventory(inventory, p.pending.entries) });
+      return this.#fail(a, Reason.ApplyFailed, applyFailureMessage(p, changeSet), revision);
     }
-
     const message = `Applied revision ${revision} signed by ${signer}: ${formatSummary(summary)}`;
-    changes.push({ kind: 'applied', revision, message, inventory });
-    changes.push({ kind: 'drift', objects: [], mode: repo.spec.drift.mode });
-
-    this.#fence(signal, `drift policy of ${key}`);
-    try {
-      await this.#syncDenyPolicy(repo, scope, signal);
-    } catch (error) {
-      signal.throwIfAborted();
-      const reason = error instanceof Error ? error.message : String(error);
-      return fail(
-        Reason.ApplyFailed,
-        `applying ${revision} signed by ${signer}: drift mode ${repo.spec.drift.mode}: keeping the ValidatingAdmissionPolicy in sync failed: ${reason}`,
-        revision,
-      );
-    }
-    phaseEnd('driftPolicy');
-    previous = await this.#writeStatus(repo, previous, changes, signal);
-    phaseEnd('status');
+    a.changes.push({ kind: 'applied', revision, message, inventory });
+    a.changes.push({ kind: 'drift', objects: [], mode: a.repo.spec.drift.mode });
+    const policyFailed = await this.#driftPolicy(a, p);
+    if (policyFailed !== undefined) return policyFailed;
+    clock.end('driftPolicy');
+    a.previous = await this.#writeStatus(a.repo, a.previous, a.changes, a.signal);
+    clock.end('status');
     this.#deps.metrics.managedObjects.set(
-      { namespace: repo.metadata.namespace, name: repo.metadata.name },
+      { namespace: a.repo.metadata.namespace, name: a.repo.metadata.name },
       inventory.entries.length,
     );
-    if (
-      previous.lastAppliedRevision !== undefined &&
-      (summary.created + summary.configured + summary.deleted > 0 ||
-        wasFailing ||
-        state === undefined ||
-        state.revision !== revision)
-    ) {
-      await this.#deps.events.record(repo, 'Normal', Reason.Succeeded, message, signal);
+    const changed = summary.created + summary.configured + summary.deleted > 0;
+    const news = changed || p.wasFailing || p.state === undefined || p.state.revision !== revision;
+    if (a.previous.lastAppliedRevision !== undefined && news) {
+      await this.#deps.events.record(a.repo, 'Normal', Reason.Succeeded, message, a.signal);
     }
-    if (wasFailing) this.#deps.alerter.alert(repo, { kind: 'Recovered', message, revision, signer });
-    log.info({ revision, signer, ...summary, phasesMs }, 'revision applied');
-    return { failed: false, result: 'applied', requeueAfterMs: interval };
+    if (p.wasFailing) this.#deps.alerter.alert(a.repo, { kind: 'Recovered', message, revision, signer });
+    a.log.info({ revision, signer, ...summary, phasesMs: clock.phasesMs }, 'revision applied');
+    return { failed: false, result: 'applied', requeueAfterMs: a.repo.spec.intervalMs };
+  }
+
+  /** Keeps the Deny policy in step with spec.drift.mode; the failed outcome when that fails. */
+  async #driftPolicy(a: Attempt, p: Planned): Promise<ReconcileOutcome | undefined> {
+    this.#fence(a.signal, `drift policy of ${a.key}`);
+    try {
+      await this.#syncDenyPolicy(a.repo, p.scope, a.signal);
+      return undefined;
+    } catch (error) {
+      a.signal.throwIfAborted();
+      const reason = error instanceof Error ? error.message : String(error);
+      return this.#fail(
+        a,
+        Reason.ApplyFailed,
+        `applying ${p.revision} signed by ${p.signer}: drift mode ${a.repo.spec.drift.mode}: keeping the ValidatingAdmissionPolicy in sync failed: ${reason}`,
+        p.revision,
+      );
+    }
+  }
+
+  /** Records a failure (Ready=False); its Event and alert only when the message is new. */
+  async #fail(a: Attempt, reason: string, message: string, attempted?: string): Promise<ReconcileOutcome> {
+    const wasReady = isConditionTrue(a.previous.conditions, 'Ready');
+    const sameFailure = findCondition(a.previous.conditions, 'Ready')?.message === message;
+    a.changes.push({
+      kind: 'failed',
+      reason,
+      message,
+      ...(attempted === undefined ? {} : { attemptedRevision: attempted }),
+    });
+    a.previous = await this.#writeStatus(a.repo, a.previous, a.changes, a.signal);
+    if (!sameFailure) {
+      await this.#deps.events.record(a.repo, 'Warning', reason, message, a.signal);
+      this.#deps.alerter.alert(a.repo, {
+        kind: 'ReconcileFailed',
+        message,
+        ...(attempted === undefined ? {} : { revision: attempted }),
+      });
+    }
+    a.log.warn({ reason, wasReady }, message);
+    return { failed: true, result: 'failed' };
   }
 
   /** Report mode: records the current drifted objects (and the Drifted condition) in status. */
@@ -698,16 +888,9 @@ export class Reconciler {
     );
   }
 
-  async #reject(
-    repo: GitRepository,
-    previous: GitRepositoryStatus,
-    changes: StatusChange[],
-    revision: string,
-    reason: string,
-    message: string,
-    signal: AbortSignal,
-    log: Logger,
-  ): Promise<ReconcileOutcome> {
+  /** Refuses the revision (Verified=False); its Event and alert only the first time. */
+  async #reject(a: Attempt, revision: string, reason: string, message: string): Promise<ReconcileOutcome> {
+    const { repo, previous } = a;
     const repeated =
       previous.lastAttemptedRevision === revision &&
       findCondition(previous.conditions, 'Verified')?.reason === reason;
@@ -716,14 +899,14 @@ export class Reconciler {
         ? 'nothing was applied'
         : `${previous.lastAppliedRevision} stays in force`;
     const full = `revision ${revision} rejected (${reason}): ${message}; ${kept}`;
-    changes.push({ kind: 'rejected', reason, message: full, attemptedRevision: revision });
-    await this.#writeStatus(repo, previous, changes, signal);
+    a.changes.push({ kind: 'rejected', reason, message: full, attemptedRevision: revision });
+    await this.#writeStatus(repo, previous, a.changes, a.signal);
     this.#deps.metrics.verificationFailuresTotal.inc({ reason });
     if (!repeated) {
-      await this.#deps.events.record(repo, 'Warning', reason, full, signal);
+      await this.#deps.events.record(repo, 'Warning', reason, full, a.signal);
       this.#deps.alerter.alert(repo, { kind: 'VerificationFailed', message: full, revision });
     }
-    log.warn({ revision, reason }, full);
+    a.log.warn({ revision, reason }, full);
     return { failed: false, result: 'rejected', requeueAfterMs: repo.spec.intervalMs };
   }
 
@@ -784,47 +967,67 @@ export class Reconciler {
     const [policy] = buildDenyPolicy({ gitRepository: owner, allowedUsernames: [] });
     await this.#removeDenyPolicy(policy.metadata.name, signal);
     if (repo.spec.prune && previous.inventory !== undefined && previous.inventory.entries.length > 0) {
-      this.#fence(signal, `prune of ${objectKeyOf(repo)}`);
-      const { scope } = await this.scopeFor(repo).catch(() => ({
-        scope: { identity: '', client: this.#deps.admin } as WatchScope,
-      }));
-      const identities = previous.inventory.entries.flatMap((entry) => {
-        try {
-          return [parseInventoryEntry(entry)];
-        } catch {
-          return [];
-        }
-      });
-      const result = await prune(
-        createResourceManager(scope.client, owner, this.#deps.options.fieldManager),
-        identities,
-        { signal },
-      );
-      const failed = result.entries.filter((e) => e.action === 'failed');
-      if (failed.length > 0) {
-        const message = `finalizer: ${failed.length} object(s) could not be pruned: ${failed.map((e) => e.subject).join(', ')}`;
-        await this.#deps.events.record(repo, 'Warning', Reason.PruneFailed, message, signal);
-        throw new Error(message);
-      }
-      log.info({ pruned: result.entries.length }, 'GitRepository deleted: pruned its objects');
+      await this.#pruneInventory(repo, owner, previous.inventory, signal, log);
     }
     this.#managed.delete(objectKeyOf(repo));
     this.#fence(signal, `finalizer removal of ${objectKeyOf(repo)}`);
+    await this.#patchFinalizers(
+      repo,
+      repo.metadata.finalizers.filter((f) => f !== finalizerName),
+      signal,
+    );
+  }
+
+  /** A deleted GitRepository's objects are pruned; throws (after a PruneFailed Event) when some are not. */
+  async #pruneInventory(
+    repo: GitRepository,
+    owner: OwnerRef,
+    inventory: Inventory,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<void> {
+    this.#fence(signal, `prune of ${objectKeyOf(repo)}`);
+    const { scope } = await this.scopeFor(repo).catch(() => ({
+      scope: { identity: '', client: this.#deps.admin } as WatchScope,
+    }));
+    const identities = inventory.entries.flatMap((entry) => {
+      try {
+        return [parseInventoryEntry(entry)];
+      } catch {
+        return [];
+      }
+    });
+    const result = await prune(
+      createResourceManager(scope.client, owner, this.#deps.options.fieldManager),
+      identities,
+      { signal },
+    );
+    const failed = result.entries.filter((e) => e.action === 'failed');
+    if (failed.length > 0) {
+      const message = `finalizer: ${failed.length} object(s) could not be pruned: ${failed.map((e) => e.subject).join(', ')}`;
+      await this.#deps.events.record(repo, 'Warning', Reason.PruneFailed, message, signal);
+      throw new Error(message);
+    }
+    log.info({ pruned: result.entries.length }, 'GitRepository deleted: pruned its objects');
+  }
+
+  /** Sets the GitRepository's finalizers (a merge patch guarded by its resourceVersion). */
+  async #patchFinalizers(
+    repo: GitRepository,
+    finalizers: readonly string[],
+    signal: AbortSignal,
+  ): Promise<void> {
     await this.#deps.admin.request({
       method: 'PATCH',
       path: `/apis/${gitRepositoryApiVersion}/namespaces/${encodeURIComponent(repo.metadata.namespace)}/gitrepositories/${encodeURIComponent(repo.metadata.name)}`,
       headers: { 'content-type': 'application/merge-patch+json' },
       body: JSON.stringify({
-        metadata: {
-          finalizers: repo.metadata.finalizers.filter((f) => f !== finalizerName),
-          resourceVersion: repo.metadata.resourceVersion,
-        },
+        metadata: { finalizers, resourceVersion: repo.metadata.resourceVersion },
       }),
       signal,
       timeoutMs: 15_000,
     });
   }
-
   async #writeStatusRaw(
     fallback: { metadata: { name: string; namespace: string; generation: number } },
     previous: GitRepositoryStatus,

@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
+import { backoffDelay } from '../util/backoff.ts';
+import { Utf8LineSplitter } from '../util/utf8.ts';
 import { KubeRequestError } from './errors.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -126,7 +128,8 @@ function defaultDelay(ms: number, signal: AbortSignal | undefined): Promise<void
 /**
  * A raw HTTP transport on an undici dispatcher: bodies go out and come back as strings, untouched.
  * Retries 429 (honouring Retry-After), 5xx on idempotent requests, and connection errors, with
- * bounded exponential backoff. No client-side QPS limit: API Priority and Fairness limits on the server.
+ * bounded exponential backoff (src/util/backoff.ts). No client-side QPS limit: API Priority and
+ * Fairness limits on the server. Watch streams are split into lines by one stateful UTF-8 decoder.
  */
 export function createUndiciTransport(options: UndiciTransportOptions): Transport {
   const url = new URL(options.server);
@@ -185,10 +188,8 @@ export function createUndiciTransport(options: UndiciTransportOptions): Transpor
     }
   }
 
-  function backoffMs(attemptIndex: number): number {
-    const exponential = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** attemptIndex);
-    return exponential / 2 + Math.random() * (exponential / 2);
-  }
+  const backoffMs = (attemptIndex: number): number =>
+    backoffDelay(attemptIndex + 1, { baseMs: retry.baseDelayMs, maxMs: retry.maxDelayMs });
 
   return {
     async request(request: TransportRequest): Promise<TransportResponse> {
@@ -270,19 +271,16 @@ export function createUndiciTransport(options: UndiciTransportOptions): Transpor
         if (response.statusCode >= 400) {
           return { status: response.statusCode, body: await response.body.text() };
         }
-        let pending = '';
-        for await (const chunk of response.body) {
+        // One decoder for the whole stream: a character split between two chunks stays whole.
+        const lines = new Utf8LineSplitter();
+        const deliver = (complete: readonly string[]) => {
+          for (const line of complete) if (line.trim() !== '') onLine(line);
+        };
+        for await (const chunk of response.body as AsyncIterable<Uint8Array | string>) {
           armIdle();
-          pending += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-          let newline = pending.indexOf('\n');
-          while (newline !== -1) {
-            const line = pending.slice(0, newline);
-            pending = pending.slice(newline + 1);
-            if (line.trim() !== '') onLine(line);
-            newline = pending.indexOf('\n');
-          }
+          deliver(lines.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk));
         }
-        if (pending.trim() !== '') onLine(pending);
+        deliver(lines.end());
         return { status: 'closed' };
       } catch (error) {
         if (request.signal.aborted)

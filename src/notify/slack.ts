@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Registry } from 'prom-client';
-import { backoffDelay } from '../controller/backoff.ts';
+import { backoffDelay } from '../util/backoff.ts';
 import type { Logger } from '../util/logger.ts';
 import { type Alert, type AlertKind, alertBatchKey, alertEventKey, alertKinds } from './alert.ts';
 import { NotifierStateError, SlackDeliveryError } from './errors.ts';

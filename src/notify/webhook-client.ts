@@ -1,5 +1,6 @@
 import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
+import { decodeUtf8Prefix } from '../util/utf8.ts';
 import { SlackDeliveryError } from './errors.ts';
 import type { SlackTarget } from './slack-target.ts';
 
@@ -8,7 +9,10 @@ export interface WebhookResponse {
   readonly status: number;
   /** Raw `Retry-After` header, if any. */
   readonly retryAfter: string | undefined;
-  /** The first bytes of the body (Slack answers `ok` or an error word such as `invalid_payload`). */
+  /**
+   * The first bytes of the body as text, decoded once (Slack answers `ok` or an error word such as
+   * `invalid_payload`); a character cut by the size bound is left out.
+   */
   readonly body: string;
 }
 
@@ -111,7 +115,7 @@ export class UndiciWebhookClient implements WebhookClient {
       return {
         status: response.statusCode,
         retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-        body: Buffer.concat(chunks).subarray(0, maxBodyBytes).toString('utf8'),
+        body: decodeUtf8Prefix(chunks, maxBodyBytes),
       };
     } catch (error) {
       throw toDeliveryError(error, options.signal, timeout.aborted);

@@ -32,6 +32,22 @@ export interface TreeDigest {
 export const TREE_DIGEST_DOMAIN = 'signet-tree-v1\0';
 export const SIGNET_DIR = '.signet';
 
+/**
+ * Why `path` cannot hold the provenance bundle, or undefined when it can. The bundle must be a file under
+ * `.signet/` (relative to spec.path, without `.`, `..` or empty segments): only there is it left out of the
+ * rendered manifests (render skips `.signet`) and out of the tree digest. Anywhere else a bundle named
+ * `.yaml`/`.yml`/`.json` would be rendered as manifests, and a signed committer could add objects to it.
+ */
+export function bundlePathProblem(path: string): string | undefined {
+  const segments = path.split('/');
+  const wellFormed =
+    !path.includes('\\') &&
+    !path.includes('\0') &&
+    segments.every((s) => s !== '' && s !== '.' && s !== '..');
+  if (wellFormed && segments.length >= 2 && segments[0] === SIGNET_DIR) return undefined;
+  return `must be a file under ${SIGNET_DIR}/ such as ${SIGNET_DIR}/provenance.sigstore.json (no ".", ".." or empty segments): only there is the bundle kept out of the rendered manifests and the tree digest; elsewhere a .yaml/.yml/.json bundle would be applied as manifests`;
+}
+
 /** Checks a relative posix path: no leading or trailing `/`, no empty, `.` or `..` segments, no `\` or NUL. */
 export function assertRelativePosixPath(path: string, what = 'path'): void {
   const bad =

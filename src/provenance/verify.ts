@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { type Bundle, bundleFromJSON } from '@sigstore/bundle';
 import { toSignedEntity } from '@sigstore/verify';
 import type { PublicKeysByHint, TrustedRootJSON } from '../trust-root/index.ts';
+import { quote } from '../util/quote.ts';
 import {
   assertKeylessIdentities,
   classifyVerificationFailure,
@@ -19,6 +20,7 @@ import { ProvenanceError } from './errors.ts';
 import { checkInTotoStatement, SLSA_PROVENANCE_V1, type StatementFacts } from './statement.ts';
 import {
   assertRelativePosixPath,
+  bundlePathProblem,
   relativeTo,
   SIGNET_DIR,
   type TreeFile,
@@ -136,6 +138,9 @@ export async function verifyProvenance(input: ProvenanceInput): Promise<Provenan
   const bundlePath = input.bundlePath ?? DEFAULT_BUNDLE_PATH;
   try {
     assertRelativePosixPath(bundlePath, 'bundle path');
+    const refusal = bundlePathProblem(bundlePath);
+    if (refusal !== undefined)
+      return failed(`the provenance bundle path ${JSON.stringify(bundlePath)} ${refusal}`);
     const bundleLink = (input.symlinks ?? []).find(
       (link) => relativeTo(input.root, link.path) === bundlePath,
     );
@@ -206,7 +211,7 @@ export async function verifyProvenance(input: ProvenanceInput): Promise<Provenan
       if (!keyless) return failed('the signing certificate has no SAN or OIDC issuer extension');
       if (!matchKeylessIdentity(policy.identities ?? [], keyless.identity, keyless.issuer)) {
         return failed(
-          `provenance signer ${keyless.identity} (issuer ${keyless.issuer}) is not an allowed identity (${describeIdentities(policy.identities ?? [])})`,
+          `provenance signer ${quote(keyless.identity)} (issuer ${quote(keyless.issuer)}) is not an allowed identity (${describeIdentities(policy.identities ?? [])})`,
         );
       }
       signer = keyless;

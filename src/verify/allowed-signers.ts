@@ -1,6 +1,13 @@
 /**
  * Parser for ssh-keygen's allowed-signers format (`principals [options] keytype base64 [comment]`) and for
- * plain `.pub` lines (`keytype base64 comment`, any principal). Pure: returns entries plus per-line problems.
+ * `*.pub` files (`keytype base64 comment`). Pure: returns entries plus per-line problems.
+ *
+ * Principals, as ssh-keygen sees them:
+ * - In an allowed-signers file the first field is always the principals. A `.pub`-format line there
+ *   (`ssh-ed25519 AAAA… mallory@example.com`) has none: ssh-keygen reports it as an invalid line
+ *   and skips it, and so does this parser (with the line number).
+ * - A key from a `*.pub` file names no principal at all (its comment is not one): it verifies signatures,
+ *   but with matchCommitter it matches no committer.
  *
  * Differences from ssh-keygen, on purpose:
  * - `valid-after`/`valid-before` without a trailing `Z` are read as UTC (ssh-keygen uses local time).
@@ -10,7 +17,7 @@ import { VerificationError } from './errors.ts';
 import { decodeStrictBase64, isSshKeyType, parseSshPublicKeyBlob, type SshPublicKey } from './sshsig.ts';
 
 export interface AllowedSigner {
-  /** Principal patterns (`*`, `?` globs, `!` negation) as in ssh-keygen's match_pattern_list. */
+  /** Principal patterns (`*`, `?` globs, `!` negation) as in ssh-keygen's match_pattern_list; empty for a `*.pub` key. */
   readonly principals: readonly string[];
   /** Namespace patterns from `namespaces="..."`; undefined means every namespace. */
   readonly namespaces: readonly string[] | undefined;
@@ -21,6 +28,9 @@ export interface AllowedSigner {
   /** Where the entry came from. */
   readonly source: { readonly keyName: string; readonly line: number; readonly comment: string | undefined };
 }
+
+/** `allowed_signers`: ssh-keygen's format. `pub`: a `*.pub` file (keys without principals). */
+export type SignersFileFormat = 'allowed_signers' | 'pub';
 
 export interface AllowedSignersParseResult {
   readonly entries: readonly AllowedSigner[];
@@ -128,15 +138,26 @@ function parseKey(keyType: string, base64: string): SshPublicKey {
   return key;
 }
 
-function parseLine(tokens: readonly string[], keyName: string, lineNumber: number): AllowedSigner {
+function parseLine(
+  tokens: readonly string[],
+  keyName: string,
+  lineNumber: number,
+  format: SignersFileFormat,
+): AllowedSigner {
   const first = tokens[0] ?? '';
   const source = (comment: string | undefined) => ({ keyName, line: lineNumber, comment });
   if (isSshKeyType(first) || first.includes('-cert-v01@openssh.com')) {
-    // Plain .pub line: any principal, the comment is kept for display.
+    if (format === 'allowed_signers') {
+      throw new VerificationError(
+        'MalformedKey',
+        `the line starts with the key type ${JSON.stringify(first)}, so it names no principal; an allowed_signers line is "principals [options] keytype key" (e.g. "alice@example.com ${first} AAAA…"), ssh-keygen refuses this line too`,
+      );
+    }
+    // A *.pub key: no principal (the comment is kept for display only).
     const key = parseKey(first, tokens[1] ?? '');
     const comment = tokens.slice(2).join(' ') || undefined;
     return {
-      principals: ['*'],
+      principals: [],
       namespaces: undefined,
       validAfter: undefined,
       validBefore: undefined,
@@ -186,7 +207,11 @@ function parseLine(tokens: readonly string[], keyName: string, lineNumber: numbe
 }
 
 /** Parses one allowed-signers (or `.pub`) file. Bad lines are skipped and reported, naming the key and line. */
-export function parseAllowedSigners(text: string, keyName: string): AllowedSignersParseResult {
+export function parseAllowedSigners(
+  text: string,
+  keyName: string,
+  format: SignersFileFormat = 'allowed_signers',
+): AllowedSignersParseResult {
   const entries: AllowedSigner[] = [];
   const problems: VerificationError[] = [];
   text.split(/\r?\n/).forEach((rawLine, index) => {
@@ -194,7 +219,7 @@ export function parseAllowedSigners(text: string, keyName: string): AllowedSigne
     if (line === '' || line.startsWith('#')) return;
     const lineNumber = index + 1;
     try {
-      entries.push(parseLine(tokenize(line), keyName, lineNumber));
+      entries.push(parseLine(tokenize(line), keyName, lineNumber, format));
     } catch (error) {
       const code = error instanceof VerificationError ? error.code : 'MalformedKey';
       const detail = error instanceof Error ? error.message : String(error);
@@ -209,16 +234,31 @@ export function parseAllowedSigners(text: string, keyName: string): AllowedSigne
   return { entries, problems };
 }
 
-/** Is `entry` usable for `namespace` at `at` (the committer timestamp, like git's -Overify-time)? */
-export function entryAllows(entry: AllowedSigner, namespace: string, at: Date): string | undefined {
+/** The latest time ssh-keygen can be asked about (git passes `-Overify-time=YYYYMMDDHHMMSS`). */
+const LAST_SSH_TIME = Date.UTC(9999, 11, 31, 23, 59, 59);
+
+/**
+ * Is `entry` usable for `namespace` at `at` (the committer timestamp, like git's -Overify-time)? `at`
+ * undefined means the timestamp is out of range: a line with a validity window then refuses it.
+ */
+export function entryAllows(
+  entry: AllowedSigner,
+  namespace: string,
+  at: Date | undefined,
+): string | undefined {
   if (entry.namespaces !== undefined && !matchPatternList(namespace, entry.namespaces)) {
     return `namespace ${namespace} is not allowed for this key (namespaces="${entry.namespaces.join(',')}")`;
   }
-  if (entry.validAfter !== undefined && at.getTime() < entry.validAfter.getTime()) {
-    return `key is only valid after ${entry.validAfter.toISOString()}, signature time is ${at.toISOString()}`;
+  if (entry.validAfter === undefined && entry.validBefore === undefined) return undefined;
+  const time = at?.getTime();
+  if (time === undefined || !Number.isFinite(time) || time < 0 || time > LAST_SSH_TIME) {
+    return 'the signature time (committer timestamp) is out of range, so the valid-after/valid-before window of this key cannot be judged';
   }
-  if (entry.validBefore !== undefined && at.getTime() > entry.validBefore.getTime()) {
-    return `key was only valid before ${entry.validBefore.toISOString()}, signature time is ${at.toISOString()}`;
+  if (entry.validAfter !== undefined && time < entry.validAfter.getTime()) {
+    return `key is only valid after ${entry.validAfter.toISOString()}, signature time is ${new Date(time).toISOString()}`;
+  }
+  if (entry.validBefore !== undefined && time > entry.validBefore.getTime()) {
+    return `key was only valid before ${entry.validBefore.toISOString()}, signature time is ${new Date(time).toISOString()}`;
   }
   return undefined;
 }

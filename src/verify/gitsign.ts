@@ -13,6 +13,8 @@ import {
 import { bundleFromJSON } from '@sigstore/bundle';
 import { ASN1Obj, RFC3161Timestamp, X509Certificate } from '@sigstore/core';
 import { toSignedEntity } from '@sigstore/verify';
+import { excerpt, quote } from '../util/quote.ts';
+import { assertBoundedDer, DerBoundsError, type DerLimits } from './der-bounds.ts';
 import {
   assertKeylessIdentities,
   classifyVerificationFailure,
@@ -34,7 +36,24 @@ const OID_DATA = '1.2.840.113549.1.7.1';
 const OID_CONTENT_TYPE = '1.2.840.113549.1.9.3';
 const OID_MESSAGE_DIGEST = '1.2.840.113549.1.9.4';
 const OID_SHA256 = '2.16.840.1.101.3.4.2.1';
-const ARMOR = /-----BEGIN (SIGNED MESSAGE|PKCS7)-----\r?\n([\s\S]*?)-----END \1-----/;
+const ARMOR_LABELS = ['SIGNED MESSAGE', 'PKCS7'] as const;
+
+/** Bounds on a gitsign signature, checked before any ASN.1 parser sees it (see der-bounds.ts). */
+export type GitsignLimits = DerLimits;
+
+/**
+ * A gitsign signature (Fulcio leaf, embedded Rekor entry, optional RFC 3161 token with its TSA certificate)
+ * is a few KiB of DER. The test bed's are 1.5–2.5 KiB, nest 12 levels deep (26 with a timestamp token,
+ * counting DER inside OCTET STRINGs as @sigstore/core parses it), and hold no OID over 11 bytes or INTEGER
+ * over 33 bytes. These bounds leave ample room above that and keep any refusal in the low milliseconds.
+ */
+export const DEFAULT_GITSIGN_LIMITS: GitsignLimits = Object.freeze({
+  maxBytes: 64 * 1024,
+  maxDepth: 64,
+  maxOidBytes: 64,
+  maxIntegerBytes: 128,
+  maxOctetStringElementBytes: 4096,
+});
 
 export const ONLINE_MODE_MESSAGE =
   'the gitsign signature carries no embedded Rekor transparency-log entry and no RFC 3161 timestamp ' +
@@ -101,11 +120,11 @@ function attributesOf(set: ASN1Obj | undefined): Map<string, ASN1Obj> {
   for (const attribute of set?.subs ?? []) {
     if (attribute.tag.toDER() !== UNIVERSAL_SEQUENCE) fail('CMS attribute is not a SEQUENCE');
     const type = oidOf(child(attribute, 0, 'an attribute type'), 'attribute type');
-    const values = child(attribute, 1, `the values of attribute ${type}`);
+    const values = child(attribute, 1, `the values of attribute ${quote(type)}`);
     if (values.tag.toDER() !== UNIVERSAL_SET || values.subs.length !== 1) {
-      fail(`attribute ${type} must have exactly one value`);
+      fail(`attribute ${quote(type)} must have exactly one value`);
     }
-    if (attributes.has(type)) fail(`attribute ${type} appears more than once`);
+    if (attributes.has(type)) fail(`attribute ${quote(type)} appears more than once`);
     attributes.set(type, values.subs[0] as ASN1Obj);
   }
   return attributes;
@@ -136,19 +155,72 @@ function selectLeaf(certificates: ASN1Obj[], sid: ASN1Obj): Buffer<ArrayBuffer> 
   return leaf;
 }
 
-/** Parses an armored gitsign signature. Throws GitsignFormatError (or an ASN.1/protobuf error). */
-export function parseGitsignSignature(armoredSignature: string): ParsedGitsignSignature {
-  const armor = ARMOR.exec(armoredSignature);
-  if (!armor?.[2]) {
-    const found = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(armoredSignature)?.[1];
-    fail(found ? `not a gitsign signature (found a "${found}" block)` : 'no "SIGNED MESSAGE" block found');
+/** Characters of armored base64 (64-column lines, CRLF allowed, plus BEGIN/END lines) that `bytes` of DER need. */
+export function armoredLengthLimit(bytes: number): number {
+  return Math.ceil((Math.ceil(bytes / 3) * 4 * 66) / 64) + 256;
+}
+
+/** The base64 between the BEGIN and END lines, found with indexOf (no backtracking over untrusted text). */
+function armorBody(armored: string): string {
+  for (const label of ARMOR_LABELS) {
+    const begin = `-----BEGIN ${label}-----`;
+    const start = armored.indexOf(begin);
+    if (start < 0) continue;
+    let bodyStart = start + begin.length;
+    if (armored[bodyStart] === '\r') bodyStart += 1;
+    if (armored[bodyStart] !== '\n') fail(`the "${label}" BEGIN line is not followed by a line break`);
+    const end = armored.indexOf(`-----END ${label}-----`, bodyStart);
+    if (end < 0) fail(`the "${label}" block has no END line`);
+    return armored.slice(bodyStart + 1, end);
   }
-  const body = armor[2].replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) fail('signature armor is not base64');
+  const found = /-----BEGIN ([A-Z0-9 ]{1,40})-----/.exec(armored)?.[1];
+  return fail(
+    found ? `not a gitsign signature (found a ${quote(found)} block)` : 'no "SIGNED MESSAGE" block found',
+  );
+}
+
+/** Base64-decodes the armor body after checking its size, so an oversized signature is never decoded. */
+function decodeBody(armored: string, limits: GitsignLimits): Buffer<ArrayBuffer> {
+  const limit = armoredLengthLimit(limits.maxBytes);
+  if (armored.length > limit) {
+    fail(
+      `the signature is ${armored.length} characters long; at most ${limits.maxBytes} bytes of DER ` +
+        `(${limit} characters armored) are accepted, and a real gitsign signature is a few KiB`,
+    );
+  }
+  const body = armorBody(armored).replace(/\s+/g, '');
+  if (body === '') fail('the "SIGNED MESSAGE" block is empty');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 === 1) fail('signature armor is not base64');
+  const padding = body.endsWith('==') ? 2 : body.endsWith('=') ? 1 : 0;
+  const bytes = Math.floor((body.length * 3) / 4) - padding;
+  if (bytes > limits.maxBytes) {
+    fail(
+      `the signature is ${bytes} bytes of DER (limit ${limits.maxBytes}; a real gitsign signature is a few KiB)`,
+    );
+  }
+  return Buffer.from(body, 'base64');
+}
+
+/**
+ * Parses an armored gitsign signature within `limits`. Throws GitsignFormatError (or an ASN.1/protobuf
+ * error). The DER is walked and bounded (size, every length, nesting, OID and INTEGER sizes) before
+ * @sigstore/core parses it.
+ */
+export function parseGitsignSignature(
+  armoredSignature: string,
+  limits: GitsignLimits = DEFAULT_GITSIGN_LIMITS,
+): ParsedGitsignSignature {
+  const der = decodeBody(armoredSignature, limits);
+  try {
+    assertBoundedDer(der, limits);
+  } catch (error) {
+    if (error instanceof DerBoundsError) fail(`refused before parsing: ${error.message}`);
+    throw error;
+  }
   // ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT SignedData }
-  const contentInfo = ASN1Obj.parseBuffer(Buffer.from(body, 'base64'));
+  const contentInfo = ASN1Obj.parseBuffer(der);
   const contentType = oidOf(child(contentInfo, 0, 'a content type'), 'content type');
-  if (contentType !== OID_SIGNED_DATA) fail(`CMS content type is ${contentType}, not SignedData`);
+  if (contentType !== OID_SIGNED_DATA) fail(`CMS content type is ${quote(contentType)}, not SignedData`);
   const explicit = child(contentInfo, 1, 'the SignedData');
   if (!explicit.tag.isContextSpecific(0)) fail('CMS content is not [0] EXPLICIT');
   // SignedData ::= SEQUENCE { version, digestAlgorithms SET, encapContentInfo, [0] certificates OPTIONAL,
@@ -156,7 +228,7 @@ export function parseGitsignSignature(armoredSignature: string): ParsedGitsignSi
   const signedData = child(explicit, 0, 'the SignedData');
   const encap = child(signedData, 2, 'the encapsulated content info');
   const eContentType = oidOf(child(encap, 0, 'the encapsulated content type'), 'encapsulated content type');
-  if (eContentType !== OID_DATA) fail(`CMS encapsulated content type is ${eContentType}`);
+  if (eContentType !== OID_DATA) fail(`CMS encapsulated content type is ${quote(eContentType)}`);
   if (encap.subs.length > 1) fail('CMS signature is not detached (it embeds content)');
   const certificates = signedData.subs.find((sub, i) => i > 2 && sub.tag.isContextSpecific(0))?.subs ?? [];
   const signerInfos = child(signedData, signedData.subs.length - 1, 'the SignerInfos');
@@ -171,7 +243,7 @@ export function parseGitsignSignature(armoredSignature: string): ParsedGitsignSi
     child(child(signerInfo, 2, 'the digest algorithm'), 0, 'the digest algorithm'),
     'digest algorithm',
   );
-  if (digestAlgorithm !== OID_SHA256) fail(`unsupported digest algorithm ${digestAlgorithm}`);
+  if (digestAlgorithm !== OID_SHA256) fail(`unsupported digest algorithm ${quote(digestAlgorithm)}`);
   const signedAttrs = child(signerInfo, 3, 'the signed attributes');
   if (!signedAttrs.tag.isContextSpecific(0)) fail('SignerInfo has no signed attributes');
   const signatureValue = child(signerInfo, 5, 'the signature value');
@@ -327,6 +399,12 @@ function signingTime(parsed: ParsedGitsignSignature): Date {
   return new Date(Number(parsed.tlogEntry?.integratedTime ?? 0) * 1000);
 }
 
+export interface GitsignVerifyOptions {
+  signal?: AbortSignal;
+  /** Bounds on the signature; DEFAULT_GITSIGN_LIMITS unless given. */
+  limits?: GitsignLimits;
+}
+
 /**
  * Verify a gitsign (CMS "SIGNED MESSAGE") commit/tag signature over the exact signed payload bytes.
  * Entirely offline; never throws. `integratedTime` is the Rekor integrated time proven by the SET (or the
@@ -336,7 +414,7 @@ export async function verifyGitsignSignature(
   payload: Uint8Array,
   armoredSignature: string,
   policy: KeylessPolicy,
-  opts?: { signal?: AbortSignal },
+  opts?: GitsignVerifyOptions,
 ): Promise<KeylessCheck> {
   const aborted = abortedCheck(opts?.signal);
   if (aborted) return aborted;
@@ -347,12 +425,13 @@ export async function verifyGitsignSignature(
     assertKeylessIdentities(policy.identities);
     let parsed: ParsedGitsignSignature;
     try {
-      parsed = parseGitsignSignature(armoredSignature);
+      parsed = parseGitsignSignature(armoredSignature, opts?.limits ?? DEFAULT_GITSIGN_LIMITS);
     } catch (error) {
+      const detail = error instanceof Error ? error.message : String(error);
       return {
         ok: false,
         reason: 'InvalidSignature',
-        message: `malformed gitsign signature: ${error instanceof Error ? error.message : String(error)}`,
+        message: `malformed gitsign signature: ${excerpt(detail, 500)}`,
       };
     }
     const payloadDigest = createHash('sha256').update(payload).digest();
@@ -396,7 +475,7 @@ export async function verifyGitsignSignature(
       return {
         ok: false,
         reason: 'UntrustedSigner',
-        message: `signer ${keyless.identity} (issuer ${keyless.issuer}) is not an allowed identity (${describeIdentities(policy.identities)})`,
+        message: `signer ${quote(keyless.identity)} (issuer ${quote(keyless.issuer)}) is not an allowed identity (${describeIdentities(policy.identities)})`,
       };
     }
     return { ok: true, signer: keyless, integratedTime: signingTime(parsed) };

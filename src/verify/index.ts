@@ -4,6 +4,8 @@ export { VerificationError, type VerificationErrorCode, type VerificationErrorCo
 export { type CheckedObject, type CheckedTag, decideVerdict, type PolicyInput } from './policy.ts';
 export {
   type EmbeddedSignature,
+  type FsckCause,
+  MalformedObjectError,
   type ObjectFormat,
   type ParsedCommit,
   type ParsedTag,

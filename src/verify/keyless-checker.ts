@@ -1,6 +1,6 @@
 // Adapter from verifyGitsignSignature to the pluggable X509Checker of checkSignature (check.ts).
 import type { X509Checker } from './check.ts';
-import { verifyGitsignSignature } from './gitsign.ts';
+import { type GitsignVerifyOptions, verifyGitsignSignature } from './gitsign.ts';
 import type { KeylessPolicy } from './keyless.ts';
 
 /**
@@ -8,7 +8,7 @@ import type { KeylessPolicy } from './keyless.ts';
  * the certificate SAN; `committerMatches` is true when the SAN is an email equal (case-insensitively) to
  * the committer/tagger email.
  */
-export function keylessX509Checker(policy: KeylessPolicy, opts?: { signal?: AbortSignal }): X509Checker {
+export function keylessX509Checker(policy: KeylessPolicy, opts?: GitsignVerifyOptions): X509Checker {
   return async (payload, armored, identity) => {
     const result = await verifyGitsignSignature(payload, armored, policy, opts);
     if (!result.ok) return result;

@@ -9,6 +9,10 @@ import {
   type VerifierOptions,
 } from '@sigstore/verify';
 import { KeyHintError, type TrustedRootJSON, trustMaterialFor } from '../trust-root/index.ts';
+import { excerpt } from '../util/quote.ts';
+
+/** How much of an exception's message (which may echo signature or certificate bytes) a refusal quotes. */
+const MAX_DETAIL = 500;
 
 /**
  * One allowed keyless signer: the OIDC issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8, falling back to .1.1)
@@ -136,12 +140,16 @@ export function classifyVerificationFailure(error: unknown): {
 } {
   if (error instanceof VerificationError || error instanceof PolicyError) {
     const reason = INVALID_SIGNATURE_CODES.has(error.code) ? 'InvalidSignature' : 'UntrustedSigner';
-    return { reason, message: `${error.code}: ${error.message}${hintFor(error.code, error.message)}` };
+    const detail = excerpt(error.message, MAX_DETAIL);
+    return { reason, message: `${error.code}: ${detail}${hintFor(error.code, error.message)}` };
   }
   if (error instanceof KeyHintError || error instanceof KeylessPolicyError) {
-    return { reason: 'UntrustedSigner', message: error.message };
+    return { reason: 'UntrustedSigner', message: excerpt(error.message, MAX_DETAIL) };
   }
-  return { reason: 'InvalidSignature', message: error instanceof Error ? error.message : String(error) };
+  return {
+    reason: 'InvalidSignature',
+    message: excerpt(error instanceof Error ? error.message : String(error), MAX_DETAIL),
+  };
 }
 
 function hintFor(code: string, message: string): string {

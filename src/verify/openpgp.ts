@@ -1,17 +1,21 @@
 /**
  * OpenPGP detached signatures over git payloads, with openpgp.js.
  *
- * Key validity policy (documented behaviour):
- * - A signature made while the key was valid is accepted even when the key has expired since; the key's
- *   validity is judged at the signature creation time (which the signer controls). gpg calls this "Good
- *   signature ... [expired]" (`%G?` = `Y`); note that `git verify-commit` exits 1 for it (measured with
- *   git 2.39 / gpg 2.2), so Signet is more lenient than `git verify-commit` here, on purpose: history signed
- *   before a key expired stays deployable. A signature created at or after the key's expiry is rejected
- *   (UntrustedSigner), as is one dated in the future beyond a 5-minute clock skew (InvalidSignature).
+ * Key validity policy (documented behaviour, as git sees it):
+ * - Key expiry is judged at verification time (`now`, an injected clock), not at the signature's own
+ *   creation time (which the signer chooses). gpg reports a signature by a key that has expired since as
+ *   EXPKEYSIG ("Good signature ... [expired]", `%G?` = `Y`) and `git verify-commit` exits non-zero for it;
+ *   Signet refuses it too (UntrustedSigner). Extending the key's expiry (and re-publishing the public key
+ *   in the signers Secret) makes such history deployable again.
  * - A revoked primary key or signing subkey is rejected whatever the signature time (UntrustedSigner).
+ * - A signature dated in the future beyond a 5-minute clock skew is rejected (InvalidSignature).
+ * - matchCommitter compares the committer email with the user IDs that have a valid, unexpired and
+ *   unrevoked self-certification at verification time; a user ID without one (added to the key by anyone,
+ *   or revoked) is no identity of the key.
  */
 import {
   createMessage,
+  type KeyID,
   type PublicKey,
   readKeys,
   readSignature,
@@ -19,13 +23,17 @@ import {
   type Subkey,
   verify,
 } from 'openpgp';
+import { quote } from '../util/quote.ts';
 import { describeError, VerificationError } from './errors.ts';
 import type { GitIdentity, SignatureCheck } from './types.ts';
 
 export interface OpenPgpKeyEntry {
   readonly key: PublicKey;
   readonly keyName: string;
-  /** Lower-cased emails of the user ids. */
+  /**
+   * Lower-cased emails of every user ID, certified or not: for display only. matchCommitter uses
+   * certifiedEmails() (self-certified user IDs at verification time).
+   */
   readonly emails: readonly string[];
 }
 
@@ -37,12 +45,41 @@ export interface OpenPgpKeysParseResult {
 const PUBLIC_BLOCK = /-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g;
 const EMAIL_IN_USER_ID = /<([^<>]+)>\s*$/;
 
+function emailOf(userId: string): string | undefined {
+  const match = EMAIL_IN_USER_ID.exec(userId);
+  return (match?.[1] ?? (userId.includes('@') ? userId.trim() : undefined))?.toLowerCase();
+}
+
 function emailsOf(key: PublicKey): string[] {
+  return key.getUserIDs().flatMap((userId) => emailOf(userId) ?? []);
+}
+
+/**
+ * Emails of the user IDs that have a valid self-certification at `now`, neither expired nor revoked
+ * (openpgp.js User.verify). User IDs without one are not the key owner's word and never count.
+ */
+export function certifiedEmails(key: PublicKey, now: Date): Promise<string[]> {
+  // One verification (one `now`) checks many commits by the same key: certify its user IDs once.
+  const cached = certifiedCache.get(key);
+  if (cached !== undefined && cached.at === now.getTime()) return cached.emails;
+  const emails = readCertifiedEmails(key, now);
+  certifiedCache.set(key, { at: now.getTime(), emails });
+  return emails;
+}
+
+const certifiedCache = new WeakMap<PublicKey, { readonly at: number; readonly emails: Promise<string[]> }>();
+
+async function readCertifiedEmails(key: PublicKey, now: Date): Promise<string[]> {
   const emails: string[] = [];
-  for (const userId of key.getUserIDs()) {
-    const match = EMAIL_IN_USER_ID.exec(userId);
-    const email = match?.[1] ?? (userId.includes('@') ? userId.trim() : undefined);
-    if (email !== undefined) emails.push(email.toLowerCase());
+  for (const user of key.users) {
+    const userId = user.userID?.userID;
+    if (userId === undefined) continue;
+    const certified = await user.verify(now).then(
+      () => true,
+      () => false,
+    );
+    const email = certified ? emailOf(userId) : undefined;
+    if (email !== undefined) emails.push(email);
   }
   return emails;
 }
@@ -112,6 +149,27 @@ async function isRevoked(key: PublicKey | Subkey, now: Date): Promise<boolean> {
   return key.isRevoked(undefined, undefined, now);
 }
 
+/** The primary key or the signing subkey, when it has expired at `now`. */
+async function expiryBefore(
+  key: PublicKey,
+  keyIds: readonly KeyID[],
+  now: Date,
+): Promise<{ what: string; at: Date } | undefined> {
+  const primary = await key.getExpirationTime();
+  if (primary instanceof Date && primary.getTime() <= now.getTime()) {
+    return { what: `key ${key.getFingerprint().toUpperCase()}`, at: primary };
+  }
+  for (const id of keyIds) {
+    for (const subkey of key.getSubkeys(id)) {
+      const expires = await subkey.getExpirationTime(now);
+      if (expires instanceof Date && expires.getTime() <= now.getTime()) {
+        return { what: `signing subkey ${subkey.getFingerprint().toUpperCase()}`, at: expires };
+      }
+    }
+  }
+  return undefined;
+}
+
 function fail(reason: 'UntrustedSigner' | 'InvalidSignature', message: string): SignatureCheck {
   return { ok: false, reason, message };
 }
@@ -166,11 +224,11 @@ export async function verifyOpenPgpSignature(
         }
       }
     }
-    const expires = await entry.key.getExpirationTime();
-    if (created !== null && expires instanceof Date && created.getTime() >= expires.getTime()) {
+    const expired = await expiryBefore(entry.key, keyIds, options.now);
+    if (expired !== undefined) {
       return fail(
         'UntrustedSigner',
-        `OpenPGP key ${fingerprint} expired at ${expires.toISOString()}, before the signature was made (${created.toISOString()})`,
+        `OpenPGP ${expired.what} expired at ${expired.at.toISOString()}; keys are judged at verification time (${options.now.toISOString()}), as git does, whatever the signature's own date${created === null ? '' : ` (${created.toISOString()})`}: extend the key's expiry and update the signers Secret`,
       );
     }
   } catch (error) {
@@ -194,9 +252,20 @@ export async function verifyOpenPgpSignature(
       `OpenPGP signature by ${fingerprint} does not verify: ${describeError(error)}`,
     );
   }
+  const emails = await certifiedEmails(entry.key, options.now);
   const committerEmail = identity?.email.toLowerCase();
-  const committerMatches = committerEmail !== undefined && entry.emails.includes(committerEmail);
-  const principal =
-    committerMatches && committerEmail !== undefined ? committerEmail : (entry.emails[0] ?? '');
-  return { ok: true, signer: { type: 'openpgp', keyFingerprint: fingerprint, principal }, committerMatches };
+  const committerMatches = committerEmail !== undefined && emails.includes(committerEmail);
+  const principal = committerMatches && committerEmail !== undefined ? committerEmail : (emails[0] ?? '');
+  const uncertified =
+    !committerMatches && committerEmail !== undefined && entry.emails.includes(committerEmail)
+      ? {
+          mismatch: `the key's user ID ${quote(committerEmail)} has no valid, unexpired, unrevoked self-certification, so it is not an identity of the key`,
+        }
+      : {};
+  return {
+    ok: true,
+    signer: { type: 'openpgp', keyFingerprint: fingerprint, principal },
+    committerMatches,
+    ...uncertified,
+  };
 }

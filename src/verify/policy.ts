@@ -1,4 +1,6 @@
 /** The verification policy: a pure decision from signature checks and ancestry facts to a Verdict. */
+
+import { quote } from '../util/quote.ts';
 import type { SignatureCheck, Signer, Verdict, VerdictReason, VerifyMode } from './types.ts';
 
 export interface CheckedObject {
@@ -7,7 +9,10 @@ export interface CheckedObject {
 }
 
 export interface CheckedTag extends CheckedObject {
+  /** The `tag` header of the tag object. */
   readonly name: string;
+  /** The name of the ref the tag was reached through (`v1.2.0` for `refs/tags/v1.2.0`); undefined when unknown. */
+  readonly refName: string | undefined;
   /** The object the tag points to, and its type, as written in the tag. */
   readonly target: string;
   readonly targetType: string;
@@ -36,6 +41,7 @@ export interface PolicyInput {
 }
 
 const short = (oid: string) => oid.slice(0, 12);
+/** A tag name from the (untrusted) tag object, quoted and cut to a readable length. */
 
 function reject(reason: VerdictReason, commit: string, message: string): Verdict {
   return { verified: false, reason, commit, message };
@@ -71,14 +77,13 @@ function judge(
     };
   }
   if (matchCommitter && !check.committerMatches) {
-    const who =
-      check.signer.principal === '' ? 'the signer' : `principal ${JSON.stringify(check.signer.principal)}`;
+    const who = check.signer.principal === '' ? 'the signer' : `principal ${quote(check.signer.principal)}`;
     return {
       ok: false,
       verdict: reject(
         'CommitterMismatch',
         checked.oid,
-        `${describe(what, checked.oid)} is signed by ${who}, which does not match the ${identityWord} email; with matchCommitter the signing identity must equal the ${identityWord} email (fix the allowed-signers principal / key user id, or the ${identityWord} email)`,
+        `${describe(what, checked.oid)} is signed by ${who}, which does not match the ${identityWord} email${check.mismatch === undefined ? '' : ` (${check.mismatch})`}; with matchCommitter the signing identity must equal the ${identityWord} email (fix the allowed-signers principal / key user id, or the ${identityWord} email)`,
       ),
     };
   }
@@ -120,11 +125,19 @@ export function decideVerdict(input: PolicyInput): Verdict {
       return reject(
         'InvalidSignature',
         tag.oid,
-        `tag ${tag.name} (${short(tag.oid)}) points to ${tag.targetType} ${short(tag.target)}, not to the revision ${short(commit)}; re-create the signed tag on the intended commit`,
+        `tag ${quote(tag.name)} (${short(tag.oid)}) points to ${tag.targetType} ${short(tag.target)}, not to the revision ${short(commit)}; re-create the signed tag on the intended commit`,
       );
     }
-    const judged = judge(`tag ${tag.name}`, tag, matchCommitter, 'tagger');
+    const judged = judge(`tag ${quote(tag.name)}`, tag, matchCommitter, 'tagger');
     if (!judged.ok) return judged.verdict;
+    if (tag.refName !== tag.name) {
+      const ref = tag.refName === undefined ? 'a tag ref whose name is unknown' : `refs/tags/${tag.refName}`;
+      return reject(
+        'InvalidSignature',
+        tag.oid,
+        `the signed tag object ${short(tag.oid)} is named ${quote(tag.name)} but was reached through ${ref}; a signed tag is only valid under its own name (sign a tag named ${quote(tag.refName ?? tag.name)}, or point spec.ref at ${quote(tag.name)})`,
+      );
+    }
     tagEvidence = { oid: tag.oid, name: tag.name, signer: judged.signer };
   }
 

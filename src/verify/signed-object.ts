@@ -2,7 +2,11 @@
  * Pure parsers for raw git commit and tag objects (the bytes after the `type size\0` header).
  * The signed payload is cut out of the raw bytes the way git does it (`parse_buffer_signed_by_header`
  * for commits, `parse_signed_buffer` for tags), so CRLF and any header layout are kept verbatim.
+ * Idents are read as git reads them (`split_ident_line`), and an object `git fsck` would flag
+ * (fsck_commit / fsck_tag / fsck_ident) is refused with fsck's message id (MalformedObjectError).
  */
+
+import { quote } from '../util/quote.ts';
 import { VerificationError } from './errors.ts';
 import type { GitIdentity } from './types.ts';
 
@@ -64,13 +68,58 @@ const SIGNATURE_MARKERS: ReadonlyArray<readonly [string, SignatureFormat]> = [
   ['-----BEGIN SIGNED MESSAGE-----', 'x509'],
 ];
 
-const KNOWN_COMMIT_HEADERS = new Set(['tree', 'parent', 'author', 'committer', 'encoding']);
 const NEWLINE = 0x0a;
 const SPACE = 0x20;
 const utf8 = new TextDecoder('utf-8');
 const latin1 = new TextDecoder('latin1');
 const OID_PATTERN = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
-const IDENTITY_PATTERN = /^(.*?) ?<([^<>]*)> (\d+) ([+-]\d{4})$/;
+const TAG_TARGET_TYPES = new Set(['commit', 'tree', 'blob', 'tag']);
+/** git's time_t is a signed 64-bit integer: fsck's date_overflows() refuses anything from 2^63 on. */
+const MAX_GIT_TIMESTAMP = 2n ** 63n - 1n;
+/** Longest untrusted value quoted in an error message. */
+
+/**
+ * The `git fsck` message ids (fsck.h, in fsck's camelCase) a commit or tag is refused for, plus
+ * `multipleCommitters`, `duplicateHeader` and `badHeaderOrder` for repeated or misplaced headers that fsck
+ * does not look at but that could make a reader and git disagree on who committed what.
+ */
+export type FsckCause =
+  | 'nulInHeader'
+  | 'unterminatedHeader'
+  | 'missingTree'
+  | 'badTreeSha1'
+  | 'badParentSha1'
+  | 'missingAuthor'
+  | 'multipleAuthors'
+  | 'missingCommitter'
+  | 'multipleCommitters'
+  | 'missingNameBeforeEmail'
+  | 'missingEmail'
+  | 'badName'
+  | 'missingSpaceBeforeEmail'
+  | 'badEmail'
+  | 'missingSpaceBeforeDate'
+  | 'badDate'
+  | 'zeroPaddedDate'
+  | 'badDateOverflow'
+  | 'badTimezone'
+  | 'missingObject'
+  | 'badObjectSha1'
+  | 'missingTypeEntry'
+  | 'badType'
+  | 'missingTagEntry'
+  | 'duplicateHeader'
+  | 'badHeaderOrder';
+
+/** A commit or tag that `git fsck` (or the stricter header rules above) would flag. */
+export class MalformedObjectError extends VerificationError {
+  readonly fsckCause: FsckCause;
+  constructor(cause: FsckCause, detail: string, oid: string | undefined) {
+    super('MalformedObject', `${cause}: ${detail}`, { oid });
+    this.name = 'MalformedObjectError';
+    this.fsckCause = cause;
+  }
+}
 
 export function detectSignatureFormat(armored: string): SignatureFormat {
   for (const [marker, format] of SIGNATURE_MARKERS) {
@@ -79,24 +128,78 @@ export function detectSignatureFormat(armored: string): SignatureFormat {
   return 'unknown';
 }
 
-export function parseIdentity(value: string, field: string, oid?: string): GitIdentity {
-  const match = IDENTITY_PATTERN.exec(value);
-  if (match === null) {
-    throw new VerificationError('MalformedObject', `malformed ${field} line ${JSON.stringify(value)}`, {
-      oid,
-    });
+const isDigit = (char: string | undefined) => char !== undefined && char >= '0' && char <= '9';
+
+/** Where the email's `<` and `>` are, as fsck_ident finds them (the first `<`, then the next `>`). */
+function findEmail(value: string): { lt: number; gt: number } | FsckCause {
+  if (value.startsWith('<')) return 'missingNameBeforeEmail';
+  let lt = 0;
+  for (; ; lt++) {
+    if (lt >= value.length) return 'missingEmail';
+    if (value[lt] === '>') return 'badName';
+    if (value[lt] === '<') break;
   }
+  if (value[lt - 1] !== ' ') return 'missingSpaceBeforeEmail';
+  let gt = lt + 1;
+  for (; ; gt++) {
+    if (gt >= value.length || value[gt] === '<') return 'badEmail';
+    if (value[gt] === '>') break;
+  }
+  return { lt, gt };
+}
+
+/** The date and zone after `> `, checked the way fsck_ident checks them. */
+function readDate(value: string, from: number): { timestamp: number; timezone: string } | FsckCause {
+  if (value[from] !== ' ') return 'missingSpaceBeforeDate';
+  let p = from + 1;
+  while (value[p] === ' ' || value[p] === '\t') p++;
+  if (!isDigit(value[p])) return 'badDate';
+  if (value[p] === '0' && value[p + 1] !== ' ') return 'zeroPaddedDate';
+  const start = p;
+  while (isDigit(value[p])) p++;
+  // Bounded before BigInt: more than 19 digits is past 2^63 whatever they are.
+  if (p - start > 19 || BigInt(value.slice(start, p)) > MAX_GIT_TIMESTAMP) return 'badDateOverflow';
+  const digits = value.slice(start, p);
+  if (value[p] !== ' ') return 'badDate';
+  const timezone = value.slice(p + 1);
+  if (!/^[+-][0-9]{4}$/.test(timezone)) return 'badTimezone';
+  return { timestamp: Number(digits), timezone };
+}
+
+/**
+ * Parses an ident (`Name <email> seconds +zone`) the way git reads it (split_ident_line: the name runs to
+ * the first `<`, the email to the next `>`) and refuses what `git fsck` flags (fsck_ident). Throws
+ * MalformedObjectError naming the fsck cause.
+ */
+export function parseIdentity(value: string, field: string, oid?: string): GitIdentity {
+  const fail = (cause: FsckCause): never => {
+    throw new MalformedObjectError(cause, `malformed ${field} line ${quote(value)}`, oid);
+  };
+  const email = findEmail(value);
+  if (typeof email === 'string') return fail(email);
+  const date = readDate(value, email.gt + 1);
+  if (typeof date === 'string') return fail(date);
   return {
-    name: match[1] ?? '',
-    email: match[2] ?? '',
-    timestamp: Number(match[3]),
-    timezone: match[4] ?? '',
+    name: value.slice(0, email.lt).replace(/\s+$/, ''),
+    email: value.slice(email.lt + 1, email.gt),
+    timestamp: date.timestamp,
+    timezone: date.timezone,
   };
 }
 
 interface Line {
   readonly start: number;
   readonly end: number; // exclusive, includes the newline when present
+}
+
+/** A header line with its continuation lines. `name` is the text before the first space. */
+interface Header {
+  readonly name: string;
+  /** False when the line has no space (so it is no `name value` header at all). */
+  readonly spaced: boolean;
+  readonly first: Line;
+  end: number;
+  readonly continuations: Line[];
 }
 
 function nextLine(raw: Uint8Array, start: number): Line {
@@ -125,37 +228,33 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 /** Header value without the trailing newline, decoded as UTF-8. */
-function headerValue(raw: Uint8Array, line: Line, nameLength: number): string {
+function headerValue(raw: Uint8Array, header: Header): string {
+  const line = header.first;
   let end = line.end;
   if (end > line.start && raw[end - 1] === NEWLINE) end--;
-  return utf8.decode(raw.subarray(line.start + nameLength + 1, end));
+  return utf8.decode(raw.subarray(Math.min(line.start + header.name.length + 1, end), end));
 }
 
-function headerName(raw: Uint8Array, line: Line): string {
+function headerName(raw: Uint8Array, line: Line): { name: string; spaced: boolean } {
   const space = raw.indexOf(SPACE, line.start);
-  const limit = space === -1 || space >= line.end ? line.end : space;
-  return latin1.decode(raw.subarray(line.start, limit)).replace(/\n$/, '');
+  const spaced = space !== -1 && space < line.end;
+  const limit = spaced ? space : line.end;
+  return { name: latin1.decode(raw.subarray(line.start, limit)).replace(/\n$/, ''), spaced };
 }
 
-function requireOid(value: string, field: string, oid?: string): string {
-  if (!OID_PATTERN.test(value)) {
-    throw new VerificationError('MalformedObject', `malformed ${field} ${JSON.stringify(value)}`, { oid });
+/** fsck's verify_headers: no NUL before the blank line, and the last header line ends in a newline. */
+function checkHeaderEnd(raw: Uint8Array, oid: string | undefined): void {
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0) throw new MalformedObjectError('nulInHeader', `NUL at offset ${i} in the headers`, oid);
+    if (raw[i] === NEWLINE && raw[i + 1] === NEWLINE) return;
   }
-  return value;
+  if (raw.length === 0 || raw[raw.length - 1] !== NEWLINE) {
+    throw new MalformedObjectError('unterminatedHeader', 'the headers do not end with a newline', oid);
+  }
 }
 
-/** Parses a raw commit object. Throws VerificationError('MalformedObject') on a malformed header. */
-export function parseCommit(raw: Uint8Array, options: ParseOptions = {}): ParsedCommit {
-  const oid = options.oid;
-  const primary: SignatureHeaderName = options.objectFormat === 'sha256' ? 'gpgsig-sha256' : 'gpgsig';
-  const secondary: SignatureHeaderName = primary === 'gpgsig' ? 'gpgsig-sha256' : 'gpgsig';
-  // First pass: header lines grouped with their continuation lines.
-  interface Header {
-    readonly name: string;
-    readonly first: Line;
-    end: number;
-    readonly continuations: Line[];
-  }
+/** Groups the header lines with their continuation lines; `bodyStart` is the blank line (or raw.length). */
+function readHeaders(raw: Uint8Array, kind: string, oid: string | undefined) {
   const headers: Header[] = [];
   let offset = 0;
   let bodyStart = raw.length;
@@ -168,98 +267,141 @@ export function parseCommit(raw: Uint8Array, options: ParseOptions = {}): Parsed
     const last = headers[headers.length - 1];
     if (raw[offset] === SPACE) {
       if (last === undefined) {
-        throw new VerificationError('MalformedObject', 'commit starts with a continuation line', { oid });
+        throw new MalformedObjectError('badHeaderOrder', `${kind} starts with a continuation line`, oid);
       }
       last.continuations.push(line);
       last.end = line.end;
     } else {
-      headers.push({ name: headerName(raw, line), first: line, end: line.end, continuations: [] });
+      headers.push({ ...headerName(raw, line), first: line, end: line.end, continuations: [] });
     }
     offset = line.end;
   }
+  return { headers, bodyStart };
+}
 
-  let tree: string | undefined;
-  const parents: string[] = [];
-  let author: GitIdentity | undefined;
-  let committer: GitIdentity | undefined;
-  let encoding: string | undefined;
-  const signatureHeaders = headers.filter((h) => h.name === primary);
-  const chosenName = signatureHeaders.length > 0 ? primary : secondary;
-  const chosen = headers.filter((h) => h.name === chosenName);
-  if (chosen.length > 1) {
-    throw new VerificationError('MalformedObject', `commit has ${chosen.length} ${chosenName} headers`, {
-      oid,
-    });
+function requireOid(value: string, cause: FsckCause, field: string, oid?: string): string {
+  if (!OID_PATTERN.test(value)) {
+    throw new MalformedObjectError(cause, `malformed ${field} ${quote(value)}`, oid);
   }
-  const signatureHeader = chosen[0];
+  return value;
+}
 
-  headers.forEach((header, index) => {
-    if (!KNOWN_COMMIT_HEADERS.has(header.name)) return;
-    const value = headerValue(raw, header.first, header.name.length);
-    switch (header.name) {
-      case 'tree':
-        if (index !== 0) throw new VerificationError('MalformedObject', 'tree header is not first', { oid });
-        tree = requireOid(value, 'tree', oid);
-        break;
-      case 'parent':
-        if (author !== undefined || committer !== undefined) {
-          throw new VerificationError('MalformedObject', 'parent header after author/committer', { oid });
-        }
-        parents.push(requireOid(value, 'parent', oid));
-        break;
-      case 'author':
-        if (author !== undefined) throw new VerificationError('MalformedObject', 'duplicate author', { oid });
-        author = parseIdentity(value, 'author', oid);
-        break;
-      case 'committer':
-        if (committer !== undefined)
-          throw new VerificationError('MalformedObject', 'duplicate committer', { oid });
-        committer = parseIdentity(value, 'committer', oid);
-        break;
-      case 'encoding':
-        encoding = value;
-        break;
-      default:
-        break;
-    }
-  });
-  if (tree === undefined)
-    throw new VerificationError('MalformedObject', 'commit has no tree header', { oid });
-  if (author === undefined) throw new VerificationError('MalformedObject', 'commit has no author', { oid });
-  if (committer === undefined)
-    throw new VerificationError('MalformedObject', 'commit has no committer', { oid });
+const is = (header: Header | undefined, name: string): header is Header =>
+  header?.spaced === true && header.name === name;
 
-  let payload: Uint8Array;
-  let signature: EmbeddedSignature | undefined;
-  if (signatureHeader === undefined) {
-    payload = raw;
-  } else {
-    const sigParts: Uint8Array[] = [
-      raw.subarray(signatureHeader.first.start + chosenName.length + 1, signatureHeader.first.end),
-    ];
-    for (const line of signatureHeader.continuations) sigParts.push(raw.subarray(line.start + 1, line.end));
-    const bytes = concat(sigParts);
-    const armored = utf8.decode(bytes);
-    payload = concat([raw.subarray(0, signatureHeader.first.start), raw.subarray(signatureHeader.end)]);
-    signature = {
+interface CommitIdentity {
+  readonly tree: string;
+  readonly parents: readonly string[];
+  readonly author: GitIdentity;
+  readonly committer: GitIdentity;
+  /** Index of the first header after `committer`. */
+  readonly next: number;
+}
+
+/**
+ * fsck_commit's order: `tree`, any `parent`s, exactly one `author`, then `committer`. A continuation line
+ * inside that prefix is what fsck reads as the next header, so it is refused the way fsck refuses it.
+ */
+function readCommitIdentity(raw: Uint8Array, headers: readonly Header[], oid?: string): CommitIdentity {
+  let i = 0;
+  const tree = headers[i];
+  if (!is(tree, 'tree')) throw new MalformedObjectError('missingTree', "expected a 'tree' line first", oid);
+  const treeOid = requireOid(headerValue(raw, tree), 'badTreeSha1', 'tree', oid);
+  let interrupted = tree.continuations.length > 0;
+  i++;
+  const parents: string[] = [];
+  for (let h = headers[i]; !interrupted && is(h, 'parent'); h = headers[++i]) {
+    parents.push(requireOid(headerValue(raw, h), 'badParentSha1', 'parent', oid));
+    interrupted = h.continuations.length > 0;
+  }
+  const authors: GitIdentity[] = [];
+  for (let h = headers[i]; !interrupted && is(h, 'author'); h = headers[++i]) {
+    authors.push(parseIdentity(headerValue(raw, h), 'author', oid));
+    interrupted = h.continuations.length > 0;
+  }
+  const author = authors[0];
+  if (author === undefined) throw new MalformedObjectError('missingAuthor', "expected an 'author' line", oid);
+  if (authors.length > 1)
+    throw new MalformedObjectError('multipleAuthors', `${authors.length} 'author' lines`, oid);
+  const committerHeader = headers[i];
+  if (interrupted || !is(committerHeader, 'committer')) {
+    throw new MalformedObjectError('missingCommitter', "expected a 'committer' line after 'author'", oid);
+  }
+  const committer = parseIdentity(headerValue(raw, committerHeader), 'committer', oid);
+  return { tree: treeOid, parents, author, committer, next: i + 1 };
+}
+
+/** Headers after `committer` must not repeat or reorder the identity headers. */
+function checkLaterHeaders(headers: readonly Header[], from: number, oid?: string): void {
+  for (const header of headers.slice(from)) {
+    if (!header.spaced) continue;
+    if (header.name === 'tree')
+      throw new MalformedObjectError('duplicateHeader', "a second 'tree' line", oid);
+    if (header.name === 'parent')
+      throw new MalformedObjectError('badHeaderOrder', "a 'parent' line after 'committer'", oid);
+    if (header.name === 'author')
+      throw new MalformedObjectError('multipleAuthors', "an 'author' line after 'committer'", oid);
+    if (header.name === 'committer')
+      throw new MalformedObjectError('multipleCommitters', "a second 'committer' line", oid);
+  }
+}
+
+function cutSignature(
+  raw: Uint8Array,
+  header: Header,
+  name: SignatureHeaderName,
+): { payload: Uint8Array; signature: EmbeddedSignature } {
+  const parts: Uint8Array[] = [raw.subarray(header.first.start + name.length + 1, header.first.end)];
+  for (const line of header.continuations) parts.push(raw.subarray(line.start + 1, line.end));
+  const bytes = concat(parts);
+  const armored = utf8.decode(bytes);
+  return {
+    payload: concat([raw.subarray(0, header.first.start), raw.subarray(header.end)]),
+    signature: {
       format: detectSignatureFormat(armored),
       armored,
       bytes,
-      header: chosenName,
-      offset: signatureHeader.first.start,
-    };
+      header: name,
+      offset: header.first.start,
+    },
+  };
+}
+
+/**
+ * Parses a raw commit object. Throws MalformedObjectError (code MalformedObject) for anything `git fsck`
+ * flags in the headers, and for repeated identity or signature headers.
+ */
+export function parseCommit(raw: Uint8Array, options: ParseOptions = {}): ParsedCommit {
+  const oid = options.oid;
+  checkHeaderEnd(raw, oid);
+  const { headers, bodyStart } = readHeaders(raw, 'commit', oid);
+  const identity = readCommitIdentity(raw, headers, oid);
+  checkLaterHeaders(headers, identity.next, oid);
+  const primary: SignatureHeaderName = options.objectFormat === 'sha256' ? 'gpgsig-sha256' : 'gpgsig';
+  const secondary: SignatureHeaderName = primary === 'gpgsig' ? 'gpgsig-sha256' : 'gpgsig';
+  const chosenName = headers.some((h) => is(h, primary)) ? primary : secondary;
+  const chosen = headers.filter((h) => is(h, chosenName));
+  if (chosen.length > 1) {
+    throw new MalformedObjectError(
+      'duplicateHeader',
+      `commit has ${chosen.length} ${chosenName} headers`,
+      oid,
+    );
   }
+  const encodingHeader = headers.find((h) => is(h, 'encoding'));
+  const signatureHeader = chosen[0];
+  const cut = signatureHeader === undefined ? undefined : cutSignature(raw, signatureHeader, chosenName);
   const messageStart = bodyStart < raw.length ? bodyStart + 1 : raw.length;
   return {
     kind: 'commit',
-    tree,
-    parents,
-    author,
-    committer,
-    encoding,
+    tree: identity.tree,
+    parents: identity.parents,
+    author: identity.author,
+    committer: identity.committer,
+    encoding: encodingHeader === undefined ? undefined : headerValue(raw, encodingHeader),
     message: utf8.decode(raw.subarray(messageStart)),
-    payload,
-    signature,
+    payload: cut?.payload ?? raw,
+    signature: cut?.signature,
   };
 }
 
@@ -281,37 +423,49 @@ function findTrailingSignature(raw: Uint8Array): number {
   return match;
 }
 
-/** Parses a raw annotated tag object. Throws VerificationError('MalformedObject') on a malformed header. */
+interface TagHeaders {
+  readonly object: string;
+  readonly objectType: string;
+  readonly tagName: string;
+  readonly tagger: GitIdentity | undefined;
+}
+
+/** fsck_tag's order: `object`, `type`, `tag`, then an optional `tagger`; none of them may repeat. */
+function readTagHeaders(raw: Uint8Array, headers: readonly Header[], oid?: string): TagHeaders {
+  const [objectHeader, typeHeader, tagHeader, taggerHeader] = headers;
+  if (!is(objectHeader, 'object'))
+    throw new MalformedObjectError('missingObject', "expected an 'object' line first", oid);
+  const object = requireOid(headerValue(raw, objectHeader), 'badObjectSha1', 'object', oid);
+  if (!is(typeHeader, 'type'))
+    throw new MalformedObjectError('missingTypeEntry', "expected a 'type' line", oid);
+  const objectType = headerValue(raw, typeHeader);
+  if (!TAG_TARGET_TYPES.has(objectType))
+    throw new MalformedObjectError('badType', `invalid 'type' value ${quote(objectType)}`, oid);
+  if (!is(tagHeader, 'tag')) throw new MalformedObjectError('missingTagEntry', "expected a 'tag' line", oid);
+  const tagName = headerValue(raw, tagHeader);
+  const hasTagger = is(taggerHeader, 'tagger');
+  const tagger = hasTagger ? parseIdentity(headerValue(raw, taggerHeader), 'tagger', oid) : undefined;
+  for (const header of headers.slice(hasTagger ? 4 : 3)) {
+    if (header.spaced && ['object', 'type', 'tag', 'tagger'].includes(header.name)) {
+      throw new MalformedObjectError('duplicateHeader', `a repeated or misplaced '${header.name}' line`, oid);
+    }
+  }
+  return { object, objectType, tagName, tagger };
+}
+
+/**
+ * Parses a raw annotated tag object. Throws MalformedObjectError (code MalformedObject) for anything
+ * `git fsck` flags in the headers, and for repeated headers.
+ */
 export function parseTag(raw: Uint8Array, options: ParseOptions = {}): ParsedTag {
   const oid = options.oid;
-  let object: string | undefined;
-  let objectType: string | undefined;
-  let tagName: string | undefined;
-  let tagger: GitIdentity | undefined;
-  let offset = 0;
-  let bodyStart = raw.length;
-  while (offset < raw.length) {
-    const line = nextLine(raw, offset);
-    if (raw[offset] === NEWLINE) {
-      bodyStart = offset + 1;
-      break;
-    }
-    if (raw[offset] !== SPACE) {
-      const name = headerName(raw, line);
-      const value = headerValue(raw, line, name.length);
-      if (name === 'object') object = requireOid(value, 'object', oid);
-      else if (name === 'type') objectType = value;
-      else if (name === 'tag') tagName = value;
-      else if (name === 'tagger') tagger = parseIdentity(value, 'tagger', oid);
-    }
-    offset = line.end;
-  }
-  if (object === undefined || objectType === undefined || tagName === undefined) {
-    throw new VerificationError('MalformedObject', 'tag lacks an object, type or tag header', { oid });
-  }
+  checkHeaderEnd(raw, oid);
+  const { headers, bodyStart: blank } = readHeaders(raw, 'tag', oid);
+  const { object, objectType, tagName, tagger } = readTagHeaders(raw, headers, oid);
+  const bodyStart = blank < raw.length ? blank + 1 : raw.length;
   const signatureStart = findTrailingSignature(raw);
   if (signatureStart < bodyStart && signatureStart < raw.length) {
-    throw new VerificationError('MalformedObject', 'tag has a signature block inside its headers', { oid });
+    throw new MalformedObjectError('badHeaderOrder', 'tag has a signature block inside its headers', oid);
   }
   let signature: EmbeddedSignature | undefined;
   if (signatureStart < raw.length) {

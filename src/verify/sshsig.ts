@@ -4,6 +4,7 @@
  * SHA-1 `ssh-rsa` signatures are refused), sk-ssh-ed25519@openssh.com and sk-ecdsa-sha2-nistp256@openssh.com.
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { quote } from '../util/quote.ts';
 import { VerificationError } from './errors.ts';
 
 export type SshKeyType =
@@ -309,6 +310,11 @@ const EXPECTED_SIGNATURE_TYPES: Record<SshKeyType, readonly string[]> = {
   'sk-ecdsa-sha2-nistp256@openssh.com': ['sk-ecdsa-sha2-nistp256@openssh.com'],
 };
 
+/** True for a FIDO (sk-*) signature made without touching the key (no user-presence flag). */
+export function lacksUserPresence(signature: SshSignature, key: SshPublicKey): boolean {
+  return key.application !== undefined && ((signature.skFlags ?? 0) & SK_USER_PRESENT) === 0;
+}
+
 export interface SshVerifyOptions {
   /** Required namespace; git uses `git`. */
   readonly namespace: string;
@@ -329,7 +335,7 @@ export function verifySshSignature(
   if (signature.namespace !== options.namespace) {
     throw new VerificationError(
       'MalformedSignature',
-      `SSH signature namespace is ${JSON.stringify(signature.namespace)}, expected ${JSON.stringify(options.namespace)}`,
+      `SSH signature namespace is ${quote(signature.namespace)}, expected ${quote(options.namespace)}`,
     );
   }
   if (signature.publicKeyBase64 !== key.blobBase64) return false;
@@ -355,7 +361,7 @@ export function verifySshSignature(
   ]);
   if (key.application !== undefined) {
     const flags = signature.skFlags ?? 0;
-    if ((flags & SK_USER_PRESENT) === 0 && options.allowNoTouch !== true) {
+    if (lacksUserPresence(signature, key) && options.allowNoTouch !== true) {
       throw new VerificationError('MalformedSignature', 'FIDO signature lacks the user-presence flag');
     }
     const counter = Buffer.alloc(4);

@@ -36,7 +36,7 @@ export async function loadTrustMaterial(files: Readonly<Record<string, string>>)
   for (const name of Object.keys(files).sort()) {
     const text = files[name] ?? '';
     if (isSshSignersKey(name)) {
-      const result = parseAllowedSigners(text, name);
+      const result = parseAllowedSigners(text, name, name.endsWith('.pub') ? 'pub' : 'allowed_signers');
       ssh.push(...result.entries);
       problems.push(...result.problems);
     } else if (isOpenPgpSignersKey(name)) {

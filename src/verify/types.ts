@@ -22,6 +22,8 @@ export type SignatureCheck =
       readonly signer: Signer;
       /** True when the signer's principal (SSH) / a user id email (OpenPGP) / identity (x509) equals the committer (tagger) email. */
       readonly committerMatches: boolean;
+      /** Why the signer cannot match any committer, when that is known (e.g. a `*.pub` key has no principal). */
+      readonly mismatch?: string;
     }
   | { readonly ok: false; readonly reason: SignatureFailureReason; readonly message: string };
 

@@ -6,7 +6,13 @@
 import { type CheckOptions, checkSignature, type X509Checker } from './check.ts';
 import { describeError } from './errors.ts';
 import { type CheckedObject, type CheckedTag, decideVerdict } from './policy.ts';
-import { type ObjectFormat, parseCommit, parseTag, type SignedObject } from './signed-object.ts';
+import {
+  MalformedObjectError,
+  type ObjectFormat,
+  parseCommit,
+  parseTag,
+  type SignedObject,
+} from './signed-object.ts';
 import type { TrustMaterial } from './trust.ts';
 import type { SignatureCheck, Verdict, VerifyMode } from './types.ts';
 
@@ -27,6 +33,11 @@ export interface VerifyRevisionInput {
   readonly commit: string;
   /** The annotated tag object oid when the ref is a tag. */
   readonly tagObject?: string;
+  /**
+   * The tag's ref name (`v1.2.0` for `refs/tags/v1.2.0`) with `tagObject`: the signed object's `tag` header
+   * must equal it (a tag signed as `v2.0.0-rc1` is not `v2.0.0`). Missing: the tag is refused.
+   */
+  readonly tagName?: string;
   readonly lastAppliedCommit?: string;
   readonly allowRollback: boolean;
   readonly matchCommitter: boolean;
@@ -94,11 +105,12 @@ async function checkObject(
         ? parseCommit(raw, { oid, objectFormat: input.objectFormat })
         : parseTag(raw, { oid, objectFormat: input.objectFormat });
   } catch (error) {
+    const fsck = error instanceof MalformedObjectError ? ` (git fsck would flag it: ${error.fsckCause})` : '';
     return {
       check: {
         ok: false,
         reason: 'InvalidSignature',
-        message: `malformed ${kind} object: ${describeError(error)}`,
+        message: `malformed ${kind} object${fsck}: ${describeError(error)}`,
       },
       parsed: undefined,
     };
@@ -145,6 +157,7 @@ export async function verifyRevision(input: VerifyRevisionInput): Promise<Verdic
         oid: input.tagObject,
         check,
         name: parsed?.kind === 'tag' ? parsed.tagName : '(unparseable)',
+        refName: input.tagName,
         target: parsed?.kind === 'tag' ? parsed.object : '',
         targetType: parsed?.kind === 'tag' ? parsed.objectType : 'unknown',
       };

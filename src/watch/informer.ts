@@ -5,7 +5,7 @@
  * Handlers are synchronous and must only enqueue work: they receive the cached object, which
  * is read-only.
  */
-import { backoffDelay } from '../controller/backoff.ts';
+import { backoffDelay } from '../util/backoff.ts';
 import { sleepUnlessAborted } from '../util/sleep.ts';
 
 export interface ObjectMeta {

@@ -103,6 +103,35 @@ describe('parseGitRepository', () => {
     expect(parsed.spec.path).toBe('clusters/prod');
   });
 
+  it('refuses a provenance bundlePath outside .signet/ (it would be rendered as manifests)', () => {
+    const withBundle = (bundlePath: string) =>
+      repo({
+        verify: {
+          signersRef: { kind: 'ConfigMap', name: 'signers' },
+          provenance: { keysRef: { name: 'keys' }, bundlePath },
+        },
+      });
+    for (const bad of [
+      'provenance.json',
+      'deploy.yaml',
+      'ci/provenance.sigstore.json',
+      'apps/.signet/provenance.yml',
+      '.signet',
+      '.signet/',
+      '.signet/../deployment.yaml',
+      './.signet/provenance.sigstore.json',
+      '.signet//provenance.sigstore.json',
+      '/.signet/provenance.sigstore.json',
+      '.signet\\..\\x.json',
+    ]) {
+      expect(fieldsOf(withBundle(bad)), bad).toEqual(['spec.verify.provenance.bundlePath']);
+    }
+    expect(() => parseGitRepository(withBundle('deploy.yaml'))).toThrow(/must be a file under \.signet\//);
+    for (const good of ['.signet/provenance.sigstore.json', '.signet/ci/release.sigstore.json']) {
+      expect(parseGitRepository(withBundle(good)).spec.verify.provenance?.bundlePath).toBe(good);
+    }
+  });
+
   it('refuses credentials in the URL and a commit ref that is not a full SHA', () => {
     expect(fieldsOf(repo({ url: 'https://user:pw@git.example.com/x.git' }))).toEqual(['spec.url']);
     expect(fieldsOf(repo({ ref: { commit: 'abc123' } }))).toEqual(['spec.ref.commit']);

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, jitterInterval } from '../../src/controller/backoff.ts';
 import { KeyedWorkQueue } from '../../src/controller/work-queue.ts';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -100,20 +99,5 @@ describe('KeyedWorkQueue', () => {
     await until(() => queue.depth === 1);
     await queue.shutdown(20);
     expect(aborted).toBe(true);
-  });
-});
-
-describe('backoff', () => {
-  it('grows exponentially, is capped and jittered into [d/2, d]', () => {
-    const opts = { baseMs: 100, maxMs: 1_000 };
-    expect(backoffDelay(1, { ...opts, random: () => 0 })).toBe(50);
-    expect(backoffDelay(1, { ...opts, random: () => 0.999999 })).toBe(100);
-    expect(backoffDelay(3, { ...opts, random: () => 0.999999 })).toBe(400);
-    expect(backoffDelay(50, { ...opts, random: () => 0.999999 })).toBe(1_000);
-  });
-
-  it('jitters intervals within ±10 %', () => {
-    expect(jitterInterval(1_000, 0.1, () => 0)).toBe(900);
-    expect(jitterInterval(1_000, 0.1, () => 0.999999)).toBe(1_100);
   });
 });

@@ -85,6 +85,15 @@ describe('verifyProvenance: keyless message signature over the tree digest', () 
     });
   });
 
+  it('refuses a bundle path outside .signet/, where the bundle would be rendered as manifests', async () => {
+    const bundle = await makeMessageBundle(bed, Buffer.from(tree.digest));
+    for (const bundlePath of ['provenance.json', 'ci/bundle.yaml']) {
+      const result = await input(bundle, keyless, { bundlePath });
+      expect(result.ok).toBe(false);
+      if (!result.ok) expect(result.message).toContain('must be a file under .signet/');
+    }
+  });
+
   it('reads the bundle from the tree at the default path (excluded from the digest)', async () => {
     const bundle = await makeMessageBundle(bed, Buffer.from(tree.digest), { withTimestamp: true });
     const withBundle = [

@@ -153,9 +153,16 @@ describe('OpenPGP-signed commits', () => {
     expect((await verify({ commit })).verified).toBe(true);
   });
 
-  it('accepts a signature made while the key was valid, even though the key has expired since', async () => {
-    const verdict = await verify({ commit: commits.expiredNow });
-    expect(verdict.verified, JSON.stringify(verdict)).toBe(true);
+  it('judges key expiry at verification time, as git does: a key that has expired since is refused', async () => {
+    // Signed 2020-03 while the key was valid (it expires 2021-01): the signer-chosen signature date does
+    // not save it once the clock has passed the expiry.
+    expectRejected(
+      await verify({ commit: commits.expiredNow }),
+      'UntrustedSigner',
+      /expired at 2020-12-31T.*judged at verification time/,
+    );
+    const before = await verify({ commit: commits.expiredNow, now: new Date('2020-06-01T00:00:00Z') });
+    expect(before.verified, JSON.stringify(before)).toBe(true);
   });
 
   it('rejects a signature made after the key expired', async () => {
@@ -169,12 +176,15 @@ describe('OpenPGP-signed commits', () => {
   it('verifies a signed annotated tag', async () => {
     const commit = await repo.commit({ sign: { format: 'openpgp', gpg, fingerprint: fpr.ed } });
     const tag = await repo.tag('v2.0.0', commit, { sign: { format: 'openpgp', gpg, fingerprint: fpr.ed } });
-    const verdict = await verify({ mode: 'TagAndHEAD', commit, tagObject: tag });
+    const verdict = await verify({ mode: 'TagAndHEAD', commit, tagObject: tag, tagName: 'v2.0.0' });
     expect(verdict.verified, JSON.stringify(verdict)).toBe(true);
     const foreign = await repo.tag('v2.0.1', commit, {
       sign: { format: 'openpgp', gpg, fingerprint: fpr.untrusted },
     });
-    expectRejected(await verify({ mode: 'Tag', commit, tagObject: foreign }), 'UntrustedSigner');
+    expectRejected(
+      await verify({ mode: 'Tag', commit, tagObject: foreign, tagName: 'v2.0.1' }),
+      'UntrustedSigner',
+    );
   });
 
   it('agrees with git verify-commit for current keys', async () => {

@@ -68,7 +68,7 @@ describe('decideVerdict', () => {
   });
 
   it('checks the tag target and the committer match', () => {
-    const tag = { oid: oid(5), name: 'v1', target: oid(1), targetType: 'commit', check: good };
+    const tag = { oid: oid(5), name: 'v1', refName: 'v1', target: oid(1), targetType: 'commit', check: good };
     expect(decideVerdict({ ...base, mode: 'Tag', head: undefined, tag }).verified).toBe(true);
     expect(decideVerdict({ ...base, mode: 'Tag', tag: { ...tag, target: oid(2) } })).toMatchObject({
       reason: 'InvalidSignature',
@@ -82,6 +82,36 @@ describe('decideVerdict', () => {
     ).toMatchObject({
       reason: 'CommitterMismatch',
     });
+  });
+
+  it('quotes untrusted tag names and principals escaped and capped, never raw', () => {
+    const hostileName = `v1\u001b[2J\u202e${'x'.repeat(20_000)}`;
+    const tag = {
+      oid: oid(5),
+      name: hostileName,
+      refName: hostileName,
+      target: oid(2),
+      targetType: 'commit',
+      check: good,
+    };
+    const wrongTarget = decideVerdict({ ...base, mode: 'Tag', head: undefined, tag });
+    const hostilePrincipal: SignatureCheck = {
+      ok: true,
+      signer: { type: 'ssh', keyFingerprint: 'SHA256:abc', principal: `m@x\n${'y'.repeat(20_000)}` },
+      committerMatches: false,
+    };
+    const mismatch = decideVerdict({
+      ...base,
+      matchCommitter: true,
+      head: { oid: oid(1), check: hostilePrincipal },
+    });
+    for (const verdict of [wrongTarget, mismatch]) {
+      expect(verdict.verified).toBe(false);
+      if (verdict.verified) continue;
+      expect(verdict.message.length).toBeLessThan(1_000);
+      for (const raw of ['\u001b', '\u202e', '\n']) expect(verdict.message).not.toContain(raw);
+      expect(verdict.message).toMatch(/more characters\)/);
+    }
   });
 });
 

@@ -115,12 +115,15 @@ describe('SSH-signed HEAD', () => {
     if (!verdict.verified) expect(verdict.message).toContain(await fingerprintOf(keys.untrusted));
   });
 
-  it('accepts a plain .pub key file (any principal)', async () => {
+  it('accepts a plain .pub key file, which names no principal: it matches no committer', async () => {
     const commit = await repo.commit({ sign: { format: 'ssh', key: keys.untrusted } });
     const pubTrust = await loadTrustMaterial({ 'mallory.pub': `${keys.untrusted.publicKeyLine}\n` });
     const verdict = await verify({ commit, trust: pubTrust });
     expect(verdict.verified, JSON.stringify(verdict)).toBe(true);
-    if (verdict.verified) expect(verdict.evidence.signer.principal).toBe('committer@example.com');
+    if (verdict.verified) expect(verdict.evidence.signer.principal).toBe('');
+    const matched = await verify({ commit, trust: pubTrust, matchCommitter: true });
+    expectRejected(matched, 'CommitterMismatch', commit);
+    if (!matched.verified) expect(matched.message).toContain('*.pub file, which names no principal');
   });
 
   it('rejects a signature moved onto another commit', async () => {
@@ -356,10 +359,12 @@ describe('Range, rollback and tags (SSH)', () => {
   it('verifies signed tags and rejects a moved tag', async () => {
     const released = await repo.commit({ sign: { format: 'ssh', key: keys.ed25519 } });
     const tagOid = await repo.tag('v1.0.0', released, { sign: { format: 'ssh', key: keys.ed25519 } });
-    const ok = await verify({ mode: 'Tag', commit: released, tagObject: tagOid });
+    const ok = await verify({ mode: 'Tag', commit: released, tagObject: tagOid, tagName: 'v1.0.0' });
     expect(ok.verified, JSON.stringify(ok)).toBe(true);
     if (ok.verified) expect(ok.evidence.tag?.name).toBe('v1.0.0');
-    expect((await verify({ mode: 'TagAndHEAD', commit: released, tagObject: tagOid })).verified).toBe(true);
+    expect(
+      (await verify({ mode: 'TagAndHEAD', commit: released, tagObject: tagOid, tagName: 'v1.0.0' })).verified,
+    ).toBe(true);
 
     // the tag re-pointed to another commit, signed by an untrusted key
     const other = await repo.commit({ sign: { format: 'ssh', key: keys.ed25519 } });
@@ -367,17 +372,21 @@ describe('Range, rollback and tags (SSH)', () => {
       sign: { format: 'ssh', key: keys.untrusted },
       force: true,
     });
-    expectRejected(await verify({ mode: 'Tag', commit: other, tagObject: moved }), 'UntrustedSigner', moved);
+    expectRejected(
+      await verify({ mode: 'Tag', commit: other, tagObject: moved, tagName: 'v1.0.0' }),
+      'UntrustedSigner',
+      moved,
+    );
     // the old (trusted) tag object presented for a different commit
     expectRejected(
-      await verify({ mode: 'Tag', commit: other, tagObject: tagOid }),
+      await verify({ mode: 'Tag', commit: other, tagObject: tagOid, tagName: 'v1.0.0' }),
       'InvalidSignature',
       tagOid,
     );
     // unsigned annotated tag, lightweight tag, and unsigned head under TagAndHEAD
     const unsignedTag = await repo.tag('v1.0.1', other);
     expectRejected(
-      await verify({ mode: 'Tag', commit: other, tagObject: unsignedTag }),
+      await verify({ mode: 'Tag', commit: other, tagObject: unsignedTag, tagName: 'v1.0.1' }),
       'Unsigned',
       unsignedTag,
     );
@@ -386,11 +395,12 @@ describe('Range, rollback and tags (SSH)', () => {
     const tagOnUnsigned = await repo.tag('v1.0.2', unsignedHead, {
       sign: { format: 'ssh', key: keys.ed25519 },
     });
-    expect((await verify({ mode: 'Tag', commit: unsignedHead, tagObject: tagOnUnsigned })).verified).toBe(
-      true,
-    );
+    expect(
+      (await verify({ mode: 'Tag', commit: unsignedHead, tagObject: tagOnUnsigned, tagName: 'v1.0.2' }))
+        .verified,
+    ).toBe(true);
     expectRejected(
-      await verify({ mode: 'TagAndHEAD', commit: unsignedHead, tagObject: tagOnUnsigned }),
+      await verify({ mode: 'TagAndHEAD', commit: unsignedHead, tagObject: tagOnUnsigned, tagName: 'v1.0.2' }),
       'Unsigned',
       unsignedHead,
     );
