@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { normaliseRepoPath } from '../api/gitrepository.ts';
+import { kustomizeProvenanceScope } from '../provenance/kustomize-scope.ts';
 import { treeDigest } from '../provenance/tree-digest.ts';
-import { DEFAULT_BUNDLE_PATH } from '../provenance/verify.ts';
 import { kustomizationFileIn } from '../render/kustomize-policy.ts';
 import { readLocalTree } from './local-tree.ts';
 
@@ -13,9 +13,9 @@ Prints the provenance tree digest (sha256:<hex>) of a manifest directory: the va
 signs (e.g. with \`cosign sign-blob\` or \`cosign attest-blob\`, see docs/provenance.md) and that
 spec.verify.provenance checks. Symlinks are refused; .signet/ is excluded.
 With --path, the argument is the repository root and --path is spec.path: when spec.path holds a
-kustomization the digest covers the whole repository root (everything a Kustomize build can read,
-the bundle at <spec.path>/<bundle path> excluded), as the operator checks it; otherwise it is the
-digest of <repository root>/<spec.path>.
+kustomization the digest covers the whole repository root (everything a Kustomize build can read;
+.signet/ at the top of the root and of spec.path, where the bundle lives, left out), as the operator
+checks it; otherwise it is the digest of <repository root>/<spec.path>.
 `;
 
 export async function digestCommand(argv: readonly string[]): Promise<number> {
@@ -44,10 +44,8 @@ export async function digestCommand(argv: readonly string[]): Promise<number> {
   if (specPath !== undefined && specPath !== '') {
     const dir = await readLocalTree(join(root, specPath));
     if (kustomizationFileIn(dir.files, '') !== undefined) {
-      const tree = await readLocalTree(root);
-      const digest = treeDigest(tree.files, tree.symlinks, {
-        exclude: [`${specPath}/${bundlePath ?? DEFAULT_BUNDLE_PATH}`],
-      });
+      const tree = kustomizeProvenanceScope(await readLocalTree(root), specPath);
+      const digest = treeDigest(tree.files, tree.symlinks);
       process.stdout.write(`${digest.digest}\n`);
       return 0;
     }

@@ -7,6 +7,7 @@
 import type { GitRepository, TypedReference } from '../api/gitrepository.ts';
 import { formatRevision } from '../api/revision.ts';
 import type { Discovery } from '../kube/discovery.ts';
+import { kustomizeProvenanceScope } from '../provenance/kustomize-scope.ts';
 import { verifyProvenance } from '../provenance/verify.ts';
 import { RenderError } from '../render/errors.ts';
 import { isKustomization, renderKustomization } from '../render/kustomize.ts';
@@ -226,16 +227,26 @@ export async function fetchAndVerify(
     if (provenance !== undefined && trustedRoot !== undefined) {
       const keys =
         provenance.keysRef === undefined ? undefined : await deps.readReference(provenance.keysRef, signal);
-      // A kustomization's bundle covers the repository root (docs/provenance.md); it still lives
-      // at spec.path/<bundlePath>.
-      const bundlePath =
-        files.kustomizeDir === undefined || files.kustomizeDir === ''
-          ? provenance.bundlePath
-          : `${files.kustomizeDir}/${provenance.bundlePath}`;
+      // A kustomization's bundle covers the repository root (docs/provenance.md) and lives at
+      // <spec.path>/<bundlePath>: it is read from there, and <spec.path>/.signet/ is left out.
+      const dir = files.kustomizeDir ?? '';
+      const scoped = kustomizeProvenanceScope(files, dir);
+      const bundleAt = dir === '' ? provenance.bundlePath : `${dir}/${provenance.bundlePath}`;
+      const bundle = files.files.find((file) => file.path === bundleAt);
+      if (dir !== '' && bundle === undefined) {
+        return {
+          ok: false,
+          stage: 'verify',
+          reason: 'ProvenanceFailed',
+          message: `provenance of ${revision}: no provenance bundle at ${bundleAt} (a regular file); publish one with the manifests or disable provenance`,
+          revision,
+        };
+      }
       const result = await verifyProvenance({
-        files: files.files,
-        symlinks: files.symlinks,
-        bundlePath,
+        files: scoped.files,
+        symlinks: scoped.symlinks,
+        bundlePath: provenance.bundlePath,
+        ...(dir === '' || bundle === undefined ? {} : { bundleJson: bundle.content }),
         policy: {
           trustedRoot,
           identities: [...provenance.keyless],

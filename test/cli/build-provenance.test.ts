@@ -108,4 +108,14 @@ describe('provenance of a kustomization', () => {
     expect(result.stdout).toBe('');
     expect(result.stderr).toContain(`rejected main@sha1:${commit}: ProvenanceFailed`);
   });
+
+  it('a kustomization without its bundle at <spec.path>/.signet/ is refused, naming where it was looked for', async () => {
+    await repo.git(['rm', '-q', 'apps/prod/.signet/provenance.sigstore.json']);
+    const commit = await gitsignCommit(bed, repo, 'bundle removed\n');
+    const result = await runSignet(['build', '-f', await policy(), '--repo-dir', repo.dir], { env });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      `rejected main@sha1:${commit}: ProvenanceFailed: provenance of main@sha1:${commit}: no provenance bundle at apps/prod/.signet/provenance.sigstore.json`,
+    );
+  });
 });
