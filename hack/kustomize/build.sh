@@ -20,6 +20,9 @@ cache="${SIGNET_CACHE:-$HOME/.cache/signet}"
 out="$cache/kustomize/v${KUSTOMIZE_VERSION}-api${API_VERSION}"
 what="${1:-all}"
 mkdir -p "$out"
+# Test files build on first use in parallel: one build at a time, the others then reuse it.
+exec 9>"$cache/kustomize/.build.lock"
+flock 9
 
 log() { echo "[kustomize-build] $*" >&2; }
 
