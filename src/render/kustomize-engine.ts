@@ -121,18 +121,44 @@ export function withMemoryMaximum(module: Uint8Array, maxBytes: number): Uint8Ar
   throw new Error('the WebAssembly module has no memory section');
 }
 
+/** A relative posix path without `.`/`..`/empty segments, or a RenderError (never written outside). */
+function assertTreePath(path: string): void {
+  const segments = path.split('/');
+  if (
+    path.startsWith('/') ||
+    path.includes('\\') ||
+    path.includes('\0') ||
+    segments.some((s) => s === '' || s === '.' || s === '..')
+  ) {
+    throw new RenderError('InvalidPath', 'path must be relative, posix, without "." or ".." segments', {
+      file: path,
+    });
+  }
+}
+
 /** Writes the tree under a fresh temporary directory; returns it (the caller removes it). */
 async function materialise(tree: KustomizeTree): Promise<string> {
+  for (const entry of [...tree.files, ...(tree.symlinks ?? [])]) assertTreePath(entry.path);
   const root = await fs.promises.mkdtemp(join(tmpdir(), 'signet-kustomize-'));
-  const dirs = new Set<string>();
-  for (const file of tree.files) dirs.add(dirname(join(root, file.path)));
-  for (const link of tree.symlinks ?? []) dirs.add(dirname(join(root, link.path)));
-  for (const dir of dirs) await fs.promises.mkdir(dir, { recursive: true });
-  for (const file of tree.files)
-    await fs.promises.writeFile(join(root, file.path), file.content, { mode: 0o600 });
-  // Only links inside the root reach here (checkKustomization refuses the others).
-  for (const link of tree.symlinks ?? []) await fs.promises.symlink(link.target, join(root, link.path));
-  return root;
+  try {
+    const dirs = new Set<string>();
+    for (const file of tree.files) dirs.add(dirname(join(root, file.path)));
+    for (const link of tree.symlinks ?? []) dirs.add(dirname(join(root, link.path)));
+    for (const dir of dirs) await fs.promises.mkdir(dir, { recursive: true });
+    for (const file of tree.files)
+      await fs.promises.writeFile(join(root, file.path), file.content, { mode: 0o600 });
+    // Only links inside the root reach here (checkKustomization refuses the others).
+    for (const link of tree.symlinks ?? []) await fs.promises.symlink(link.target, join(root, link.path));
+    return root;
+  } catch (cause) {
+    await fs.promises.rm(root, { recursive: true, force: true });
+    throw new RenderError(
+      'KustomizeBuildFailed',
+      `writing the verified tree for the Kustomize build: ${cause instanceof Error ? cause.message : String(cause)}`,
+      {},
+      cause,
+    );
+  }
 }
 
 async function readBounded(path: string, maxBytes: number): Promise<Uint8Array> {

@@ -154,3 +154,14 @@ describe('engineOptionsFromEnv', () => {
     expect(options).toEqual({ path: '/c/kustomize/v5.8.2-api0.21.2/kustomize-engine.wasm' });
   });
 });
+
+describe('the engine writes only inside its temporary directory', () => {
+  it('refuses a tree path that is absolute or climbs out, before writing anything', async () => {
+    for (const path of ['../escape.yaml', '/abs.yaml', 'a/../../b.yaml', 'a//b.yaml']) {
+      const error = await failure(
+        engine.build(tree({ [path]: 'x: 1\n', 'kustomization.yaml': 'resources: []\n' }), '', options),
+      );
+      expect(error.code).toBe('InvalidPath');
+    }
+  });
+});
