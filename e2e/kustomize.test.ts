@@ -3,11 +3,16 @@
 // pruned, drift reverted; a remote base, an exec plugin, helmCharts, an alias bomb and an oversized
 // file each refused (BuildFailed naming file and field, a Warning Event) with nothing applied and the
 // last revision kept.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import type { KubeClient } from '../src/kube/client.ts';
+import { runSignet, yamlDocuments } from '../test/cli/support.ts';
+import { makeTempDir } from '../test/support/git-fixtures.ts';
 import { ensureKustomize, kustomizeBuildTimeoutMs } from '../test/support/kustomize.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
-import { waitFor } from './support/kube.ts';
+import { kubeconfigPath, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
   adminClient,
@@ -28,6 +33,9 @@ let signed: SignedRepo;
 let operator: Awaited<ReturnType<typeof startTestOperator>> | undefined;
 const captured = capturingLogger();
 let applied = '';
+let enginePath = '';
+const gitRepository = () =>
+  gitRepositoryObject(signed, ns.name, 'apps', { interval: '1s', path: './apps/prod' });
 
 const overlay = 'resources: [../../base]\nnamePrefix: prod-\ncommonLabels: {env: prod}\n';
 const base = (color: string) => ({
@@ -94,7 +102,7 @@ async function expectRefused(files: Record<string, string | null>): Promise<stri
 }
 
 beforeAll(async () => {
-  await ensureKustomize();
+  enginePath = (await ensureKustomize()).engine;
   admin = await adminClient();
   await installCrd(admin);
   signed = await createSignedRepo();
@@ -111,9 +119,7 @@ describe('a Kustomize overlay reconciled by the operator', () => {
   it('builds the overlay of ../base and applies it with owner labels and the namespace', async () => {
     const commit = await signed.commit({ ...base('blue'), 'apps/prod/kustomization.yaml': overlay });
     operator = await startTestOperator({}, captured.logger);
-    await admin.apply(gitRepositoryObject(signed, ns.name, 'apps', { interval: '1s', path: './apps/prod' }), {
-      fieldManager: 'e2e',
-    });
+    await admin.apply(gitRepository(), { fieldManager: 'e2e' });
     const status = await appliedRevision(commit);
     applied = `main@sha1:${commit}`;
     expect(condition(status, 'Ready')?.status).toBe('True');
@@ -156,6 +162,25 @@ describe('a Kustomize overlay reconciled by the operator', () => {
       timeoutMs: 30_000,
       description: 'the edit of prod-app reverted',
     });
+  });
+
+  it('signet build prints what the operator applied, and signet diff (same engine) says "no changes"', async () => {
+    const policy = join(await makeTempDir('e2e-kustomize-cli'), 'apps.yaml');
+    await writeFile(policy, yamlDocuments([gitRepository()]));
+    const env = { SIGNET_KUSTOMIZE_ENGINE: enginePath };
+    const args = ['-f', policy, '--kubeconfig', kubeconfigPath()];
+    const built = await runSignet(['build', ...args], { env, timeoutMs: 90_000 });
+    expect(built.code).toBe(0);
+    const printed = parseAllDocuments(built.stdout).map(
+      (d) => d.toJS() as { metadata: { name: string }; data: unknown },
+    );
+    expect(Object.fromEntries(printed.map((o) => [o.metadata.name, o.data]))).toEqual(await configMaps());
+    const diff = await runSignet(['diff', ...args], { env, timeoutMs: 90_000 });
+    expect(diff.lines).toEqual([
+      expect.stringMatching(/^revision main@sha1:[0-9a-f]{40} verified/),
+      'no changes',
+    ]);
+    expect(diff.code).toBe(0);
   });
 
   it('refuses a remote base, naming the file and the field, and keeps the last revision', async () => {
