@@ -404,4 +404,12 @@ function checkPluginConfig(file: string, field: string, config: JsonValue): void
       `${String(config.apiVersion)}/${String(config.kind)} is not a built-in plugin (apiVersion: builtin); exec, container and KRM function plugins are not run by Signet`,
     );
   }
+  if (config.kind === 'HelmChartInflationGenerator') {
+    refuse(
+      'KustomizeHelm',
+      file,
+      field,
+      'Helm charts are not built by Signet: render the chart into the repository',
+    );
+  }
 }

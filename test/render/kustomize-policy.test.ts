@@ -120,6 +120,16 @@ describe('checkKustomization', () => {
     );
   });
 
+  it('refuses the built-in Helm generator named as a plugin config', () => {
+    expectRefused(
+      tree(
+        'generators:\n- |\n  apiVersion: builtin\n  kind: HelmChartInflationGenerator\n  metadata: {name: h}\n  chartName: redis\n',
+      ),
+      'KustomizeHelm',
+      'generators[0]',
+    );
+  });
+
   it('refuses helmCharts and helmGlobals', () => {
     expectRefused(
       tree('helmCharts:\n- name: x\n  repo: https://charts.example.com\n'),
