@@ -224,6 +224,8 @@ export interface WasmEngineOptions {
    * a 500-object overlay builds in 64 MiB, 5,000 objects in 512 MiB).
    */
   readonly maxMemoryBytes?: number;
+  /** Told when a build starts and ends (tests and metrics). */
+  readonly observe?: (event: 'start' | 'end') => void;
 }
 
 /** The WebAssembly engine; the module is read, checked and compiled once, on first use. */
@@ -233,6 +235,7 @@ export function wasmKustomizeEngine(
   const path = options.path ?? defaultEnginePath();
   const maxMemoryBytes = options.maxMemoryBytes ?? 512 * 1024 * 1024;
   let loaded: Promise<{ module: CompiledModule; sha256: string }> | undefined;
+  let queue: Promise<void> = Promise.resolve();
   const load = (): Promise<{ module: CompiledModule; sha256: string }> => {
     loaded ??= (async () => {
       let bytes: Uint8Array;
@@ -267,39 +270,67 @@ export function wasmKustomizeEngine(
   return {
     name: `kustomize ${KUSTOMIZE_VERSION} (wasm)`,
     sha256: async () => (await load()).sha256,
-    async build(tree, dir, buildOptions) {
-      const { module } = await load();
-      const root = await materialise(tree);
-      const out = await fs.promises.mkdtemp(join(tmpdir(), 'signet-kustomize-out-'));
-      try {
-        const stdout = join(out, 'stdout');
-        const stderr = join(out, 'stderr');
-        const code = await runWorker(
-          {
-            module,
-            root,
-            sandboxRoot,
-            dir: dir === '' ? sandboxRoot : `${sandboxRoot}/${dir}`,
-            stdout,
-            stderr,
-            goMemLimit: `${Math.floor((maxMemoryBytes * 3) / 4)}B`,
-          },
-          stdout,
-          buildOptions,
-        );
-        if (code !== 0) {
-          throw new RenderError(
-            'KustomizeBuildFailed',
-            `kustomize build ${dir || '.'}: ${await errorText(stderr, root)}`,
-          );
-        }
-        return await readBounded(stdout, buildOptions.maxOutputBytes);
-      } finally {
-        await fs.promises.rm(root, { recursive: true, force: true });
-        await fs.promises.rm(out, { recursive: true, force: true });
-      }
+    build(tree, dir, buildOptions) {
+      // One build at a time: each may take maxMemoryBytes, and the Deployment's limit holds one.
+      const run = queue.then(() => buildNow(tree, dir, buildOptions));
+      queue = run.then(
+        () => undefined,
+        () => undefined,
+      );
+      return run;
     },
   };
+
+  async function buildNow(
+    tree: KustomizeTree,
+    dir: string,
+    buildOptions: KustomizeBuildOptions,
+  ): Promise<Uint8Array> {
+    buildOptions.signal?.throwIfAborted();
+    options.observe?.('start');
+    try {
+      return await buildIn(tree, dir, buildOptions);
+    } finally {
+      options.observe?.('end');
+    }
+  }
+
+  async function buildIn(
+    tree: KustomizeTree,
+    dir: string,
+    buildOptions: KustomizeBuildOptions,
+  ): Promise<Uint8Array> {
+    const { module } = await load();
+    const root = await materialise(tree);
+    const out = await fs.promises.mkdtemp(join(tmpdir(), 'signet-kustomize-out-'));
+    try {
+      const stdout = join(out, 'stdout');
+      const stderr = join(out, 'stderr');
+      const code = await runWorker(
+        {
+          module,
+          root,
+          sandboxRoot,
+          dir: dir === '' ? sandboxRoot : `${sandboxRoot}/${dir}`,
+          stdout,
+          stderr,
+          goMemLimit: `${Math.floor((maxMemoryBytes * 3) / 4)}B`,
+        },
+        stdout,
+        buildOptions,
+      );
+      if (code !== 0) {
+        throw new RenderError(
+          'KustomizeBuildFailed',
+          `kustomize build ${dir || '.'}: ${await errorText(stderr, root)}`,
+        );
+      }
+      return await readBounded(stdout, buildOptions.maxOutputBytes);
+    } finally {
+      await fs.promises.rm(root, { recursive: true, force: true });
+      await fs.promises.rm(out, { recursive: true, force: true });
+    }
+  }
 }
 
 let shared: KustomizeEngine | undefined;

@@ -165,3 +165,27 @@ describe('the engine writes only inside its temporary directory', () => {
     }
   });
 });
+
+describe('builds of one engine', () => {
+  it('run one at a time, each with its own tree; a waiting build aborted meanwhile never runs', async () => {
+    const events: string[] = [];
+    const one = wasmKustomizeEngine({ path: enginePath, observe: (event) => events.push(event) });
+    const trees = [0, 1, 2].map((i) =>
+      tree({ 'kustomization.yaml': `namePrefix: p${i}-\nresources: [cm.yaml]\n`, 'cm.yaml': cms(1) }),
+    );
+    const controller = new AbortController();
+    const [a, b, aborted, c] = [
+      one.build(trees[0] as KustomizeTree, '', options),
+      one.build(trees[1] as KustomizeTree, '', options),
+      one.build(trees[2] as KustomizeTree, '', { ...options, signal: controller.signal }),
+      one.build(trees[2] as KustomizeTree, '', options),
+    ];
+    controller.abort(new Error('reconcile cancelled'));
+    const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+    expect(text(await a)).toContain('name: p0-cm-0');
+    expect(text(await b)).toContain('name: p1-cm-0');
+    await expect(aborted).rejects.toThrow('reconcile cancelled');
+    expect(text(await c)).toContain('name: p2-cm-0');
+    expect(events).toEqual(['start', 'end', 'start', 'end', 'start', 'end']);
+  });
+});
