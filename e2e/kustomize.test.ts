@@ -1,7 +1,7 @@
 // Kustomize overlays on the real control plane: an overlay of ../base reconciled by the operator, a
 // change under the base picked up, a generator's hash-suffixed ConfigMap replaced and the old one
 // pruned, drift reverted; a remote base, an exec plugin, helmCharts, an alias bomb and an oversized
-// file each refused (BuildFailed naming file and field, a Warning Event) with nothing applied and the
+// file each refused (BuildFailed naming file and field, a Warning Event, a Slack alert) with nothing applied and the
 // last revision kept.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import type { KubeClient } from '../src/kube/client.ts';
 import { runSignet, yamlDocuments } from '../test/cli/support.ts';
+import { Receiver } from '../test/notify/support.ts';
 import { makeTempDir } from '../test/support/git-fixtures.ts';
 import { ensureKustomize, kustomizeBuildTimeoutMs } from '../test/support/kustomize.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
@@ -34,8 +35,13 @@ let operator: Awaited<ReturnType<typeof startTestOperator>> | undefined;
 const captured = capturingLogger();
 let applied = '';
 let enginePath = '';
+let slack: Receiver;
 const gitRepository = () =>
-  gitRepositoryObject(signed, ns.name, 'apps', { interval: '1s', path: './apps/prod' });
+  gitRepositoryObject(signed, ns.name, 'apps', {
+    interval: '1s',
+    path: './apps/prod',
+    alerts: { slack: { secretRef: { name: 'slack' } } },
+  });
 
 const overlay = 'resources: [../../base]\nnamePrefix: prod-\ncommonLabels: {env: prod}\n';
 const base = (color: string) => ({
@@ -98,6 +104,15 @@ async function expectRefused(files: Record<string, string | null>): Promise<stri
     },
     { timeoutMs: 15_000, description: `a Warning Event for ${commit}` },
   );
+  // And as a Slack alert naming the revision.
+  await waitFor(
+    () =>
+      slack.requests.find((r) => {
+        const body = JSON.stringify(r.body);
+        return body.includes(commit.slice(0, 12)) && body.includes(message.slice(0, 28));
+      }),
+    { timeoutMs: 15_000, description: `a Slack alert for ${commit}` },
+  );
   return message;
 }
 
@@ -106,11 +121,14 @@ beforeAll(async () => {
   admin = await adminClient();
   await installCrd(admin);
   signed = await createSignedRepo();
-  await createObjects(admin, trustObjects(signed, ns.name));
+  slack = new Receiver();
+  await slack.listen();
+  await createObjects(admin, trustObjects(signed, ns.name, { slackAddress: slack.url('http') }));
 }, kustomizeBuildTimeoutMs);
 
 afterAll(async () => {
   await operator?.stop();
+  await slack?.close();
   await signed?.close();
   await admin?.close();
 });
