@@ -4,7 +4,15 @@
 # in manifests/). hack/runtime-tree.sh assembles the same runtime tree without a container engine.
 
 ARG BUILD_IMAGE=node:24-bookworm-slim
+ARG GO_IMAGE=golang:1.26.8-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
+
+# 0. The Kustomize engine (WebAssembly, docs/kustomize.md) from the pinned Go modules; build.sh
+#    refuses a module whose sha256 differs from hack/kustomize/engine.sha256 for this Go toolchain.
+FROM ${GO_IMAGE} AS kustomize
+WORKDIR /src
+COPY hack/kustomize ./hack/kustomize
+RUN SIGNET_CACHE=/out hack/kustomize/build.sh engine
 
 # 1. Compile TypeScript with the dev dependencies (typescript) from the lockfile.
 FROM ${BUILD_IMAGE} AS build
@@ -21,15 +29,18 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-# 3. Runtime: node, production node_modules, dist/ and package.json (read for the version).
+# 3. Runtime: node, production node_modules, dist/, package.json (read for the version) and the
+#    Kustomize engine (found beside dist/; its digest checked when loaded).
 FROM ${RUNTIME_IMAGE}
 WORKDIR /app
 COPY --from=prod-deps --chown=0:0 /app/node_modules ./node_modules
 COPY --from=build --chown=0:0 /src/dist ./dist
 COPY --chown=0:0 package.json ./
+COPY --from=kustomize --chown=0:0 /out/kustomize/v5.8.2-api0.21.2/kustomize-engine.wasm ./
 ENV NODE_ENV=production \
     HOME=/tmp \
-    SIGNET_CACHE_DIR=/var/cache/signet
+    SIGNET_CACHE_DIR=/var/cache/signet \
+    SIGNET_KUSTOMIZE_ENGINE_SHA256=e81df9647947b698a3e6179de2f9784e2c3e8e3cc4e8238e337ef18ac254313f
 USER 65532:65532
 EXPOSE 8080 8081
 # The distroless nodejs images set ENTRYPOINT ["/nodejs/bin/node"] and have no `node` on a

@@ -57,6 +57,10 @@ const runners: Record<string, Runner> = {
     const { runGitBench, benchRows } = await import('./git.bench.ts');
     return benchRows(await runGitBench());
   },
+  async kustomize() {
+    const { runKustomizeBench, benchRows } = await import('./kustomize.bench.ts');
+    return benchRows(await runKustomizeBench());
+  },
   async drift() {
     const { runDriftBench, benchRows } = await import('./drift.bench.ts');
     return benchRows(await runDriftBench());
@@ -69,6 +73,7 @@ const files: Record<string, string> = {
   apply: 'apply.bench.ts',
   git: 'git.bench.ts',
   drift: 'drift.bench.ts',
+  kustomize: 'kustomize.bench.ts',
 };
 
 /** Marks the line on which a child run of one bench hands its rows back (JSON). */

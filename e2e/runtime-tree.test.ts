@@ -1,7 +1,7 @@
 // The image's runtime tree without a container engine: hack/runtime-tree.sh assembles exactly what
 // the Dockerfile's final stage copies to /app (production node_modules, dist, package.json), and
 // `node /app/dist/cli/main.js run` from it, as the image's ENTRYPOINT runs it, reconciles a signed
-// GitRepository on the test cluster and exits cleanly on SIGTERM. As in the image, the tree is
+// GitRepository (plain manifests, and a kustomization with the tree's engine) on the test cluster and exits cleanly on SIGTERM. As in the image, the tree is
 // read-only to the process, the environment holds only what the Dockerfile sets (NODE_ENV,
 // HOME, SIGNET_CACHE_DIR), and, when the test runs as root, the process runs as 65532:65532
 // with its own copy of node (like distroless's /nodejs/bin/node).
@@ -141,7 +141,12 @@ beforeAll(async () => {
   admin = await adminClient();
   await installCrd(admin);
   signed = await createSignedRepo();
-  await signed.commit({ 'deploy/app.yaml': configMapYaml('from-image', { built: 'runtime-tree' }) });
+  await signed.commit({
+    'deploy/app.yaml': configMapYaml('from-image', { built: 'runtime-tree' }),
+    'base/kustomization.yaml': 'resources: [cm.yaml]\n',
+    'base/cm.yaml': configMapYaml('from-image', { built: 'kustomize' }),
+    'overlay/kustomization.yaml': 'resources: [../base]\nnamePrefix: k-\n',
+  });
   await createObjects(admin, trustObjects(signed, ns.name));
 }, 900_000);
 
@@ -153,13 +158,18 @@ afterAll(async () => {
 });
 
 describe('the runtime tree of the image', () => {
-  it('holds exactly node_modules (production only), dist and package.json', async () => {
+  it('holds exactly node_modules (production only), dist, package.json and the Kustomize engine', async () => {
     expect((await readdir(app)).sort()).toEqual(
       runtimeTree(dockerfile)
         .map((copied) => copied.entry)
         .sort(),
     );
-    expect((await readdir(app)).sort()).toEqual(['dist', 'node_modules', 'package.json']);
+    expect((await readdir(app)).sort()).toEqual([
+      'dist',
+      'kustomize-engine.wasm',
+      'node_modules',
+      'package.json',
+    ]);
     const modules = await readdir(join(app, 'node_modules'));
     const manifest = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
@@ -274,7 +284,27 @@ describe('the runtime tree of the image', () => {
       expect(await operator.metrics()).toContain('signet_reconciles_total');
       // The Git cache went to SIGNET_CACHE_DIR (the cache emptyDir), nowhere in the tree.
       expect((await readdir(join(writable, 'cache'))).length).toBeGreaterThan(0);
+      // A kustomization is built with the engine of the tree, its digest checked against the image's pin.
+      await admin.apply(
+        gitRepositoryObject(signed, ns.name, 'kapps', { interval: '1m', path: './overlay' }),
+        {
+          fieldManager: 'signet-runtime-tree-e2e',
+        },
+      );
+      await waitFor(
+        async () => {
+          const s = await repoStatus(admin, ns.name, 'kapps');
+          const ready = condition(s, 'Ready');
+          return ready?.status === 'True' ? s : ready?.reason === 'BuildFailed' ? ready.message : undefined;
+        },
+        { timeoutMs: 60_000, description: 'the kustomization Ready from the runtime tree' },
+      ).then((result) => expect(result).toMatchObject({ lastAppliedRevision: `main@sha1:${commit}` }));
+      expect(
+        (await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'k-from-image', namespace: ns.name }))
+          ?.data,
+      ).toEqual({ built: 'kustomize' });
       // The finalizer is removed by the operator while it still runs (no Terminating leftovers).
+      await deleteGitRepositoryAndWait(admin, ns.name, 'kapps');
       await deleteGitRepositoryAndWait(admin, ns.name, 'apps');
     } finally {
       const exit = await operator.stop('SIGTERM');

@@ -3,6 +3,7 @@
 #   node_modules/  production dependencies (npm ci --omit=dev --ignore-scripts, from the lockfile)
 #   dist/          src/ compiled with tsconfig.build.json (fresh, not the shared ./dist)
 #   package.json
+#   kustomize-engine.wasm  hack/kustomize/build.sh engine (docs/kustomize.md)
 # so `node <dest>/dist/cli/main.js run ...` can be tested without a container engine.
 # Usage: hack/runtime-tree.sh <dest>   (<dest> must not exist or be an empty directory)
 # test/image/runtime-tree.test.ts reads the Dockerfile and this script and fails when they drift apart.
@@ -52,7 +53,11 @@ fi
 # Stage "build": compile with the repository's dev toolchain into the destination.
 (cd "$repo" && timeout 600 npx tsc -p tsconfig.build.json --outDir "$dest/dist")
 
-# Final stage: node_modules + dist + package.json (nothing else).
+# Stage "kustomize": the engine, built (or reused) by the same script into the cache.
+engine_dir="$(PATH="$("$repo/hack/go.sh"):$PATH" "$repo/hack/kustomize/build.sh" engine)"
+
+# Final stage: node_modules + dist + package.json + the Kustomize engine (nothing else).
 mv "$work/node_modules" "$dest/node_modules"
 cp "$repo/package.json" "$dest/package.json"
+cp "$engine_dir/kustomize-engine.wasm" "$dest/kustomize-engine.wasm"
 echo "$dest"

@@ -16,6 +16,10 @@ step build npx tsc -p tsconfig.build.json
 if ! hack/controlplane/build.sh >/dev/null; then
   echo "FAILED: control plane build" >&2; failed=$((failed + 1))
 fi
+# The Kustomize engine and the reference kustomize CLI (test/support/kustomize.ts reuses the cache).
+if ! PATH="$(hack/go.sh):$PATH" hack/kustomize/build.sh >/dev/null; then
+  echo "FAILED: kustomize engine build" >&2; failed=$((failed + 1))
+fi
 report=.signet/vitest-report.json
 mkdir -p .signet
 rm -f "$report"

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { buildCommand, buildUsage } from './build.ts';
 import { diffCommand, diffUsage } from './diff.ts';
 import { digestCommand, digestUsage } from './digest.ts';
 import { runCommand, runUsage } from './run.ts';
@@ -10,6 +11,7 @@ const usage = `signet: zero-trust GitOps operator for Kubernetes
 Usage:
   signet run [flags]                  run the controller (see signet run --help)
   signet verify -f <GitRepository>    verify a repository exactly as the operator does (exit 0 verified, 1 rejected, 2 bad input)
+  signet build -f <GitRepository>     verify and render as the operator would apply (exit 0 built, 1 rejected or refused, 2 error)
   signet diff -f <GitRepository>      verify, render and plan without applying (exit 0 no changes, 1 changes, 2 error)
   signet digest <path>                print the provenance tree digest of a manifest directory
   signet version                      print the version
@@ -18,6 +20,7 @@ Usage:
 const commands: Record<string, { run: (argv: readonly string[]) => Promise<number>; usage: string }> = {
   run: { run: runCommand, usage: runUsage },
   verify: { run: verifyCommand, usage: verifyUsage },
+  build: { run: buildCommand, usage: buildUsage },
   diff: { run: diffCommand, usage: diffUsage },
   digest: { run: digestCommand, usage: digestUsage },
 };

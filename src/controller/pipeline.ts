@@ -7,10 +7,13 @@
 import type { GitRepository, TypedReference } from '../api/gitrepository.ts';
 import { formatRevision } from '../api/revision.ts';
 import type { Discovery } from '../kube/discovery.ts';
+import { kustomizeProvenanceScope } from '../provenance/kustomize-scope.ts';
 import { verifyProvenance } from '../provenance/verify.ts';
 import { RenderError } from '../render/errors.ts';
+import { isKustomization, renderKustomization } from '../render/kustomize.ts';
+import { type KustomizeEngine, sharedKustomizeEngine } from '../render/kustomize-engine.ts';
 import type { KubeObject } from '../render/object.ts';
-import { renderManifests } from '../render/render.ts';
+import { type RenderedObject, renderManifests } from '../render/render.ts';
 import { applyScope, crdScopes } from '../render/scope.ts';
 import { safeUrl } from '../source/errors.ts';
 import { parseTrustedRoot, publicGoodTrustedRoot, type TrustedRootJSON } from '../trust-root/index.ts';
@@ -116,11 +119,20 @@ export async function trustedRootOf(
   return parseTrustedRoot(JSON.parse(text));
 }
 
+/**
+ * The verified tree to render. For a kustomization (spec.path holds kustomization.yaml/.yml or
+ * Kustomization) it is the whole repository root, since the build may read any of it, and
+ * `kustomizeDir` is spec.path inside it; otherwise it is the tree at spec.path.
+ */
+export interface VerifiedTree extends TreeSnapshot {
+  readonly kustomizeDir?: string;
+}
+
 export interface VerifiedRevision {
   readonly ok: true;
   readonly revision: string;
   readonly fetched: FetchedRepository;
-  readonly files: TreeSnapshot;
+  readonly files: VerifiedTree;
   readonly evidence: Evidence;
   readonly signer: string;
 }
@@ -194,9 +206,13 @@ export async function fetchAndVerify(
     });
     if (!verdict.verified)
       return { ok: false, stage: 'verify', reason: verdict.reason, message: verdict.message, revision };
-    let files: TreeSnapshot;
+    let files: VerifiedTree;
     try {
       files = await fetched.readTree(resolved.commit, repo.spec.path, gitSignal);
+      if (isKustomization(files, '')) {
+        const root = await fetched.readTree(resolved.commit, '', gitSignal);
+        files = { ...root, kustomizeDir: repo.spec.path };
+      }
     } catch (error) {
       signal.throwIfAborted();
       return {
@@ -211,10 +227,26 @@ export async function fetchAndVerify(
     if (provenance !== undefined && trustedRoot !== undefined) {
       const keys =
         provenance.keysRef === undefined ? undefined : await deps.readReference(provenance.keysRef, signal);
+      // A kustomization's bundle covers the repository root (docs/provenance.md) and lives at
+      // <spec.path>/<bundlePath>: it is read from there, and <spec.path>/.signet/ is left out.
+      const dir = files.kustomizeDir ?? '';
+      const scoped = kustomizeProvenanceScope(files, dir);
+      const bundleAt = dir === '' ? provenance.bundlePath : `${dir}/${provenance.bundlePath}`;
+      const bundle = files.files.find((file) => file.path === bundleAt);
+      if (dir !== '' && bundle === undefined) {
+        return {
+          ok: false,
+          stage: 'verify',
+          reason: 'ProvenanceFailed',
+          message: `provenance of ${revision}: no provenance bundle at ${bundleAt} (a regular file); publish one with the manifests or disable provenance`,
+          revision,
+        };
+      }
       const result = await verifyProvenance({
-        files: files.files,
-        symlinks: files.symlinks,
+        files: scoped.files,
+        symlinks: scoped.symlinks,
         bundlePath: provenance.bundlePath,
+        ...(dir === '' || bundle === undefined ? {} : { bundleJson: bundle.content }),
         policy: {
           trustedRoot,
           identities: [...provenance.keyless],
@@ -267,19 +299,37 @@ export async function fetchAndVerify(
   }
 }
 
+/** Plain manifests, or the Kustomize build of `files.kustomizeDir` (the pre-build check first). */
+function renderTree(
+  repo: GitRepository,
+  files: VerifiedTree,
+  maxObjects: number,
+  engine: KustomizeEngine,
+  signal: AbortSignal,
+): Promise<RenderedObject[]> | RenderedObject[] {
+  const owner = { name: repo.metadata.name, namespace: repo.metadata.namespace };
+  const tree = { files: files.files, symlinks: files.symlinks };
+  if (files.kustomizeDir === undefined) return renderManifests(tree, { owner, limits: { maxObjects } });
+  return renderKustomization(tree, files.kustomizeDir, {
+    owner,
+    limits: { maxObjects },
+    engine,
+    timeoutMs: repo.spec.timeoutMs,
+    signal,
+  });
+}
+
 /** Renders the verified tree into desired objects, namespaces set through discovery. */
 export async function renderDesired(
   repo: GitRepository,
-  files: TreeSnapshot,
+  files: VerifiedTree,
   discovery: Pick<Discovery, 'resolve' | 'scopeOf'>,
   maxObjects: number,
   signal: AbortSignal,
+  engine: KustomizeEngine = sharedKustomizeEngine(),
 ): Promise<{ ok: true; desired: KubeObject[] } | Refusal> {
   try {
-    const rendered = renderManifests(
-      { files: files.files, symlinks: files.symlinks },
-      { owner: { name: repo.metadata.name, namespace: repo.metadata.namespace }, limits: { maxObjects } },
-    );
+    const rendered = await renderTree(repo, files, maxObjects, engine, signal);
     const kinds = new Map<string, { apiVersion: string; kind: string }>();
     for (const { object } of rendered)
       kinds.set(`${object.apiVersion}/${object.kind}`, { apiVersion: object.apiVersion, kind: object.kind });
@@ -303,6 +353,7 @@ export async function renderDesired(
   } catch (error) {
     if (error instanceof RenderError)
       return { ok: false, stage: 'build', reason: 'BuildFailed', message: error.message };
+    signal.throwIfAborted();
     throw error;
   }
 }

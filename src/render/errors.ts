@@ -12,6 +12,15 @@ export type RenderErrorCode =
   | 'DuplicateObject'
   | 'SymlinkEscape'
   | 'KustomizeNotSupported'
+  | 'KustomizeRemote'
+  | 'KustomizeHelm'
+  | 'KustomizePlugin'
+  | 'KustomizePathEscape'
+  | 'KustomizeInvalid'
+  | 'KustomizeBuildFailed'
+  | 'KustomizeTimeout'
+  | 'KustomizeOutputTooLarge'
+  | 'KustomizeEngineUnavailable'
   | 'UnknownScope';
 
 export interface RenderErrorContext {

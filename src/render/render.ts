@@ -77,7 +77,8 @@ const provenanceDirectory = '.signet';
  *
  * Rules:
  * - `*.yaml`, `*.yml`, `*.json` are read recursively; anything under a `.signet` file or directory is skipped.
- * - A `kustomization.yaml`/`.yml`/`Kustomization` file is refused (kustomize is not supported yet).
+ * - A `kustomization.yaml`/`.yml`/`Kustomization` file is refused: a directory holding one at its top is
+ *   built with Kustomize instead (src/render/kustomize.ts), one further down is never built.
  * - Symlinks are never followed. A symlink whose target leaves the tree (absolute, or `..` past the
  *   root) is refused with `SymlinkEscape`; a symlink inside the tree is ignored (its target, if it
  *   is a manifest, is rendered once as itself).
@@ -110,7 +111,7 @@ export function renderManifests(input: RenderInput, options: RenderOptions): Ren
     if (kustomizationNames.has(base)) {
       throw new RenderError(
         'KustomizeNotSupported',
-        'kustomize is not supported yet: remove the kustomization file or point spec.path at plain manifests',
+        'a kustomization below spec.path is not built: point spec.path at its directory, or remove it',
         { file: file.path },
       );
     }

@@ -107,6 +107,11 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
       { entry: 'node_modules', from: 'prod-deps', source: '/app/node_modules' },
       { entry: 'dist', from: 'build', source: '/src/dist' },
       { entry: 'package.json', from: undefined, source: 'package.json' },
+      {
+        entry: 'kustomize-engine.wasm',
+        from: 'kustomize',
+        source: '/out/kustomize/v5.8.2-api0.21.2/kustomize-engine.wasm',
+      },
     ]);
     // Root-owned: the non-root user cannot modify the tree.
     expect(runtime.copies.map((copy) => copy.chown)).toEqual(runtime.copies.map(() => '0:0'));
@@ -164,6 +169,27 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
     expect(script).toMatch(/cp "\$repo\/package\.json" "\$dest\/package\.json"/);
   });
 
+  it('kustomize-engine.wasm: both build it with hack/kustomize/build.sh engine, pinned to the same digest', () => {
+    const kustomize = stage('kustomize');
+    expect(kustomize.copies.flatMap((copy) => copy.sources)).toEqual(['hack/kustomize']);
+    const [build] = kustomize.runs;
+    expect(build).toBe('SIGNET_CACHE=/out hack/kustomize/build.sh engine');
+    expect(script).toContain('"$repo/hack/kustomize/build.sh" engine');
+    expect(script).toMatch(/cp "\$engine_dir\/kustomize-engine\.wasm" "\$dest\/kustomize-engine\.wasm"/);
+    const buildScript = readFileSync(join(repoRoot, 'hack', 'kustomize', 'build.sh'), 'utf8');
+    const version = /^KUSTOMIZE_VERSION=(.*)$/m.exec(buildScript)?.[1];
+    const api = /^API_VERSION=(.*)$/m.exec(buildScript)?.[1];
+    expect(tree.find((t) => t.entry === 'kustomize-engine.wasm')?.source).toBe(
+      `/out/kustomize/v${version}-api${api}/kustomize-engine.wasm`,
+    );
+    const pin = readFileSync(join(repoRoot, 'hack', 'kustomize', 'engine.sha256'), 'utf8')
+      .split('\n')
+      .find((line) => line !== '' && !line.startsWith('#'))
+      ?.split(' ');
+    expect(runtime.env.SIGNET_KUSTOMIZE_ENGINE_SHA256).toBe(pin?.[1]);
+    expect(kustomize.image).toBe(`golang:${pin?.[0]?.replace(/^go/, '')}-bookworm`);
+  });
+
   it('the ENTRYPOINT runs a file of the tree with `run`, compiled from src/cli/main.ts', () => {
     const [interpreter, ...afterInterpreter] = runtime.entrypoint ?? [];
     const nodeFlags = entrypointNodeFlags(runtime.entrypoint ?? []);
@@ -201,7 +227,12 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
     for (const context of [deployment.spec?.template.spec?.securityContext, container?.securityContext]) {
       expect(context).toMatchObject({ runAsNonRoot: true, runAsUser: uid, runAsGroup: gid });
     }
-    expect(Object.keys(runtime.env).sort()).toEqual(['HOME', 'NODE_ENV', 'SIGNET_CACHE_DIR']);
+    expect(Object.keys(runtime.env).sort()).toEqual([
+      'HOME',
+      'NODE_ENV',
+      'SIGNET_CACHE_DIR',
+      'SIGNET_KUSTOMIZE_ENGINE_SHA256',
+    ]);
     expect(runtime.env.NODE_ENV).toBe('production');
     // With readOnlyRootFilesystem, HOME and the cache must be the emptyDir mounts.
     const mounts = (container?.volumeMounts ?? []).map((mount) => mount.mountPath).sort();

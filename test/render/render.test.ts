@@ -173,7 +173,7 @@ describe('renderManifests', () => {
   it('refuses kustomization files in any folder', () => {
     for (const name of ['kustomization.yaml', 'kustomization.yml', 'Kustomization']) {
       const error = expectCode({ files: [file(`apps/${name}`, 'resources: []\n')] }, 'KustomizeNotSupported');
-      expect(error.message).toContain('kustomize is not supported yet');
+      expect(error.message).toContain('a kustomization below spec.path is not built');
       expect(error.file).toBe(`apps/${name}`);
     }
   });

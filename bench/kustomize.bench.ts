@@ -1,0 +1,162 @@
+// The Kustomize engine: build latency of a small and a 500-object overlay, Signet's WebAssembly
+// engine in-process vs the native `kustomize build` of the same module version as a subprocess
+// (the same materialised tree and bounds for both), and the operator process's RSS with the engine
+// loaded and after 100 builds. `node bench/run.ts kustomize`.
+import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  type KustomizeEngine,
+  nativeKustomizeEngine,
+  wasmKustomizeEngine,
+} from '../src/render/kustomize-engine.ts';
+import type { KustomizeTree } from '../src/render/kustomize-policy.ts';
+import type { BenchRow } from './rows.ts';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const mib = (bytes: number) => bytes / 2 ** 20;
+const encoder = new TextEncoder();
+const options = { timeoutMs: 300_000, maxOutputBytes: 256 * 1024 * 1024 };
+
+function tree(files: Record<string, string>): KustomizeTree {
+  return {
+    files: Object.entries(files).map(([path, content]) => ({ path, content: encoder.encode(content) })),
+  };
+}
+
+/** base/ with `count` objects (Deployments, Services, ConfigMaps), an overlay with the usual transforms. */
+export function overlayTree(count: number): KustomizeTree {
+  const docs: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const kind = i % 3;
+    if (kind === 0)
+      docs.push(
+        `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-${i}\nspec:\n  selector:\n    matchLabels: {app: app-${i}}\n  template:\n    metadata:\n      labels: {app: app-${i}}\n    spec:\n      containers:\n      - name: main\n        image: nginx:1.25\n`,
+      );
+    else if (kind === 1)
+      docs.push(
+        `apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-${i}\nspec:\n  selector: {app: app-${i - 1}}\n  ports:\n  - port: 80\n`,
+      );
+    else docs.push(`apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  key: value-${i}\n`);
+  }
+  return tree({
+    'base/kustomization.yaml': 'resources: [objects.yaml]\n',
+    'base/objects.yaml': docs.join('---\n'),
+    'overlay/kustomization.yaml': [
+      'resources: [../base]',
+      'namePrefix: prod-',
+      'namespace: prod',
+      'commonLabels: {env: prod}',
+      'images:',
+      '- name: nginx',
+      '  newTag: "1.27"',
+      'patches:',
+      '- target: {kind: Deployment}',
+      '  patch: |-',
+      '    - op: add',
+      '      path: /spec/replicas',
+      '      value: 2',
+      '',
+    ].join('\n'),
+  });
+}
+
+async function timeBuilds(
+  engine: KustomizeEngine,
+  input: KustomizeTree,
+  rounds: number,
+): Promise<{ first: number; p50: number }> {
+  const times: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const started = performance.now();
+    await engine.build(input, 'overlay', options);
+    times.push(performance.now() - started);
+  }
+  const first = times[0] ?? Number.NaN;
+  const rest = times.slice(1).sort((a, b) => a - b);
+  return { first, p50: rest[Math.floor(rest.length / 2)] ?? first };
+}
+
+export interface KustomizeBenchResult {
+  readonly small: { wasm: { first: number; p50: number }; native: { first: number; p50: number } };
+  readonly large: { wasm: { first: number; p50: number }; native: { first: number; p50: number } };
+  readonly rssBeforeMiB: number;
+  readonly rssLoadedMiB: number;
+  readonly rssAfterBuildsMiB: number;
+  readonly builds: number;
+  readonly wasmMiB: number;
+  readonly nativeMiB: number;
+}
+
+export async function runKustomizeBench(): Promise<KustomizeBenchResult> {
+  const dir = execFileSync('bash', ['-c', 'PATH="$(hack/go.sh):$PATH" exec hack/kustomize/build.sh all'], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  })
+    .trim()
+    .split('\n')
+    .pop() as string;
+  const rssBeforeMiB = mib(process.memoryUsage().rss);
+  const wasm = wasmKustomizeEngine({ path: `${dir}/kustomize-engine.wasm` });
+  await wasm.sha256(); // read, checked and compiled
+  const rssLoadedMiB = mib(process.memoryUsage().rss);
+  const native = nativeKustomizeEngine(`${dir}/kustomize`);
+  const small = overlayTree(3);
+  const large = overlayTree(500);
+  const result = {
+    small: { wasm: await timeBuilds(wasm, small, 11), native: await timeBuilds(native, small, 11) },
+    large: { wasm: await timeBuilds(wasm, large, 11), native: await timeBuilds(native, large, 11) },
+  };
+  const builds = 100;
+  for (let i = 0; i < builds; i++) await wasm.build(small, 'overlay', options);
+  global.gc?.();
+  const rssAfterBuildsMiB = mib(process.memoryUsage().rss);
+  return {
+    ...result,
+    rssBeforeMiB,
+    rssLoadedMiB,
+    rssAfterBuildsMiB,
+    builds: builds + 22,
+    wasmMiB: mib(statSync(`${dir}/kustomize-engine.wasm`).size),
+    nativeMiB: mib(statSync(`${dir}/kustomize`).size),
+  };
+}
+
+const fmt = (n: number, digits = 0) => n.toFixed(digits);
+
+export function benchRows(r: KustomizeBenchResult): BenchRow[] {
+  const latency = (name: string, size: keyof Pick<KustomizeBenchResult, 'small' | 'large'>): BenchRow => {
+    const ratio = r[size].wasm.p50 / r[size].native.p50;
+    return {
+      bench: 'kustomize',
+      figure: `build latency, ${name} (p50 of 10 after the first)`,
+      value: `wasm in-process ${fmt(r[size].wasm.p50)} ms (first ${fmt(r[size].wasm.first)} ms)`,
+      baseline: `native kustomize build subprocess ${fmt(r[size].native.p50)} ms`,
+      ratio: `${fmt(ratio, 1)}×`,
+      target: size === 'large' ? '≤ 2× native' : 'reported (no target for a small overlay)',
+      pass: size === 'large' ? ratio <= 2 : 'info',
+    };
+  };
+  return [
+    latency('3-object overlay', 'small'),
+    latency('500-object overlay', 'large'),
+    {
+      bench: 'kustomize',
+      figure: 'operator RSS: engine loaded / after builds',
+      value: `+${fmt(r.rssLoadedMiB - r.rssBeforeMiB, 1)} MiB loaded; +${fmt(r.rssAfterBuildsMiB - r.rssBeforeMiB, 1)} MiB after ${r.builds} builds`,
+      baseline: `${fmt(r.rssBeforeMiB, 1)} MiB before loading`,
+      ratio: '–',
+      target: 'informational: the engine fixed cost (no target)',
+      pass: 'info',
+    },
+    {
+      bench: 'kustomize',
+      figure: 'image size of the engine',
+      value: `kustomize-engine.wasm ${fmt(r.wasmMiB, 1)} MiB`,
+      baseline: `native kustomize ${fmt(r.nativeMiB, 1)} MiB`,
+      ratio: `${fmt(r.wasmMiB / r.nativeMiB, 1)}×`,
+      target: 'informational: image size (no target)',
+      pass: 'info',
+    },
+  ];
+}
