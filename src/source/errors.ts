@@ -3,6 +3,7 @@ import { displayGitUrl } from './url.ts';
 export type SourceErrorCode =
   | 'FetchFailed'
   | 'AuthFailed'
+  | 'HostKeyRejected'
   | 'TLSError'
   | 'Timeout'
   | 'Aborted'

@@ -142,8 +142,22 @@ export function parseGitUrl(raw: string): GitUrlResult {
   return sshUrl(user, host, undefined, path);
 }
 
+/**
+ * isomorphic-git speaks only HTTP(S), so an SSH remote is handed to it as this synthetic URL
+ * (ssh-transport.ts answers its requests); the `.invalid` TLD (RFC 2606) never resolves.
+ */
+const sshTransportPrefix = 'https://signet-ssh.invalid/';
+
+export function sshTransportUrl(url: SshUrl): string {
+  return `${sshTransportPrefix}${encodeURIComponent(url.display)}`;
+}
+
 /** The credential-free display form of a URL, for messages; `(invalid URL)` when unparsable. */
 export function displayGitUrl(raw: string): string {
+  if (raw.startsWith(sshTransportPrefix)) {
+    const [encoded = '', ...rest] = raw.slice(sshTransportPrefix.length).split(/[?#]/)[0]?.split('/') ?? [];
+    return [decodeURIComponent(encoded), ...rest].join('/');
+  }
   const parsed = parseGitUrl(raw);
   return parsed.ok ? parsed.url.display : '(invalid URL)';
 }

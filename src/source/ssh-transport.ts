@@ -1,0 +1,518 @@
+/**
+ * Git's smart protocol over SSH (imperative shell), presented to isomorphic-git as its HTTP client
+ * so that SSH feeds the very same pipeline as HTTPS: the ref advertisement, the native pack receiver
+ * (pack-receiver.ts), the indexer, the reader, verification and the same bounds.
+ *
+ * The mapping (one SSH connection per poll or fetch, one exec channel per Git conversation):
+ * - `GET …/info/refs?service=git-upload-pack` opens `git-upload-pack '<path>'` on an exec channel
+ *   (with the `GIT_PROTOCOL=version=2` environment request when isomorphic-git asks for v2) and
+ *   answers with what the server says up to its first flush: v2 capabilities, or the v0 ref
+ *   advertisement behind the `# service=` line smart HTTP adds;
+ * - `POST …/git-upload-pack` writes the request to that same channel (stateful SSH upload-pack
+ *   answers a complete request — wants, haves, `done` — exactly like stateless smart HTTP), closes
+ *   our side, and streams the answer until the server closes the channel.
+ *
+ * Trust: the host key must be pinned in `known_hosts` (known-hosts.ts); nothing is sent before the
+ * host key check passes, and there is no way to skip it. Only the host key types pinned for the
+ * host are offered. The client key (`identity`, optionally encrypted with `password`) is parsed in
+ * memory, never written anywhere, and never appears in a message: errors name the Secret key.
+ *
+ * Bounds: `timeoutMs` cuts the handshake and every silence (a server that stops talking after its
+ * banner), the AbortSignal destroys the connection, and answers are bounded by `maxResponseBytes`.
+ */
+import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { type ClientChannel, Client as SshClient, utils as sshUtils } from 'ssh2';
+import { SourceError } from './errors.ts';
+import {
+  blobKeyType,
+  decideHostKey,
+  type HostKeyDecision,
+  hostKeyAlgorithmsFor,
+  hostKeyRefusal,
+  type KnownHostEntry,
+  parseKnownHosts,
+} from './known-hosts.ts';
+import { quoteShellArgument, type SshUrl, sshTransportUrl } from './url.ts';
+
+export interface SshCredentials {
+  /** OpenSSH private key (Secret key `identity`). */
+  readonly identity?: string;
+  /** Passphrase of an encrypted `identity`, else an SSH password (Secret key `password`). */
+  readonly password?: string;
+  /** Pinned host keys (Secret key `known_hosts`); required. */
+  readonly knownHosts?: string;
+}
+
+export interface SshTransportOptions {
+  readonly url: SshUrl;
+  readonly credentials: SshCredentials;
+  /** The handshake and every silence of the server. */
+  readonly timeoutMs: number;
+  readonly maxResponseBytes: number;
+  readonly signal: AbortSignal;
+  readonly onRequest?: (method: string, url: string) => void;
+}
+
+export interface SshTransport {
+  /** The URL to hand isomorphic-git; safeUrl() shows it as the ssh:// display form. */
+  readonly url: string;
+  readonly http: HttpClient;
+  /** Ends any open channel and the connection; idempotent. */
+  close(): void;
+}
+
+const allowedClientKeyTypes = new Set([
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ssh-rsa',
+]);
+const minRsaBits = 2048;
+const maxStderrBytes = 2048;
+
+type ParsedKey = Exclude<ReturnType<typeof sshUtils.parseKey>, Error | unknown[]>;
+
+function rsaModulusBits(blob: Buffer): number {
+  let offset = 0;
+  const next = (): Buffer => {
+    const length = blob.readUInt32BE(offset);
+    const value = blob.subarray(offset + 4, offset + 4 + length);
+    offset += 4 + length;
+    return value;
+  };
+  next(); // type
+  next(); // e
+  const n = next();
+  let start = 0;
+  while (start < n.length && n[start] === 0) start++;
+  const first = n[start] ?? 0;
+  return (n.length - start - 1) * 8 + (32 - Math.clz32(first));
+}
+
+/** Parses and checks the client key in memory; errors name the Secret keys, never their content. */
+export function parseIdentity(identity: string, passphrase: string | undefined): ParsedKey {
+  const parsed = sshUtils.parseKey(identity, passphrase);
+  if (parsed instanceof Error) {
+    const encrypted = /encrypted|passphrase|decrypt/i.test(parsed.message);
+    throw new SourceError(
+      'AuthFailed',
+      encrypted
+        ? passphrase === undefined
+          ? 'the identity key of spec.secretRef is encrypted: add its passphrase as the password key'
+          : 'the identity key of spec.secretRef could not be decrypted with the password key (wrong passphrase?)'
+        : 'the identity key of spec.secretRef is not an OpenSSH/PEM private key ssh2 can read',
+    );
+  }
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (key === undefined || key.isPrivateKey() !== true) {
+    throw new SourceError('AuthFailed', 'the identity key of spec.secretRef holds no private key');
+  }
+  if (!allowedClientKeyTypes.has(key.type)) {
+    throw new SourceError(
+      'AuthFailed',
+      `the identity key of spec.secretRef is ${key.type}; use ed25519, ECDSA P-256/P-384 or RSA >= ${minRsaBits} bits`,
+    );
+  }
+  if (key.type === 'ssh-rsa' && rsaModulusBits(key.getPublicSSH()) < minRsaBits) {
+    throw new SourceError('AuthFailed', `the identity key of spec.secretRef is RSA below ${minRsaBits} bits`);
+  }
+  return key;
+}
+
+function knownHostsOf(options: SshTransportOptions): readonly KnownHostEntry[] {
+  const where = options.url.display;
+  if (options.credentials.knownHosts === undefined || options.credentials.knownHosts.trim() === '') {
+    throw new SourceError(
+      'HostKeyRejected',
+      `${where}: spec.secretRef has no known_hosts key: SSH needs the host's pinned key (there is no way to accept any host key); nothing was fetched`,
+    );
+  }
+  const parsed = parseKnownHosts(options.credentials.knownHosts);
+  if (!parsed.ok) {
+    throw new SourceError(
+      'HostKeyRejected',
+      `${where}: the known_hosts key of spec.secretRef is invalid (${parsed.reason}); nothing was fetched`,
+    );
+  }
+  return parsed.entries;
+}
+
+/** A pull reader over a channel: chunks in order, silence bounded by timeoutMs, size bounded. */
+class ChannelReader {
+  readonly #chunks: Buffer[] = [];
+  #waiter: (() => void) | undefined;
+  #ended = false;
+  #failure: unknown;
+  #received = 0;
+
+  readonly limit: number;
+  readonly where: string;
+
+  constructor(limit: number, where: string) {
+    this.limit = limit;
+    this.where = where;
+  }
+
+  push(chunk: Buffer): void {
+    this.#received += chunk.length;
+    if (this.#received > this.limit) {
+      this.fail(new SourceError('TooLarge', `${this.where}: the answer exceeds ${this.limit} bytes`));
+      return;
+    }
+    this.#chunks.push(chunk);
+    this.#wake();
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  fail(error: unknown): void {
+    this.#failure ??= error;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.();
+  }
+
+  /** The next chunk, or undefined at the end of the stream. */
+  async read(timeoutMs: number): Promise<Buffer | undefined> {
+    for (;;) {
+      if (this.#failure !== undefined) throw this.#failure;
+      const chunk = this.#chunks.shift();
+      if (chunk !== undefined) return chunk;
+      if (this.#ended) return undefined;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.fail(
+            new SourceError(
+              'Timeout',
+              `${this.where}: the server sent nothing for ${timeoutMs} ms (spec.timeout)`,
+            ),
+          );
+        }, timeoutMs);
+        this.#waiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  unshift(chunk: Buffer): void {
+    if (chunk.length > 0) this.#chunks.unshift(chunk);
+  }
+}
+
+/** The length of the pkt-line stream up to and including the first flush-pkt, or -1. */
+export function endOfFirstFlush(data: Buffer): number {
+  let position = 0;
+  while (position + 4 <= data.length) {
+    const header = data.toString('latin1', position, position + 4);
+    if (!/^[0-9a-f]{4}$/i.test(header))
+      throw new SourceError('FetchFailed', 'the server sent a malformed pkt-line');
+    const length = Number.parseInt(header, 16);
+    if (length === 0) return position + 4;
+    if (length < 4) {
+      position += 4; // delim-pkt / response-end-pkt
+      continue;
+    }
+    position += length;
+  }
+  return -1;
+}
+
+function pkt(text: string): Buffer {
+  return Buffer.from(`${(text.length + 4).toString(16).padStart(4, '0')}${text}`, 'latin1');
+}
+
+function printable(bytes: Buffer): string {
+  return bytes
+    .toString('utf8')
+    .replace(/[^\x20-\x7e\n]/g, '?')
+    .trim()
+    .split('\n')
+    .slice(0, 3)
+    .join('; ')
+    .slice(0, 300);
+}
+
+interface Conversation {
+  readonly channel: ClientChannel;
+  readonly reader: ChannelReader;
+  readonly stderr: Buffer[];
+  exitCode?: number;
+}
+
+/** Maps an ssh2 connection error to a SourceError; the host key refusal wins when there was one. */
+function connectionError(
+  error: Error & { level?: string },
+  where: string,
+  rejected: { decision: Extract<HostKeyDecision, { ok: false }>; keyType: string } | undefined,
+  url: SshUrl,
+): SourceError {
+  if (rejected !== undefined) {
+    return new SourceError(
+      'HostKeyRejected',
+      `${where}: ${hostKeyRefusal(rejected.decision, url.host, url.port, rejected.keyType)}`,
+      { cause: error },
+    );
+  }
+  if (error.level === 'client-authentication') {
+    return new SourceError(
+      'AuthFailed',
+      `${where}: the server refused user ${url.user} with the identity (or password) of spec.secretRef; check that its public key is a deploy key of the repository`,
+      { cause: error },
+    );
+  }
+  if (/Timed out while waiting for handshake/i.test(error.message)) {
+    return new SourceError('Timeout', `${where}: the SSH handshake did not finish in time (spec.timeout)`, {
+      cause: error,
+    });
+  }
+  return new SourceError('FetchFailed', `${where}: SSH connection failed: ${error.message}`, {
+    cause: error,
+  });
+}
+
+export function createSshTransport(options: SshTransportOptions): SshTransport {
+  const { url, timeoutMs, signal } = options;
+  const where = url.display;
+  const entries = knownHostsOf(options);
+  const key =
+    options.credentials.identity === undefined
+      ? undefined
+      : parseIdentity(options.credentials.identity, options.credentials.password);
+  if (key === undefined && options.credentials.password === undefined) {
+    throw new SourceError(
+      'AuthFailed',
+      `${where}: spec.secretRef needs an identity key (or a password) for SSH`,
+    );
+  }
+  const client = new SshClient();
+  let rejected: { decision: Extract<HostKeyDecision, { ok: false }>; keyType: string } | undefined;
+  let ready: Promise<void> | undefined;
+  let pending: Conversation | undefined;
+  const open = new Set<Conversation>();
+  let closed = false;
+
+  const onAbort = () => {
+    const reason: unknown = signal.reason;
+    const error =
+      reason instanceof DOMException && reason.name === 'TimeoutError'
+        ? new SourceError('Timeout', `${where}: the deadline passed (spec.timeout)`)
+        : new SourceError('Aborted', `${where}: aborted`);
+    for (const conversation of open) conversation.reader.fail(error);
+    client.destroy();
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+
+  const connect = (): Promise<void> => {
+    signal.throwIfAborted();
+    ready ??= new Promise<void>((resolve, reject) => {
+      const algorithms = hostKeyAlgorithmsFor(entries, url.host, url.port);
+      client.once('ready', () => resolve());
+      client.on('error', (error: Error & { level?: string }) => {
+        const mapped = connectionError(error, where, rejected, url);
+        for (const conversation of open) conversation.reader.fail(mapped);
+        reject(mapped);
+      });
+      client.on('close', () => {
+        reject(new SourceError('FetchFailed', `${where}: the SSH connection closed during the handshake`));
+        for (const conversation of open) conversation.reader.end();
+      });
+      const abortDuringConnect = () => reject(signal.reason);
+      signal.addEventListener('abort', abortDuringConnect, { once: true });
+      client.connect({
+        host: url.host,
+        port: url.port,
+        username: url.user,
+        // Checked by parseIdentity above; ssh2 parses it again in memory.
+        ...(key === undefined || options.credentials.identity === undefined
+          ? {}
+          : {
+              privateKey: options.credentials.identity,
+              ...(options.credentials.password === undefined
+                ? {}
+                : { passphrase: options.credentials.password }),
+            }),
+        ...(key === undefined && options.credentials.password !== undefined
+          ? { password: options.credentials.password }
+          : {}),
+        tryKeyboard: false,
+        readyTimeout: timeoutMs,
+        keepaliveInterval: 0,
+        ...(algorithms.length === 0 ? {} : { algorithms: { serverHostKey: algorithms as never } }),
+        hostVerifier: (offered: Buffer) => {
+          const decision = decideHostKey(entries, url.host, url.port, offered);
+          if (decision.ok) return true;
+          rejected = { decision, keyType: blobKeyType(offered) ?? 'unknown' };
+          return false;
+        },
+      });
+    }).catch((error: unknown) => {
+      if (signal.aborted) onAbort();
+      throw signal.aborted && !(error instanceof SourceError) ? abortedError(signal, where) : error;
+    });
+    return ready;
+  };
+
+  const exec = async (v2: boolean): Promise<Conversation> => {
+    await connect();
+    const command = `git-upload-pack ${quoteShellArgument(url.path)}`;
+    const channel = await new Promise<ClientChannel>((resolve, reject) => {
+      client.exec(command, v2 ? { env: { GIT_PROTOCOL: 'version=2' } } : {}, (error, opened) =>
+        error === undefined || error === null ? resolve(opened) : reject(error),
+      );
+    }).catch((error: unknown) => {
+      throw new SourceError(
+        'FetchFailed',
+        `${where}: the server refused the exec channel: ${String(error)}`,
+        {
+          cause: error,
+        },
+      );
+    });
+    const conversation: Conversation = {
+      channel,
+      reader: new ChannelReader(options.maxResponseBytes, where),
+      stderr: [],
+    };
+    open.add(conversation);
+    let stderrBytes = 0;
+    channel.on('data', (chunk: Buffer) => conversation.reader.push(chunk));
+    channel.stderr.on('data', (chunk: Buffer) => {
+      if (stderrBytes < maxStderrBytes)
+        conversation.stderr.push(chunk.subarray(0, maxStderrBytes - stderrBytes));
+      stderrBytes += chunk.length;
+    });
+    channel.on('exit', (code: number | null) => {
+      if (typeof code === 'number') conversation.exitCode = code;
+    });
+    channel.on('close', () => {
+      open.delete(conversation);
+      conversation.reader.end();
+    });
+    return conversation;
+  };
+
+  const refusal = (conversation: Conversation, what: string): SourceError => {
+    const stderr = printable(Buffer.concat(conversation.stderr));
+    const notFound = /not appear to be a git repository|not found|no such/i.test(stderr);
+    return new SourceError(
+      notFound ? 'NotFound' : 'FetchFailed',
+      `${where}: ${what}${stderr === '' ? '' : `; the server said: ${stderr}`}${notFound ? '; check spec.url' : ''}`,
+    );
+  };
+
+  /** Reads the server's first message (v2 capabilities or the v0 ref advertisement) up to its flush. */
+  const readAdvertisement = async (conversation: Conversation): Promise<{ advert: Buffer; v2: boolean }> => {
+    let buffered = Buffer.alloc(0);
+    for (;;) {
+      const end = endOfFirstFlush(buffered);
+      if (end >= 0) {
+        conversation.reader.unshift(buffered.subarray(end));
+        const advert = buffered.subarray(0, end);
+        return { advert, v2: advert.toString('latin1', 4, 14) === 'version 2\n' };
+      }
+      const chunk = await conversation.reader.read(timeoutMs);
+      if (chunk === undefined)
+        throw refusal(conversation, 'the server closed the channel before advertising refs');
+      buffered = Buffer.concat([buffered, chunk]);
+    }
+  };
+
+  const stream = (conversation: Conversation): AsyncIterableIterator<Uint8Array> =>
+    (async function* () {
+      let any = false;
+      for (;;) {
+        const chunk = await conversation.reader.read(timeoutMs);
+        if (chunk === undefined) break;
+        any = true;
+        yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      }
+      if (!any && (conversation.exitCode ?? 0) !== 0) throw refusal(conversation, 'git-upload-pack failed');
+    })();
+
+  const get = async (req: GitHttpRequest): Promise<GitHttpResponse> => {
+    const v2 = Object.entries(req.headers ?? {}).some(
+      ([name, value]) => name.toLowerCase() === 'git-protocol' && value === 'version=2',
+    );
+    const conversation = await exec(v2);
+    const { advert, v2: spokeV2 } = await readAdvertisement(conversation);
+    pending = conversation;
+    const body = spokeV2
+      ? advert
+      : Buffer.concat([pkt('# service=git-upload-pack\n'), Buffer.from('0000'), advert]);
+    return response(req, 'application/x-git-upload-pack-advertisement', body);
+  };
+
+  const post = async (req: GitHttpRequest): Promise<GitHttpResponse> => {
+    let conversation = pending;
+    pending = undefined;
+    if (conversation === undefined) {
+      conversation = await exec(false);
+      await readAdvertisement(conversation);
+    }
+    for await (const chunk of req.body ?? []) conversation.channel.write(chunk);
+    conversation.channel.end();
+    return {
+      url: req.url,
+      method: 'POST',
+      statusCode: 200,
+      statusMessage: 'OK',
+      headers: { 'content-type': 'application/x-git-upload-pack-result' },
+      body: stream(conversation),
+    };
+  };
+
+  return {
+    url: sshTransportUrl(url),
+    http: {
+      async request(req: GitHttpRequest): Promise<GitHttpResponse> {
+        if (closed) throw new SourceError('FetchFailed', `${where}: the SSH transport is closed`);
+        const method = req.method ?? 'GET';
+        options.onRequest?.(method, where);
+        const path = new URL(req.url).pathname;
+        if (method === 'GET' && path.endsWith('/info/refs')) return get(req);
+        if (method === 'POST' && path.endsWith('/git-upload-pack')) return post(req);
+        throw new SourceError('FetchFailed', `${where}: only git-upload-pack is spoken over SSH`);
+      },
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      signal.removeEventListener('abort', onAbort);
+      if (pending !== undefined) {
+        // A poll that read the advertisement only: end the conversation politely (a flush-pkt).
+        pending.channel.end(Buffer.from('0000'));
+        pending = undefined;
+      }
+      client.end();
+    },
+  };
+}
+
+function abortedError(signal: AbortSignal, where: string): SourceError {
+  const reason: unknown = signal.reason;
+  return reason instanceof DOMException && reason.name === 'TimeoutError'
+    ? new SourceError('Timeout', `${where}: the deadline passed (spec.timeout)`)
+    : new SourceError('Aborted', `${where}: aborted`);
+}
+
+function response(req: GitHttpRequest, contentType: string, body: Buffer): GitHttpResponse {
+  return {
+    url: req.url,
+    method: req.method ?? 'GET',
+    statusCode: 200,
+    statusMessage: 'OK',
+    headers: { 'content-type': contentType },
+    body: (async function* () {
+      yield new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+    })(),
+  };
+}
