@@ -144,3 +144,160 @@ describe('Git over SSH against OpenSSH', () => {
     expect((await reader.readObject(await repo.git(['rev-parse', 'v1.0.0']), signal())).type).toBe('tag');
   });
 });
+
+describe('refusals over SSH: nothing fetched, a message naming what to fix, no secret in it', () => {
+  const poll = (r: GitRemote, timeoutSignal = signal()) =>
+    pollRemote(r, { branch: 'main' }, { signal: timeoutSignal });
+  const noSecrets = (error: SourceError, ...secrets: string[]) => {
+    const text = `${error.message} ${String((error as { cause?: unknown }).cause ?? '')}`;
+    for (const secret of secrets) expect(text).not.toContain(secret);
+    expect(text).not.toContain('PRIVATE KEY');
+  };
+
+  it('refuses a second sshd with other host keys on the same address, naming host and fingerprint', async () => {
+    const first = await startSshServer({ hostKeys: ['ed25519'] });
+    const pinned = first.knownHosts;
+    const port = first.port;
+    await first.close();
+    const impostor = await startSshServer({ hostKeys: ['ed25519'], port });
+    try {
+      await impostor.authorize(client);
+      const before = impostor.connections();
+      const error = await errorOf(
+        poll(
+          remote({
+            url: impostor.url(join(repo.dir, '.git')),
+            credentials: { identity, knownHosts: pinned },
+          }),
+        ),
+      );
+      expect(error.code).toBe('HostKeyRejected');
+      const offered = impostor.hostKeys[0];
+      const blob = Buffer.from(offered?.publicKeyLine.split(' ')[1] ?? '', 'base64');
+      expect(error.message).toContain(`[127.0.0.1]:${port}`);
+      expect(error.message).toContain(fingerprintSha256(blob));
+      expect(error.message).toContain('known_hosts key of spec.secretRef');
+      noSecrets(error, identity);
+      // The connection ended at the key exchange: sshd never saw a login attempt.
+      await expect.poll(() => impostor.connections() - before).toBe(1);
+      expect(impostor.log()).not.toMatch(/Accepted publickey|Failed publickey/);
+    } finally {
+      await impostor.close();
+    }
+  });
+
+  it('refuses without known_hosts before connecting, and with a @revoked host key', async () => {
+    const before = server.connections();
+    const missing = await errorOf(poll(remote({ credentials: { identity } })));
+    expect(missing.code).toBe('HostKeyRejected');
+    expect(missing.message).toContain('no known_hosts key');
+    const invalid = await errorOf(poll(remote({ credentials: { identity, knownHosts: 'garbage' } })));
+    expect(invalid.message).toContain('known_hosts key of spec.secretRef is invalid (line 1');
+    expect(server.connections()).toBe(before);
+    const ed = server.hostKeys.find((k) => k.kind === 'ed25519');
+    const revoked = `${server.knownHosts}@revoked * ${ed?.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`;
+    const error = await errorOf(poll(remote({ credentials: { identity, knownHosts: revoked } })));
+    expect(error.code).toBe('HostKeyRejected');
+    expect(error.message).toContain('revoked');
+  });
+
+  it('refuses a client key the server does not know, and reads no key it cannot decrypt', async () => {
+    const stranger = await generateSshKey(keysDir, 'ecdsa-p256', 'stranger');
+    const strangerKey = await readFile(stranger.privateKeyPath, 'utf8');
+    const error = await errorOf(
+      poll(remote({ credentials: { identity: strangerKey, knownHosts: server.knownHosts } })),
+    );
+    expect(error.code).toBe('AuthFailed');
+    expect(error.message).toContain('refused user');
+    noSecrets(error, strangerKey);
+
+    const encryptedPath = join(keysDir, 'encrypted');
+    await runCommand('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      'correct horse',
+      '-C',
+      'enc',
+      '-f',
+      encryptedPath,
+    ]);
+    const encrypted = await readFile(encryptedPath, 'utf8');
+    await server.authorize({
+      kind: 'ed25519',
+      privateKeyPath: encryptedPath,
+      publicKeyPath: `${encryptedPath}.pub`,
+      publicKeyLine: (await readFile(`${encryptedPath}.pub`, 'utf8')).trim(),
+    });
+    const before = server.connections();
+    const wrong = await errorOf(
+      poll(
+        remote({
+          credentials: {
+            identity: encrypted,
+            password: 'n0t-the-passphrase-42',
+            knownHosts: server.knownHosts,
+          },
+        }),
+      ),
+    );
+    expect(wrong.code).toBe('AuthFailed');
+    expect(wrong.message).toContain('could not be decrypted with the password key');
+    noSecrets(wrong, 'n0t-the-passphrase-42', encrypted);
+    const none = await errorOf(
+      poll(remote({ credentials: { identity: encrypted, knownHosts: server.knownHosts } })),
+    );
+    expect(none.message).toContain('is encrypted');
+    expect(server.connections()).toBe(before);
+    const right = await poll(
+      remote({
+        credentials: { identity: encrypted, password: 'correct horse', knownHosts: server.knownHosts },
+      }),
+    );
+    expect(right.commit).toBe(await repo.git(['rev-parse', 'HEAD']));
+  });
+
+  it('refuses RSA keys below 2048 bits and DSA-style types before connecting', async () => {
+    const weakPath = join(keysDir, 'weak');
+    await runCommand('ssh-keygen', ['-q', '-t', 'rsa', '-b', '1024', '-N', '', '-f', weakPath]);
+    const error = await errorOf(
+      poll(
+        remote({
+          credentials: { identity: await readFile(weakPath, 'utf8'), knownHosts: server.knownHosts },
+        }),
+      ),
+    );
+    expect(error.message).toContain('RSA below 2048 bits');
+  });
+
+  it('names an unknown repository path', async () => {
+    const error = await errorOf(poll(remote({ url: server.url('/srv/nope/missing.git') })));
+    expect(error.code).toBe('NotFound');
+    expect(error.message).toContain('check spec.url');
+  });
+
+  it('cuts a server that hangs after its banner at spec.timeout, and stops on the AbortSignal', async () => {
+    const hanging = await startHangingSshServer();
+    try {
+      const started = Date.now();
+      const error = await errorOf(
+        poll(remote({ url: `ssh://git@127.0.0.1:${hanging.port}/x.git`, timeoutMs: 500 })),
+      );
+      expect(error.code).toBe('Timeout');
+      expect(error.message).toContain('spec.timeout');
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new Error('shutting down')), 200);
+      const aborted = await errorOf(
+        poll(
+          remote({ url: `ssh://git@127.0.0.1:${hanging.port}/x.git`, timeoutMs: 20_000 }),
+          controller.signal,
+        ),
+      );
+      expect(aborted.code).toBe('Aborted');
+    } finally {
+      await hanging.close();
+    }
+  });
+});
