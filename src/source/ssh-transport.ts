@@ -21,7 +21,7 @@
  * banner), the AbortSignal destroys the connection, and answers are bounded by `maxResponseBytes`.
  */
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
-import { type ClientChannel, Client as SshClient, utils as sshUtils } from 'ssh2';
+import ssh2, { type ClientChannel } from 'ssh2';
 import { SourceError } from './errors.ts';
 import {
   blobKeyType,
@@ -33,6 +33,9 @@ import {
   parseKnownHosts,
 } from './known-hosts.ts';
 import { quoteShellArgument, type SshUrl, sshTransportUrl } from './url.ts';
+
+// ssh2 is CommonJS: Node's ESM loader exposes it only as a default export.
+const { Client: SshClient, utils: sshUtils } = ssh2;
 
 export interface SshCredentials {
   /** OpenSSH private key (Secret key `identity`). */
