@@ -300,4 +300,79 @@ describe('refusals over SSH: nothing fetched, a message naming what to fix, no s
       await hanging.close();
     }
   });
+
+  it('refuses a corrupt pack (FetchFailed) and a pack over the size bound (TooLarge); a good server then fills the same cache', async () => {
+    const corrupter = await generateSshKey(keysDir, 'ed25519', 'corrupt');
+    await server.authorize(corrupter, { corruptPack: true });
+    const corruptRemote = remote({
+      credentials: {
+        identity: await readFile(corrupter.privateKeyPath, 'utf8'),
+        knownHosts: server.knownHosts,
+      },
+    });
+    const resolved = await pollRemote(corruptRemote, { branch: 'main' }, { signal: signal() });
+    const corrupt = await errorOf(
+      fetchRevision({
+        dir: cacheDirFor(cacheRoot, 'ns', 'corrupt'),
+        remote: corruptRemote,
+        ref: { branch: 'main' },
+        resolved,
+        depth: 1,
+        signal: signal(),
+      }),
+    );
+    expect(corrupt.code).toBe('FetchFailed');
+    expect(corrupt.message).toMatch(/^ssh:\/\/\S+: the pack the Git server sent could not be decoded/);
+    const recovered = await fetchRevision({
+      dir: cacheDirFor(cacheRoot, 'ns', 'corrupt'),
+      remote: remote(),
+      ref: { branch: 'main' },
+      resolved,
+      depth: 1,
+      signal: signal(),
+    });
+    expect(recovered.fetched).toBe(true);
+    expect((await openRepoReader(recovered.dir).readObject(resolved.commit, signal())).type).toBe('commit');
+    const tooLarge = await errorOf(
+      fetchRevision({
+        dir: cacheDirFor(cacheRoot, 'ns', 'too-large'),
+        remote: remote(),
+        ref: { branch: 'main' },
+        resolved: await pollRemote(remote(), { branch: 'main' }, { signal: signal() }),
+        depth: 1,
+        maxResponseBytes: 8_192,
+        signal: signal(),
+      }),
+    );
+    expect(tooLarge.code).toBe('TooLarge');
+    expect(tooLarge.message).toContain('8192 bytes');
+  });
+
+  it('host certificates: a host known only through @cert-authority is refused (ssh2 does not negotiate certificates)', async () => {
+    const ca = await generateSshKey(keysDir, 'ed25519', 'host-ca');
+    const certified = await startSshServer({ hostKeys: ['ed25519'], hostCertificate: { ca } });
+    try {
+      await certified.authorize(client);
+      const caLine = `@cert-authority [127.0.0.1]:${certified.port} ${ca.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`;
+      const error = await errorOf(
+        poll(
+          remote({
+            url: certified.url(join(repo.dir, '.git')),
+            credentials: { identity, knownHosts: caLine },
+          }),
+        ),
+      );
+      expect(error.code).toBe('HostKeyRejected');
+      expect(error.message).toContain('known only through @cert-authority lines');
+      expect(error.message).toContain('add its plain host key');
+      // Its plain key pinned next to the CA line is accepted.
+      const both = `${caLine}${certified.knownHosts}`;
+      const resolved = await poll(
+        remote({ url: certified.url(join(repo.dir, '.git')), credentials: { identity, knownHosts: both } }),
+      );
+      expect(resolved.commit).toBe(await repo.git(['rev-parse', 'HEAD']));
+    } finally {
+      await certified.close();
+    }
+  });
 });

@@ -32,8 +32,11 @@ export interface SshServer {
   readonly hostKeys: readonly SshKeyFixture[];
   /** `[127.0.0.1]:port keytype base64` for every host key. */
   readonly knownHosts: string;
-  /** Authorizes a client public key (forced to git-shell). */
-  authorize(key: SshKeyFixture): Promise<void>;
+  /**
+   * Authorizes a client public key (forced to git-shell). `corruptPack` pipes git-shell's output
+   * through a filter that flips one byte 200 bytes into the pack (a server sending a corrupt pack).
+   */
+  authorize(key: SshKeyFixture, options?: { readonly corruptPack?: boolean }): Promise<void>;
   /** `ssh://user@127.0.0.1:port<gitdir>`. */
   url(gitdir: string): string;
   /** The sshd log so far (stderr with -e). */
@@ -42,6 +45,20 @@ export interface SshServer {
   connections(): number;
   close(): Promise<void>;
 }
+
+/** Passes stdin to stdout, flipping the byte 200 bytes after the first "PACK" signature. */
+const corruptPackFilter = `
+binmode STDIN; binmode STDOUT; $| = 1;
+my ($total, $target, $done) = (0, -1, 0);
+while (my $n = sysread(STDIN, my $buf, 65536)) {
+  if ($target < 0) { my $i = index($buf, "PACK"); $target = $total + $i + 200 if $i >= 0; }
+  my $at = $target - $total;
+  if (!$done && $target >= 0 && $at < $n) {
+    substr($buf, $at, 1) = chr(ord(substr($buf, $at, 1)) ^ 0x55); $done = 1;
+  }
+  $total += $n; syswrite(STDOUT, $buf);
+}
+`;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -126,6 +143,8 @@ export async function startSshServer(options: SshServerOptions = {}): Promise<Ss
     'LogLevel VERBOSE',
     'MaxStartups 100:30:200',
   ].join('\n');
+  const corruptFilter = join(dir, 'corrupt-pack.pl');
+  await writeFile(corruptFilter, corruptPackFilter);
   const configPath = join(dir, 'sshd_config');
   await writeFile(configPath, `${config}\n`);
   let log = '';
@@ -151,9 +170,10 @@ export async function startSshServer(options: SshServerOptions = {}): Promise<Ss
     dir,
     hostKeys,
     knownHosts: `${knownHosts}\n`,
-    async authorize(key) {
+    async authorize(key, authorizeOptions = {}) {
       const line = key.publicKeyLine.split(' ').slice(0, 2).join(' ');
-      const entry = `restrict,command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"" ${line}\n`;
+      const filter = authorizeOptions.corruptPack ? ` | perl ${corruptFilter}` : '';
+      const entry = `restrict,command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"${filter}" ${line}\n`;
       await writeFile(authorizedKeys, `${await readFile(authorizedKeys, 'utf8')}${entry}`);
     },
     url: (gitdir) => `ssh://${user}@127.0.0.1:${port}${gitdir}`,
