@@ -57,6 +57,10 @@ const runners: Record<string, Runner> = {
     const { runGitBench, benchRows } = await import('./git.bench.ts');
     return benchRows(await runGitBench());
   },
+  async 'git-ssh'() {
+    const { runSshBench, benchRows } = await import('./git-ssh.bench.ts');
+    return benchRows(await runSshBench());
+  },
   async drift() {
     const { runDriftBench, benchRows } = await import('./drift.bench.ts');
     return benchRows(await runDriftBench());
@@ -68,6 +72,7 @@ const files: Record<string, string> = {
   keyless: 'keyless.bench.ts',
   apply: 'apply.bench.ts',
   git: 'git.bench.ts',
+  'git-ssh': 'git-ssh.bench.ts',
   drift: 'drift.bench.ts',
 };
 

@@ -20,6 +20,8 @@
  * Bounds: `timeoutMs` cuts the handshake and every silence (a server that stops talking after its
  * banner), the AbortSignal destroys the connection, and answers are bounded by `maxResponseBytes`.
  */
+import { createHash } from 'node:crypto';
+import { Socket } from 'node:net';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import ssh2, { type ClientChannel } from 'ssh2';
 import { SourceError } from './errors.ts';
@@ -150,10 +152,16 @@ class ChannelReader {
 
   readonly limit: number;
   readonly where: string;
+  readonly onTimeout: (error: SourceError) => void;
 
-  constructor(limit: number, where: string) {
+  constructor(limit: number, where: string, onTimeout: (error: SourceError) => void) {
     this.limit = limit;
     this.where = where;
+    this.onTimeout = onTimeout;
+  }
+
+  get failed(): boolean {
+    return this.#failure !== undefined;
   }
 
   push(chunk: Buffer): void {
@@ -191,12 +199,12 @@ class ChannelReader {
       if (this.#ended) return undefined;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
-          this.fail(
-            new SourceError(
-              'Timeout',
-              `${this.where}: the server sent nothing for ${timeoutMs} ms (spec.timeout)`,
-            ),
+          const error = new SourceError(
+            'Timeout',
+            `${this.where}: the server sent nothing for ${timeoutMs} ms (spec.timeout)`,
           );
+          this.fail(error);
+          this.onTimeout(error);
         }, timeoutMs);
         this.#waiter = () => {
           clearTimeout(timer);
@@ -282,112 +290,251 @@ function connectionError(
   });
 }
 
+type HostKeyRejection = { decision: Extract<HostKeyDecision, { ok: false }>; keyType: string };
+
+/**
+ * One authenticated SSH connection, shared by the polls and fetches that present exactly the same
+ * host, port, user, identity, password and known_hosts (the pool key hashes all of them, so a
+ * connection authenticated with one Secret's key never serves another Secret). Idle, it is kept
+ * for `idleConnectionMs` with its socket unref'd (a CLI run still exits), then ended.
+ */
+interface Connection {
+  readonly key: string;
+  readonly client: InstanceType<typeof SshClient>;
+  readonly socket: Socket;
+  readonly ready: Promise<void>;
+  readonly readers: Set<ChannelReader>;
+  users: number;
+  /** False once it failed, closed, timed out or was aborted: never handed out again. */
+  reusable: boolean;
+  idleTimer: NodeJS.Timeout | undefined;
+  retire(error?: unknown): void;
+}
+
+/** How long an idle connection is kept for the next poll with the same credentials. */
+export const idleConnectionMs = 10 * 60_000;
+const pool = new Map<string, Connection>();
+
+function poolKey(url: SshUrl, credentials: SshCredentials): string {
+  return createHash('sha256')
+    .update(
+      JSON.stringify([
+        url.host,
+        url.port,
+        url.user,
+        credentials.identity ?? null,
+        credentials.password ?? null,
+        credentials.knownHosts ?? null,
+      ]),
+    )
+    .digest('hex');
+}
+
+function openConnection(
+  key: string,
+  options: SshTransportOptions,
+  entries: readonly KnownHostEntry[],
+  identity: boolean,
+): Connection {
+  const { url, credentials } = options;
+  const where = url.display;
+  const client = new SshClient();
+  const socket = new Socket();
+  const readers = new Set<ChannelReader>();
+  let rejected: HostKeyRejection | undefined;
+  let connection!: Connection;
+  const retire = (error?: unknown) => {
+    connection.reusable = false;
+    if (pool.get(key) === connection) pool.delete(key);
+    for (const reader of readers) {
+      if (error === undefined) reader.end();
+      else reader.fail(error);
+    }
+  };
+  const ready = new Promise<void>((resolve, reject) => {
+    client.once('ready', () => resolve());
+    client.on('error', (error: Error & { level?: string }) => {
+      const mapped = connectionError(error, where, rejected, url);
+      retire(mapped);
+      reject(mapped);
+    });
+    client.on('close', () => {
+      retire();
+      reject(new SourceError('FetchFailed', `${where}: the SSH connection closed during the handshake`));
+    });
+  });
+  ready.catch(() => undefined);
+  connection = {
+    key,
+    client,
+    socket,
+    ready,
+    readers,
+    users: 0,
+    reusable: true,
+    idleTimer: undefined,
+    retire,
+  };
+  const algorithms = hostKeyAlgorithmsFor(entries, url.host, url.port);
+  socket.connect(url.port, url.host);
+  client.connect({
+    sock: socket,
+    username: url.user,
+    // Checked by parseIdentity; ssh2 parses it again in memory.
+    ...(identity && credentials.identity !== undefined
+      ? {
+          privateKey: credentials.identity,
+          ...(credentials.password === undefined ? {} : { passphrase: credentials.password }),
+        }
+      : credentials.password === undefined
+        ? {}
+        : { password: credentials.password }),
+    tryKeyboard: false,
+    readyTimeout: options.timeoutMs,
+    keepaliveInterval: 0,
+    ...(algorithms.length === 0 ? {} : { algorithms: { serverHostKey: algorithms as never } }),
+    hostVerifier: (offered: Buffer) => {
+      const decision = decideHostKey(entries, url.host, url.port, offered);
+      if (decision.ok) return true;
+      rejected = { decision, keyType: blobKeyType(offered) ?? 'unknown' };
+      return false;
+    },
+  });
+  return connection;
+}
+
+function acquire(
+  options: SshTransportOptions,
+  entries: readonly KnownHostEntry[],
+  identity: boolean,
+): Connection {
+  const key = poolKey(options.url, options.credentials);
+  let connection = pool.get(key);
+  if (connection === undefined || !connection.reusable) {
+    connection = openConnection(key, options, entries, identity);
+    pool.set(key, connection);
+  }
+  connection.users++;
+  clearTimeout(connection.idleTimer);
+  connection.idleTimer = undefined;
+  connection.socket.ref();
+  return connection;
+}
+
+function release(connection: Connection): void {
+  connection.users--;
+  if (connection.users > 0) return;
+  if (!connection.reusable) {
+    connection.client.destroy();
+    return;
+  }
+  connection.socket.unref();
+  connection.idleTimer = setTimeout(() => {
+    if (connection.users > 0) return;
+    connection.retire();
+    connection.client.end();
+  }, idleConnectionMs);
+  connection.idleTimer.unref();
+}
+
+/** Ends every pooled connection (tests, benchmarks, shutdown). */
+export function closeIdleSshConnections(): void {
+  for (const connection of [...pool.values()]) {
+    connection.retire();
+    if (connection.users === 0) connection.client.end();
+  }
+}
+
 export function createSshTransport(options: SshTransportOptions): SshTransport {
   const { url, timeoutMs, signal } = options;
   const where = url.display;
   const entries = knownHostsOf(options);
-  const key =
+  const identity =
     options.credentials.identity === undefined
       ? undefined
       : parseIdentity(options.credentials.identity, options.credentials.password);
-  if (key === undefined && options.credentials.password === undefined) {
+  if (identity === undefined && options.credentials.password === undefined) {
     throw new SourceError(
       'AuthFailed',
       `${where}: spec.secretRef needs an identity key (or a password) for SSH`,
     );
   }
-  const client = new SshClient();
-  let rejected: { decision: Extract<HostKeyDecision, { ok: false }>; keyType: string } | undefined;
-  let ready: Promise<void> | undefined;
+  let connection: Connection | undefined;
   let pending: Conversation | undefined;
   const open = new Set<Conversation>();
   let closed = false;
 
-  const onAbort = () => {
-    const reason: unknown = signal.reason;
-    const error =
-      reason instanceof DOMException && reason.name === 'TimeoutError'
-        ? new SourceError('Timeout', `${where}: the deadline passed (spec.timeout)`)
-        : new SourceError('Aborted', `${where}: aborted`);
+  /** A deadline or an abort: this connection is not trusted again, our channels fail now. */
+  const giveUp = (error: SourceError) => {
     for (const conversation of open) conversation.reader.fail(error);
-    client.destroy();
+    connection?.retire(error);
+    if (connection !== undefined && connection.users <= 1) connection.client.destroy();
   };
+  const onAbort = () => giveUp(abortedError(signal, where));
   signal.addEventListener('abort', onAbort, { once: true });
 
-  const connect = (): Promise<void> => {
+  const connect = async (): Promise<Connection> => {
     signal.throwIfAborted();
-    ready ??= new Promise<void>((resolve, reject) => {
-      const algorithms = hostKeyAlgorithmsFor(entries, url.host, url.port);
-      client.once('ready', () => resolve());
-      client.on('error', (error: Error & { level?: string }) => {
-        const mapped = connectionError(error, where, rejected, url);
-        for (const conversation of open) conversation.reader.fail(mapped);
-        reject(mapped);
+    connection ??= acquire(options, entries, identity !== undefined);
+    const current = connection;
+    await Promise.race([
+      current.ready,
+      new Promise<never>((_, reject) => {
+        if (signal.aborted) reject(abortedError(signal, where));
+        signal.addEventListener('abort', () => reject(abortedError(signal, where)), { once: true });
+      }),
+    ]);
+    return current;
+  };
+
+  const openChannel = async (current: Connection, v2: boolean): Promise<ClientChannel> => {
+    const command = `git-upload-pack ${quoteShellArgument(url.path)}`;
+    return new Promise<ClientChannel>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const error = new SourceError(
+          'Timeout',
+          `${where}: the server did not open a channel in ${timeoutMs} ms (spec.timeout)`,
+        );
+        current.retire(error);
+        reject(error);
+      }, timeoutMs);
+      current.client.exec(command, v2 ? { env: { GIT_PROTOCOL: 'version=2' } } : {}, (error, opened) => {
+        clearTimeout(timer);
+        if (error === undefined || error === null) resolve(opened);
+        else
+          reject(
+            new SourceError(
+              'FetchFailed',
+              `${where}: the server refused the exec channel: ${String(error)}`,
+              {
+                cause: error,
+              },
+            ),
+          );
       });
-      client.on('close', () => {
-        reject(new SourceError('FetchFailed', `${where}: the SSH connection closed during the handshake`));
-        for (const conversation of open) conversation.reader.end();
-      });
-      const abortDuringConnect = () => reject(signal.reason);
-      signal.addEventListener('abort', abortDuringConnect, { once: true });
-      client.connect({
-        host: url.host,
-        port: url.port,
-        username: url.user,
-        // Checked by parseIdentity above; ssh2 parses it again in memory.
-        ...(key === undefined || options.credentials.identity === undefined
-          ? {}
-          : {
-              privateKey: options.credentials.identity,
-              ...(options.credentials.password === undefined
-                ? {}
-                : { passphrase: options.credentials.password }),
-            }),
-        ...(key === undefined && options.credentials.password !== undefined
-          ? { password: options.credentials.password }
-          : {}),
-        tryKeyboard: false,
-        readyTimeout: timeoutMs,
-        keepaliveInterval: 0,
-        ...(algorithms.length === 0 ? {} : { algorithms: { serverHostKey: algorithms as never } }),
-        hostVerifier: (offered: Buffer) => {
-          const decision = decideHostKey(entries, url.host, url.port, offered);
-          if (decision.ok) return true;
-          rejected = { decision, keyType: blobKeyType(offered) ?? 'unknown' };
-          return false;
-        },
-      });
-    }).catch((error: unknown) => {
-      if (signal.aborted) onAbort();
-      throw signal.aborted && !(error instanceof SourceError) ? abortedError(signal, where) : error;
     });
-    return ready;
   };
 
   const exec = async (v2: boolean): Promise<Conversation> => {
-    await connect();
-    const command = `git-upload-pack ${quoteShellArgument(url.path)}`;
-    const channel = await new Promise<ClientChannel>((resolve, reject) => {
-      client.exec(command, v2 ? { env: { GIT_PROTOCOL: 'version=2' } } : {}, (error, opened) =>
-        error === undefined || error === null ? resolve(opened) : reject(error),
-      );
-    }).catch((error: unknown) => {
-      throw new SourceError(
-        'FetchFailed',
-        `${where}: the server refused the exec channel: ${String(error)}`,
-        {
-          cause: error,
-        },
-      );
-    });
-    const conversation: Conversation = {
-      channel,
-      reader: new ChannelReader(options.maxResponseBytes, where),
-      stderr: [],
-    };
+    let current = await connect();
+    let channel: ClientChannel;
+    try {
+      channel = await openChannel(current, v2);
+    } catch (error) {
+      // A pooled connection the server has closed meanwhile: one fresh connection, once.
+      if (signal.aborted || (error instanceof SourceError && error.code === 'Timeout')) throw error;
+      current.retire();
+      release(current);
+      connection = undefined;
+      current = await connect();
+      channel = await openChannel(current, v2);
+    }
+    const reader = new ChannelReader(options.maxResponseBytes, where, (error) => giveUp(error));
+    const conversation: Conversation = { channel, reader, stderr: [] };
     open.add(conversation);
+    current.readers.add(reader);
     let stderrBytes = 0;
-    channel.on('data', (chunk: Buffer) => conversation.reader.push(chunk));
+    channel.on('data', (chunk: Buffer) => reader.push(chunk));
     channel.stderr.on('data', (chunk: Buffer) => {
       if (stderrBytes < maxStderrBytes)
         conversation.stderr.push(chunk.subarray(0, maxStderrBytes - stderrBytes));
@@ -398,7 +545,8 @@ export function createSshTransport(options: SshTransportOptions): SshTransport {
     });
     channel.on('close', () => {
       open.delete(conversation);
-      conversation.reader.end();
+      current.readers.delete(reader);
+      reader.end();
     });
     return conversation;
   };
@@ -495,7 +643,11 @@ export function createSshTransport(options: SshTransportOptions): SshTransport {
         pending.channel.end(Buffer.from('0000'));
         pending = undefined;
       }
-      client.end();
+      for (const conversation of open) {
+        // A conversation cut short (an error) leaves the connection in an unknown state.
+        if (conversation.reader.failed) connection?.retire();
+      }
+      if (connection !== undefined) release(connection);
     },
   };
 }

@@ -16,6 +16,7 @@ import {
   pollRemote,
 } from '../../src/source/remote.ts';
 import { openRepoReader } from '../../src/source/repo-reader.ts';
+import { closeIdleSshConnections } from '../../src/source/ssh-transport.ts';
 import {
   createRepo,
   generateSshKey,
@@ -91,6 +92,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  closeIdleSshConnections();
   await server?.close();
   await repo?.close();
   await rm(cacheRoot, { recursive: true, force: true });
@@ -98,7 +100,7 @@ afterAll(async () => {
 });
 
 describe('Git over SSH against OpenSSH', () => {
-  it('polls a branch in one SSH connection (protocol v2 ls-refs) and resolves annotated tags', async () => {
+  it('polls a branch over one SSH connection (protocol v2 ls-refs), reused by later polls with the same Secret only, and resolves annotated tags', async () => {
     const before = server.connections();
     const seen: string[] = [];
     const resolved = await pollRemote(
@@ -115,6 +117,22 @@ describe('Git over SSH against OpenSSH', () => {
       `POST ${server.url(join(repo.dir, '.git'))}`,
     ]);
     await expect.poll(() => server.connections() - before).toBe(1);
+    // Later polls with the same Secret reuse the authenticated connection (one exec channel each);
+    // another identity never shares it.
+    await pollRemote(remote(), { branch: 'main' }, { signal: signal() });
+    await pollRemote(remote(), { branch: 'main' }, { signal: signal() });
+    expect(server.connections() - before).toBe(1);
+    const other = await generateSshKey(keysDir, 'ed25519', 'other-tenant');
+    await server.authorize(other);
+    const otherIdentity = await readFile(other.privateKeyPath, 'utf8');
+    await pollRemote(
+      remote({ credentials: { identity: otherIdentity, knownHosts: server.knownHosts } }),
+      {
+        branch: 'main',
+      },
+      { signal: signal() },
+    );
+    await expect.poll(() => server.connections() - before).toBe(2);
     expect(await pollRemote(remote(), { tag: 'v1.0.0' }, { signal: signal() })).toEqual({
       commit: await repo.git(['rev-parse', 'v1.0.0^{commit}']),
       refName: 'v1.0.0',
