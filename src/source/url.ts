@@ -158,6 +158,15 @@ export function displayGitUrl(raw: string): string {
     const [encoded = '', ...rest] = raw.slice(sshTransportPrefix.length).split(/[?#]/)[0]?.split('/') ?? [];
     return [decodeURIComponent(encoded), ...rest].join('/');
   }
+  if (/^https?:\/\//i.test(raw)) {
+    // HTTP(S) as before: credentials, query and fragment dropped, whatever else is wrong with it.
+    try {
+      const parsed = new URL(raw);
+      return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+    } catch {
+      return '(invalid URL)';
+    }
+  }
   const parsed = parseGitUrl(raw);
   return parsed.ok ? parsed.url.display : '(invalid URL)';
 }

@@ -88,6 +88,10 @@ describe('parseGitUrl', () => {
   it('displayGitUrl never echoes what it refused', () => {
     expect(displayGitUrl('ssh://git:secret@host/x.git')).toBe('(invalid URL)');
     expect(displayGitUrl('git@host:org/x.git')).toBe('ssh://git@host/org/x.git');
+    expect(displayGitUrl('https://user:pw@host/x.git?token=1')).toBe('https://host/x.git');
+    expect(
+      displayGitUrl(`https://signet-ssh.invalid/${encodeURIComponent('ssh://git@h/x.git')}/git-upload-pack`),
+    ).toBe('ssh://git@h/x.git/git-upload-pack');
   });
 
   it('quotes like git sq_quote', () => {
