@@ -308,7 +308,10 @@ interface Connection {
   /** False once it failed, closed, timed out or was aborted: never handed out again. */
   reusable: boolean;
   idleTimer: NodeJS.Timeout | undefined;
-  retire(error?: unknown): void;
+  /** Never hand it out again; the conversations already on it go on. */
+  retire(): void;
+  /** The connection itself failed (or closed): retire it and end or fail every conversation on it. */
+  fail(error?: unknown): void;
 }
 
 /** How long an idle connection is kept for the next poll with the same credentials. */
@@ -343,9 +346,12 @@ function openConnection(
   const readers = new Set<ChannelReader>();
   let rejected: HostKeyRejection | undefined;
   let connection!: Connection;
-  const retire = (error?: unknown) => {
+  const retire = () => {
     connection.reusable = false;
     if (pool.get(key) === connection) pool.delete(key);
+  };
+  const fail = (error?: unknown) => {
+    retire();
     for (const reader of readers) {
       if (error === undefined) reader.end();
       else reader.fail(error);
@@ -355,11 +361,11 @@ function openConnection(
     client.once('ready', () => resolve());
     client.on('error', (error: Error & { level?: string }) => {
       const mapped = connectionError(error, where, rejected, url);
-      retire(mapped);
+      fail(mapped);
       reject(mapped);
     });
     client.on('close', () => {
-      retire();
+      fail();
       reject(new SourceError('FetchFailed', `${where}: the SSH connection closed during the handshake`));
     });
   });
@@ -374,6 +380,7 @@ function openConnection(
     reusable: true,
     idleTimer: undefined,
     retire,
+    fail,
   };
   const algorithms = hostKeyAlgorithmsFor(entries, url.host, url.port);
   socket.connect(url.port, url.host);
@@ -466,8 +473,11 @@ export function createSshTransport(options: SshTransportOptions): SshTransport {
 
   /** A deadline or an abort: this connection is not trusted again, our channels fail now. */
   const giveUp = (error: SourceError) => {
-    for (const conversation of open) conversation.reader.fail(error);
-    connection?.retire(error);
+    for (const conversation of open) {
+      conversation.reader.fail(error);
+      conversation.channel.close();
+    }
+    connection?.retire();
     if (connection !== undefined && connection.users <= 1) connection.client.destroy();
   };
   const onAbort = () => giveUp(abortedError(signal, where));
@@ -495,7 +505,7 @@ export function createSshTransport(options: SshTransportOptions): SshTransport {
           'Timeout',
           `${where}: the server did not open a channel in ${timeoutMs} ms (spec.timeout)`,
         );
-        current.retire(error);
+        current.fail(error);
         reject(error);
       }, timeoutMs);
       current.client.exec(command, v2 ? { env: { GIT_PROTOCOL: 'version=2' } } : {}, (error, opened) => {
@@ -638,13 +648,15 @@ export function createSshTransport(options: SshTransportOptions): SshTransport {
       if (closed) return;
       closed = true;
       signal.removeEventListener('abort', onAbort);
-      if (pending !== undefined) {
-        // A poll that read the advertisement only: end the conversation politely (a flush-pkt).
-        pending.channel.end(Buffer.from('0000'));
-        pending = undefined;
-      }
+      const ended = pending;
+      // A poll that read the advertisement only: end the conversation politely (a flush-pkt).
+      ended?.channel.end(Buffer.from('0000'));
+      pending = undefined;
       for (const conversation of open) {
-        // A conversation cut short (an error) leaves the connection in an unknown state.
+        if (conversation === ended) continue;
+        // Still open: its reader stopped early. Close the channel so nothing more is buffered; a
+        // conversation cut short by an error leaves the connection in an unknown state.
+        conversation.channel.close();
         if (conversation.reader.failed) connection?.retire();
       }
       if (connection !== undefined) release(connection);

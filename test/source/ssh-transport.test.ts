@@ -156,6 +156,41 @@ describe('Git over SSH against OpenSSH', () => {
     expect(third.fetched).toBe(false);
   });
 
+  it('falls back to protocol v0 where the server does not pass GIT_PROTOCOL (poll, then fetch)', async () => {
+    const v0 = await startSshServer({ hostKeys: ['ed25519'], acceptGitProtocol: false });
+    try {
+      await v0.authorize(client);
+      const v0Remote = remote({
+        url: v0.url(join(repo.dir, '.git')),
+        credentials: { identity, knownHosts: v0.knownHosts },
+      });
+      const seen: string[] = [];
+      const resolved = await pollRemote(
+        v0Remote,
+        { tag: 'v1.0.0' },
+        {
+          signal: signal(),
+          onRequest: (method) => seen.push(method),
+        },
+      );
+      // v0: the ref advertisement is the whole answer, no ls-refs request follows.
+      expect(seen).toEqual(['GET']);
+      expect(resolved.tagObject).toBe(await repo.git(['rev-parse', 'v1.0.0']));
+      const outcome = await fetchRevision({
+        dir: cacheDirFor(cacheRoot, 'ns', 'v0'),
+        remote: v0Remote,
+        ref: { tag: 'v1.0.0' },
+        resolved,
+        depth: 1,
+        signal: signal(),
+      });
+      expect(outcome.fetched).toBe(true);
+      expect(v0.log()).not.toMatch(/fatal|error/i);
+    } finally {
+      await v0.close();
+    }
+  });
+
   it('fetches an annotated tag with its tag object', async () => {
     const out = await fetchInto('tag', { tag: 'v1.0.0' });
     const reader = openRepoReader(out.dir);

@@ -99,3 +99,14 @@ describe('parseGitUrl', () => {
     expect(quoteShellArgument("a'b!c")).toBe("'a'\\''b'\\!'c'");
   });
 });
+
+describe('endOfFirstFlush (the end of an advertisement on an SSH channel)', () => {
+  it('finds the flush after whole pkt-lines, waits for more, and refuses garbage', async () => {
+    const { endOfFirstFlush } = await import('../../src/source/ssh-transport.ts');
+    expect(endOfFirstFlush(Buffer.from('000eversion 2\n0000rest'))).toBe(18);
+    expect(endOfFirstFlush(Buffer.from('000eversion 2\n00'))).toBe(-1);
+    expect(endOfFirstFlush(Buffer.from('0008abcd'))).toBe(-1);
+    expect(endOfFirstFlush(Buffer.from('0001000aabcdef0000'))).toBe(18);
+    expect(() => endOfFirstFlush(Buffer.from('zzzz'))).toThrow('malformed pkt-line');
+  });
+});

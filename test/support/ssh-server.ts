@@ -18,6 +18,8 @@ import { generateSshKey, runCommand, type SshKeyFixture, type SshKeyKind } from 
 export interface SshServerOptions {
   /** Host key kinds (default ed25519 and ecdsa-p256). */
   readonly hostKeys?: readonly SshKeyKind[];
+  /** Pass GIT_PROTOCOL to git (protocol v2; default true). False: the server speaks v0 only. */
+  readonly acceptGitProtocol?: boolean;
   /** Listen on this port (e.g. a second server on the same address after the first stopped). */
   readonly port?: number;
   /** A host certificate signed by this CA key for every host key (`HostCertificate`). */
@@ -136,7 +138,7 @@ export async function startSshServer(options: SshServerOptions = {}): Promise<Ss
     'PubkeyAuthentication yes',
     'PasswordAuthentication no',
     'KbdInteractiveAuthentication no',
-    'AcceptEnv GIT_PROTOCOL',
+    ...(options.acceptGitProtocol === false ? [] : ['AcceptEnv GIT_PROTOCOL']),
     'AllowTcpForwarding no',
     'X11Forwarding no',
     'PermitTTY no',
