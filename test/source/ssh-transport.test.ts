@@ -311,7 +311,7 @@ describe('refusals over SSH: nothing fetched, a message naming what to fix, no s
     expect(right.commit).toBe(await repo.git(['rev-parse', 'HEAD']));
   });
 
-  it('refuses RSA keys below 2048 bits and DSA-style types before connecting', async () => {
+  it('refuses RSA keys below 2048 bits and ECDSA P-521 keys before connecting', async () => {
     const weakPath = join(keysDir, 'weak');
     await runCommand('ssh-keygen', ['-q', '-t', 'rsa', '-b', '1024', '-N', '', '-f', weakPath]);
     const error = await errorOf(
@@ -322,6 +322,20 @@ describe('refusals over SSH: nothing fetched, a message naming what to fix, no s
       ),
     );
     expect(error.message).toContain('RSA below 2048 bits');
+    const p521 = await generateSshKey(keysDir, 'ecdsa-p521', 'p521');
+    const refused = await errorOf(
+      poll(
+        remote({
+          credentials: {
+            identity: await readFile(p521.privateKeyPath, 'utf8'),
+            knownHosts: server.knownHosts,
+          },
+        }),
+      ),
+    );
+    expect(refused.message).toContain(
+      'is ecdsa-sha2-nistp521; use ed25519, ECDSA P-256/P-384 or RSA >= 2048 bits',
+    );
   });
 
   it('names an unknown repository path', async () => {
