@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RemoteSpec, SourcePort } from '../src/controller/ports.ts';
 import { createGitSource } from '../src/source/git-source.ts';
-import { closeIdleSshConnections } from '../src/source/ssh-transport.ts';
+import { closeIdleSshConnections } from '../src/source/ssh-connection.ts';
 import { createLogger } from '../src/util/logger.ts';
 import { generateSshKey, makeTempDir, runCommand } from '../test/support/git-fixtures.ts';
 import { type SshServer, startSshServer } from '../test/support/ssh-server.ts';

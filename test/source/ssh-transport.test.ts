@@ -16,7 +16,7 @@ import {
   pollRemote,
 } from '../../src/source/remote.ts';
 import { openRepoReader } from '../../src/source/repo-reader.ts';
-import { closeIdleSshConnections } from '../../src/source/ssh-transport.ts';
+import { closeIdleSshConnections } from '../../src/source/ssh-connection.ts';
 import {
   createRepo,
   generateSshKey,
