@@ -61,6 +61,10 @@ const runners: Record<string, Runner> = {
     const { runKustomizeBench, benchRows } = await import('./kustomize.bench.ts');
     return benchRows(await runKustomizeBench());
   },
+  async 'git-ssh'() {
+    const { runSshBench, benchRows } = await import('./git-ssh.bench.ts');
+    return benchRows(await runSshBench());
+  },
   async drift() {
     const { runDriftBench, benchRows } = await import('./drift.bench.ts');
     return benchRows(await runDriftBench());
@@ -72,6 +76,7 @@ const files: Record<string, string> = {
   keyless: 'keyless.bench.ts',
   apply: 'apply.bench.ts',
   git: 'git.bench.ts',
+  'git-ssh': 'git-ssh.bench.ts',
   drift: 'drift.bench.ts',
   kustomize: 'kustomize.bench.ts',
 };

@@ -70,6 +70,9 @@ interface Violation {
 const exactlyOneRef = 'exactly one of branch, tag, semver, commit must be set';
 const positiveDuration = (field: string) =>
   `${field} must be a positive Go duration such as 30s, 5m or 1h30m`;
+const urlRuleMessage =
+  'spec.url must be https://, ssh://[user@]host[:port]/path or [user@]host:path (http:// only with spec.insecure: true)';
+
 const violations: readonly Violation[] = [
   {
     name: 'two ref fields',
@@ -97,16 +100,22 @@ const violations: readonly Violation[] = [
     message: positiveDuration('spec.timeout'),
   },
   {
+    name: 'an ftp:// URL',
+    spec: { url: 'ftp://git.example.com/platform.git' },
+    field: 'spec.url',
+    message: urlRuleMessage,
+  },
+  {
     name: 'http:// without insecure',
     spec: { url: 'http://git.example.com/platform.git' },
     field: 'spec.url',
-    message: 'spec.url must be https:// (http:// only with spec.insecure: true)',
+    message: urlRuleMessage,
   },
   {
     name: 'http:// with insecure: false',
     spec: { url: 'http://git.example.com/platform.git', insecure: false },
     field: 'spec.url',
-    message: 'spec.url must be https:// (http:// only with spec.insecure: true)',
+    message: urlRuleMessage,
   },
   {
     name: 'an absolute path',
@@ -208,6 +217,11 @@ describe('CEL rules of the GitRepository CRD on a real API server', () => {
   it('each valid variant of the refused fields is admitted', async () => {
     const valid: JsonObject[] = [
       { ref: { tag: 'v1.0.0' } },
+      { url: 'ssh://git@git.example.com/platform.git' },
+      { url: 'ssh://deploy@[::1]:2222/srv/git/platform.git' },
+      { url: 'git@git.example.com:platform.git' },
+      { url: 'git@git.example.com:/srv/git/platform.git' },
+      { url: 'git@[::1]:platform.git' },
       { ref: { semver: '>=1.2.0 <2.0.0' } },
       { ref: { commit: 'a'.repeat(40) } },
       { interval: '1h30m', timeout: '90s' },

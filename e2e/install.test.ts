@@ -344,12 +344,12 @@ describe('manifests as shipped', () => {
         [metricsPort, 'TCP'],
       ]);
       expect(policy.spec?.ingress?.[0]?.ports?.some((p) => resolve(p.port) === healthPort)).toBe(false);
-      // Egress: DNS, the API server (443 Service, 6443 endpoints) and HTTPS; nothing else.
+      // Egress: DNS, the API server (443 Service, 6443 endpoints), HTTPS and SSH (Git); nothing else.
       expect(
         policy.spec?.egress
           ?.flatMap((rule) => (rule.ports ?? []).map((p) => `${p.port}/${p.protocol}`))
           .sort(),
-      ).toEqual(['443/TCP', '53/TCP', '53/UDP', '6443/TCP']);
+      ).toEqual(['22/TCP', '443/TCP', '53/TCP', '53/UDP', '6443/TCP']);
       expect(policy.spec?.egress?.every((rule) => (rule.ports ?? []).length > 0)).toBe(true);
 
       // The namespace enforces the restricted Pod Security Standard.

@@ -7,6 +7,7 @@
 import semver from 'semver';
 import { type AlertKind, alertKinds } from '../notify/alert.ts';
 import { bundlePathProblem } from '../provenance/tree-digest.ts';
+import { parseGitUrl } from '../source/url.ts';
 import { durationPattern, parseDuration } from './duration.ts';
 
 export const apiGroup = 'signet.dev';
@@ -463,24 +464,14 @@ export function parseGitRepository(
   const url = reader.string(spec.url, 'spec.url', { required: true }) ?? '';
   const insecure = reader.boolean(spec.insecure, 'spec.insecure', false);
   if (url !== '') {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(url);
-    } catch {
-      reader.fail('spec.url', 'is not a valid URL');
-    }
-    if (parsed !== undefined) {
-      if (parsed.protocol === 'http:' && !insecure) {
-        reader.fail(
-          'spec.url',
-          'http:// is refused: use https://, or set spec.insecure: true for a trusted local server',
-        );
-      } else if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-        reader.fail('spec.url', `scheme ${parsed.protocol} is not supported; use https://`);
-      }
-      if (parsed.username !== '' || parsed.password !== '') {
-        reader.fail('spec.url', 'must not embed credentials; use spec.secretRef');
-      }
+    const parsed = parseGitUrl(url);
+    if (!parsed.ok) {
+      reader.fail('spec.url', parsed.reason);
+    } else if (parsed.url.kind === 'http' && !insecure) {
+      reader.fail(
+        'spec.url',
+        'http:// is refused: use https:// or ssh://, or set spec.insecure: true for a trusted local server',
+      );
     }
   }
   const rawPath = reader.string(spec.path, 'spec.path') ?? defaults.path;

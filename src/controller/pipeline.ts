@@ -68,6 +68,8 @@ export async function resolveRevision(
         ...(data.password === undefined ? {} : { password: data.password }),
         ...(data.bearerToken === undefined ? {} : { bearerToken: data.bearerToken }),
         ...(data['ca.crt'] === undefined ? {} : { caPem: data['ca.crt'] }),
+        ...(data.identity === undefined ? {} : { identity: data.identity }),
+        ...(data.known_hosts === undefined ? {} : { knownHosts: data.known_hosts }),
       };
     } catch (error) {
       return {

@@ -10,6 +10,10 @@ export interface GitCredentials {
   readonly password?: string;
   readonly bearerToken?: string;
   readonly caPem?: string;
+  /** SSH: OpenSSH private key (Secret key `identity`). */
+  readonly identity?: string;
+  /** SSH: pinned host keys (Secret key `known_hosts`). */
+  readonly knownHosts?: string;
 }
 
 export interface RemoteSpec {

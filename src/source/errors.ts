@@ -1,6 +1,9 @@
+import { displayGitUrl } from './url.ts';
+
 export type SourceErrorCode =
   | 'FetchFailed'
   | 'AuthFailed'
+  | 'HostKeyRejected'
   | 'TLSError'
   | 'Timeout'
   | 'Aborted'
@@ -22,12 +25,7 @@ export class SourceError extends Error {
   }
 }
 
-/** The URL without userinfo, query or fragment, for messages. */
+/** The URL without userinfo, query or fragment (SSH URLs in their `ssh://` form), for messages. */
 export function safeUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
-  } catch {
-    return '(invalid URL)';
-  }
+  return displayGitUrl(url);
 }

@@ -26,6 +26,8 @@ import type { ObjectLimits } from './object-limits.ts';
 import { hasObject as storeHas } from './object-store.ts';
 import { type PackReceiverOptions, withNativePackReceiver } from './pack-receiver.ts';
 import { openRepoReader } from './repo-reader.ts';
+import { createSshTransport } from './ssh-transport.ts';
+import { parseGitUrl } from './url.ts';
 
 export interface GitCredentials {
   readonly username?: string;
@@ -33,6 +35,10 @@ export interface GitCredentials {
   readonly bearerToken?: string;
   /** PEM CA bundle added to the system roots (Secret key `ca.crt`). */
   readonly caPem?: string;
+  /** SSH: OpenSSH private key (Secret key `identity`; `password` is its passphrase). */
+  readonly identity?: string;
+  /** SSH: pinned host keys (Secret key `known_hosts`). */
+  readonly knownHosts?: string;
 }
 
 export interface GitRemote {
@@ -65,6 +71,30 @@ export const defaultMaxPackBytes = 256 * 1024 * 1024;
 const unshallowDepth = 2_147_483_647;
 /** The local ref that remembers the last fetched commit, sent as our `have`. */
 const lastFetchedRef = 'refs/signet/last';
+
+/** What isomorphic-git talks to: an HTTP client and URL, over HTTPS or (ssh-transport.ts) SSH. */
+interface Endpoint {
+  readonly http: git.HttpClient;
+  readonly url: string;
+  readonly ssh: boolean;
+  close(): void;
+}
+
+function endpointFor(remote: GitRemote, options: RemoteCallOptions): Endpoint {
+  const parsed = parseGitUrl(remote.url);
+  if (parsed.ok && parsed.url.kind === 'ssh') {
+    const transport = createSshTransport({
+      url: parsed.url,
+      credentials: remote.credentials,
+      timeoutMs: remote.timeoutMs,
+      maxResponseBytes: options.maxResponseBytes ?? defaultMaxPackBytes,
+      signal: options.signal,
+      ...(options.onRequest === undefined ? {} : { onRequest: options.onRequest }),
+    });
+    return { http: transport.http, url: transport.url, ssh: true, close: transport.close };
+  }
+  return { http: httpClientFor(remote, options), url: remote.url, ssh: false, close: () => undefined };
+}
 
 function httpClientFor(remote: GitRemote, options: RemoteCallOptions) {
   let protocol: string;
@@ -167,21 +197,24 @@ export async function pollRemote(
   options: RemoteCallOptions,
 ): Promise<ResolvedRef> {
   if ('commit' in ref) return { commit: ref.commit };
-  const http = httpClientFor(remote, options);
+  const endpoint = endpointFor(remote, options);
   const prefix =
     'branch' in ref ? `refs/heads/${ref.branch}` : 'tag' in ref ? `refs/tags/${ref.tag}` : 'refs/tags/';
   let refs: { ref: string; oid: string; peeled?: string }[];
   try {
     refs = await git.listServerRefs({
-      http,
-      url: remote.url,
+      http: endpoint.http,
+      url: endpoint.url,
       prefix,
       peelTags: true,
-      // v1: the ref advertisement is a single GET; v2 needs a capabilities GET and an ls-refs POST.
-      protocolVersion: 1,
+      // HTTPS v1: the ref advertisement is a single GET; v2 needs a capabilities GET and an ls-refs
+      // POST. SSH: one channel either way, so v2 (ls-refs with our prefix) where the server offers it.
+      protocolVersion: endpoint.ssh ? 2 : 1,
     });
   } catch (error) {
     throw toSourceError(error, remote.url);
+  } finally {
+    endpoint.close();
   }
   if ('branch' in ref) {
     const found = refs.find((r) => r.ref === prefix);
@@ -307,13 +340,6 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
       return { dir, fetched: false, shallow: await isShallow() };
     }
 
-    // Packs are indexed natively (pack-receiver.ts); isomorphic-git keeps the protocol.
-    const http = withNativePackReceiver(httpClientFor(remote, request), {
-      gitdir: dir,
-      signal: request.signal,
-      ...(request.limits === undefined ? {} : { limits: request.limits }),
-      ...(request.onPack === undefined ? {} : { onPack: request.onPack }),
-    });
     const remoteRef =
       'commit' in request.ref
         ? request.ref.commit
@@ -323,13 +349,22 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
     const fetchOnce = async (depth: number | undefined) => {
       request.signal.throwIfAborted();
       installSyncSha1Digest();
+      // Packs are indexed natively (pack-receiver.ts); isomorphic-git keeps the protocol. One
+      // connection per fetch (an SSH connection is closed when the fetch ends).
+      const endpoint = endpointFor(remote, request);
+      const http = withNativePackReceiver(endpoint.http, {
+        gitdir: dir,
+        signal: request.signal,
+        ...(request.limits === undefined ? {} : { limits: request.limits }),
+        ...(request.onPack === undefined ? {} : { onPack: request.onPack }),
+      });
       try {
-        await git.addRemote({ fs, gitdir: dir, remote: 'origin', url: remote.url, force: true });
+        await git.addRemote({ fs, gitdir: dir, remote: 'origin', url: endpoint.url, force: true });
         await git.fetch({
           fs,
           http,
           gitdir: dir,
-          url: remote.url,
+          url: endpoint.url,
           remote: 'origin',
           // Our `have`: the last fetched commit, so the server sends only what is new.
           ref: lastFetchedRef,
@@ -340,6 +375,8 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
         });
       } catch (error) {
         throw toSourceError(error, remote.url);
+      } finally {
+        endpoint.close();
       }
     };
 

@@ -132,6 +132,29 @@ describe('parseGitRepository', () => {
     }
   });
 
+  it('accepts ssh:// and scp-like URLs and refuses the same shapes the CRD pattern refuses', () => {
+    const crd = parse(
+      readFileSync(new URL('../../crds/signet.dev_gitrepositories.yaml', import.meta.url), 'utf8'),
+    );
+    const pattern = new RegExp(
+      crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.url.pattern,
+    );
+    for (const url of [
+      'ssh://git@git.example.com/apps.git',
+      'ssh://deploy@127.0.0.1:2222/srv/git/apps.git',
+      'git@github.com:org/apps.git',
+      'git@[::1]:apps.git',
+    ]) {
+      expect(fieldsOf(repo({ url })), url).toEqual([]);
+      expect(pattern.test(url), url).toBe(true);
+    }
+    for (const url of ['ssh://git:pw@host/x.git', 'https://u:p@host/x.git', 'git@host:a b']) {
+      expect(fieldsOf(repo({ url })), url).toEqual(['spec.url']);
+      expect(pattern.test(url), url).toBe(false);
+    }
+    expect(fieldsOf(repo({ url: 'ftp://host/x.git' }))).toEqual(['spec.url']);
+  });
+
   it('refuses credentials in the URL and a commit ref that is not a full SHA', () => {
     expect(fieldsOf(repo({ url: 'https://user:pw@git.example.com/x.git' }))).toEqual(['spec.url']);
     expect(fieldsOf(repo({ ref: { commit: 'abc123' } }))).toEqual(['spec.ref.commit']);

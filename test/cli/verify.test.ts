@@ -1,6 +1,6 @@
 // `signet verify` as a CI job runs it: a child process, a policy file holding the GitRepository and the
 // Secret/ConfigMap it names, a repository served over HTTPS by git http-backend (or a local clone).
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { treeDigest } from '../../src/provenance/tree-digest.ts';
@@ -27,6 +27,7 @@ import {
   type SigstoreTestbed,
   slsaStatement,
 } from '../support/sigstore-fixtures.ts';
+import { type SshServer, startSshServer } from '../support/ssh-server.ts';
 import { configMapObject, gitRepositoryObject, runSignet, secretObject, yamlDocuments } from './support.ts';
 
 let server: GitServer;
@@ -55,6 +56,8 @@ async function policy(
     mode?: string;
     signers?: Record<string, string> | 'absent';
     verify?: Record<string, unknown>;
+    /** Another transport: the URL and the Secret `git-ca` then holds (SSH: identity, known_hosts). */
+    transport?: { url: string; secret: Record<string, string> };
   } = {},
 ): Promise<string> {
   const signers = options.signers ?? { allowed_signers: allowedSigners, 'release.asc': armoredKey };
@@ -63,7 +66,7 @@ async function policy(
     path,
     yamlDocuments([
       gitRepositoryObject({
-        url,
+        url: options.transport?.url ?? url,
         ref: { branch: options.branch ?? 'main' },
         secretRef: 'git-ca',
         verify: options.verify ?? {
@@ -71,7 +74,7 @@ async function policy(
           signersRef: { kind: 'ConfigMap', name: 'signers' },
         },
       }),
-      secretObject('git-ca', { 'ca.crt': server.caPem }),
+      secretObject('git-ca', options.transport?.secret ?? { 'ca.crt': server.caPem }),
       ...(signers === 'absent' ? [] : [configMapObject('signers', signers)]),
     ]),
   );
@@ -112,6 +115,85 @@ afterAll(async () => {
   await repo?.close();
   await gpg?.close();
   await rm(dir, { recursive: true, force: true });
+});
+
+describe('signet verify over SSH (same policy file, the Secret holds identity and known_hosts)', () => {
+  let sshd: SshServer;
+  let transport: { url: string; secret: Record<string, string> };
+  beforeAll(async () => {
+    sshd = await startSshServer();
+    const deployKey = await generateSshKey(dir, 'ecdsa-p256', 'deploy');
+    await sshd.authorize(deployKey);
+    transport = {
+      url: sshd.url(join(repo.dir, '.git')),
+      secret: { identity: await readFile(deployKey.privateKeyPath, 'utf8'), known_hosts: sshd.knownHosts },
+    };
+  });
+  afterAll(async () => {
+    await sshd?.close();
+  });
+
+  it('exits 0 for a signed HEAD, and rejects a rollback given --since', async () => {
+    const head = await runSignet(['verify', '-f', await policy('ssh-head', { transport })]);
+    expect(head.stderr).toBe('');
+    expect(head.lines).toEqual([
+      expect.stringMatching(new RegExp(`^verified main@sha1:${commits.b} \\(HEAD\\) signed by ssh key`)),
+    ]);
+    expect(head.code).toBe(0);
+    const rollback = await runSignet([
+      'verify',
+      '-f',
+      await policy('ssh-rollback', { branch: 'old', transport }),
+      '--since',
+      commits.b ?? '',
+    ]);
+    expect(rollback.code).toBe(1);
+    expect(rollback.lines[0]).toMatch(new RegExp(`^rejected old@sha1:${commits.a}: RollbackRejected: `));
+  });
+
+  it('Range verification over SSH: an unsigned commit in the range is rejected, a signed range verifies', async () => {
+    const rejected = await runSignet([
+      'verify',
+      '-f',
+      await policy('ssh-range', { branch: 'range', mode: 'Range', transport }),
+      '--since',
+      commits.b ?? '',
+    ]);
+    expect(rejected.code).toBe(1);
+    expect(rejected.lines[0]).toContain(`commit ${short('gap')}: the commit is not signed`);
+    const verified = await runSignet([
+      'verify',
+      '-f',
+      await policy('ssh-range-main', { mode: 'Range', transport }),
+      '--since',
+      commits.a ?? '',
+      '--output',
+      'json',
+    ]);
+    expect(verified.code).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject({
+      verified: true,
+      evidence: { mode: 'Range', commitsVerified: 1 },
+    });
+  });
+
+  it('refuses a host whose key is not pinned, naming the fingerprint, and never prints the key', async () => {
+    const other = await startSshServer({ hostKeys: ['ed25519'] });
+    try {
+      const pinned = other.knownHosts.replace(`:${other.port}`, `:${sshd.port}`);
+      const wrong = { ...transport, secret: { ...transport.secret, known_hosts: pinned } };
+      const result = await runSignet(['verify', '-f', await policy('ssh-wrong-host', { transport: wrong })]);
+      expect(result.code).not.toBe(0);
+      const output = `${result.stdout}${result.stderr}`;
+      expect(output).toMatch(
+        /host key of \[127\.0\.0\.1\]:\d+ does not match known_hosts: the server offered \S+ key SHA256:/,
+      );
+      expect(output).not.toContain('PRIVATE KEY');
+      expect(output).not.toContain((transport.secret.identity ?? '').split('\n')[1]);
+    } finally {
+      await other.close();
+    }
+  });
 });
 
 describe('signet verify over HTTPS', () => {

@@ -1,0 +1,166 @@
+// Git over SSH on the real control plane: a GitRepository with an ssh:// URL and a Secret holding an
+// encrypted deploy key (identity + password) and the pinned known_hosts, served by Debian's sshd with
+// git-shell forced. Signed commits are verified and applied, a new commit is fetched incrementally,
+// a force push back to an older commit is refused (rollback protection), and a host key that does
+// not match is Ready=False FetchFailed naming the fingerprint, with nothing applied. The key and
+// its passphrase are registered with the suite-wide secret scan (e2e/zz-secret-scan.test.ts).
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KubeClient } from '../src/kube/client.ts';
+import { fingerprintSha256 } from '../src/source/known-hosts.ts';
+import { makeTempDir, runCommand } from '../test/support/git-fixtures.ts';
+import { type SshServer, startSshServer } from '../test/support/ssh-server.ts';
+import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
+import { waitFor } from './support/kube.ts';
+import { useTestNamespace } from './support/namespace.ts';
+import { registerSecret } from './support/secret-scan.ts';
+import {
+  adminClient,
+  condition,
+  configMapYaml,
+  createSignedRepo,
+  installCrd,
+  type RepoStatus,
+  repoStatus,
+  type SignedRepo,
+  startTestOperator,
+} from './support/signet.ts';
+
+const ns = useTestNamespace('signet-ssh');
+let admin: KubeClient;
+let signed: SignedRepo;
+let sshd: SshServer;
+let impostor: SshServer;
+let keyDir: string;
+let operator: Awaited<ReturnType<typeof startTestOperator>> | undefined;
+const passphrase = `pass-${Math.random().toString(36).slice(2, 14)}`;
+
+const configMap = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', name, namespace: ns.name });
+const color = async () =>
+  ((await admin.get(configMap('app')))?.data as Record<string, string> | undefined)?.color;
+
+async function waitStatus(name: string, predicate: (s: RepoStatus) => boolean, description: string) {
+  return waitFor(
+    async () => {
+      const now = await repoStatus(admin, ns.name, name);
+      return predicate(now) ? now : undefined;
+    },
+    { timeoutMs: 60_000, description },
+  );
+}
+
+beforeAll(async () => {
+  admin = await adminClient();
+  await installCrd(admin);
+  signed = await createSignedRepo('ssh-apps');
+  await signed.commit({ 'deploy/app.yaml': configMapYaml('app', { color: 'blue' }) });
+  sshd = await startSshServer();
+  impostor = await startSshServer({ hostKeys: ['ed25519'] });
+  keyDir = await makeTempDir('ssh-deploy-key');
+  const keyPath = join(keyDir, 'deploy');
+  await runCommand('ssh-keygen', ['-q', '-t', 'ed25519', '-N', passphrase, '-C', 'deploy', '-f', keyPath]);
+  const identity = await readFile(keyPath, 'utf8');
+  registerSecret('SSH deploy key (identity) of the git-ssh Secret', identity);
+  for (const line of identity.split('\n').filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l))) {
+    registerSecret('a line of the SSH deploy key', line);
+  }
+  registerSecret('passphrase (password) of the SSH deploy key', passphrase);
+  const publicKeyLine = (await readFile(`${keyPath}.pub`, 'utf8')).trim();
+  for (const server of [sshd, impostor]) {
+    await server.authorize({
+      kind: 'ed25519',
+      privateKeyPath: keyPath,
+      publicKeyPath: `${keyPath}.pub`,
+      publicKeyLine,
+    });
+  }
+  const secret = (name: string, knownHosts: string) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace: ns.name },
+    stringData: { identity, password: passphrase, known_hosts: knownHosts },
+  });
+  await createObjects(admin, [
+    ...trustObjects(signed, ns.name),
+    secret('git-ssh', sshd.knownHosts),
+    // The impostor's address pinned with the real server's keys: its own key does not match.
+    secret('git-ssh-pinned-elsewhere', sshd.knownHosts.replaceAll(`:${sshd.port}`, `:${impostor.port}`)),
+  ]);
+  operator = await startTestOperator();
+}, 120_000);
+
+afterAll(async () => {
+  await operator?.stop();
+  await sshd?.close();
+  await impostor?.close();
+  await signed?.close();
+  await admin?.close();
+  if (keyDir !== undefined) await rm(keyDir, { recursive: true, force: true });
+});
+
+describe('a GitRepository over SSH with a pinned host key and an encrypted deploy key', () => {
+  it('verifies and applies the signed commit, then the next one, and refuses a rollback', async () => {
+    const url = sshd.url(join(signed.repo.dir, '.git'));
+    await admin.apply(
+      gitRepositoryObject({ url }, ns.name, 'apps', {
+        interval: '2s',
+        timeout: '20s',
+        path: './deploy',
+        secretRef: { name: 'git-ssh' },
+      }),
+      { fieldManager: 'e2e' },
+    );
+    const first = await signed.repo.git(['rev-parse', 'HEAD']);
+    const applied = await waitStatus(
+      'apps',
+      (s) => s.lastAppliedRevision === `main@sha1:${first}`,
+      'first applied',
+    );
+    expect(condition(applied, 'Ready')?.status).toBe('True');
+    expect(condition(applied, 'Verified')?.status).toBe('True');
+    expect(await color()).toBe('blue');
+
+    const second = await signed.commit({ 'deploy/app.yaml': configMapYaml('app', { color: 'green' }) });
+    await waitStatus('apps', (s) => s.lastAppliedRevision === `main@sha1:${second}`, 'second applied');
+    expect(await color()).toBe('green');
+
+    await signed.repo.git(['reset', '--hard', first]);
+    const rejected = await waitStatus(
+      'apps',
+      (s) => condition(s, 'Verified')?.reason === 'RollbackRejected',
+      'Verified=False RollbackRejected',
+    );
+    expect(rejected.lastAppliedRevision).toBe(`main@sha1:${second}`);
+    expect(await color()).toBe('green');
+    await signed.repo.git(['reset', '--hard', second]);
+  });
+
+  it('refuses a server whose host key is not the pinned one: FetchFailed naming host and fingerprint, nothing applied', async () => {
+    const url = impostor.url(join(signed.repo.dir, '.git'));
+    await admin.apply(
+      gitRepositoryObject({ url }, ns.name, 'impostor', {
+        interval: '1h',
+        timeout: '10s',
+        path: './deploy',
+        targetNamespace: ns.name,
+        secretRef: { name: 'git-ssh-pinned-elsewhere' },
+      }),
+      { fieldManager: 'e2e' },
+    );
+    const refused = await waitStatus(
+      'impostor',
+      (s) => condition(s, 'Ready')?.reason === 'FetchFailed',
+      'Ready=False FetchFailed',
+    );
+    const offered = Buffer.from(impostor.hostKeys[0]?.publicKeyLine.split(' ')[1] ?? '', 'base64');
+    const message = condition(refused, 'Ready')?.message ?? '';
+    expect(condition(refused, 'Ready')?.status).toBe('False');
+    expect(condition(refused, 'Verified')).toMatchObject({ status: 'False', reason: 'FetchFailed' });
+    expect(message).toContain(`host key of [127.0.0.1]:${impostor.port} does not match known_hosts`);
+    expect(message).toContain(fingerprintSha256(offered));
+    expect(message).toContain('known_hosts key of spec.secretRef');
+    expect(refused.lastAppliedRevision).toBeUndefined();
+    expect(impostor.log()).not.toMatch(/Accepted publickey/);
+  });
+});
