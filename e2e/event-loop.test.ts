@@ -184,6 +184,7 @@ async function measureWindow(
     console.log(
       `event loop, ${label}: ${window.mibReceived.toFixed(3)} MiB received, max delay ${window.maxDelayMs.toFixed(1)} ms ` +
         `(p99 ${window.p99DelayMs.toFixed(1)}), busy ${window.maxBusyMs.toFixed(1)} ms of CPU in a ${measured.maxBusyGapMs.toFixed(0)} ms gap ` +
+        `(longest GC pause ${measured.maxGcMs.toFixed(1)} ms) ` +
         `(bound ${window.boundMs.toFixed(0)}), RSS +${window.rssGrowthMiB.toFixed(1)} MiB ` +
         `(before ${(rssBefore / mebibyte).toFixed(0)} MiB), refused after ${window.refusedAfterMs.toFixed(0)} ms, ` +
         `window ${window.windowMs.toFixed(0)} ms`,

@@ -10,7 +10,7 @@
  * the event loop was kept busy by code running on it (the operator's, the test's, and V8's
  * garbage collection on this thread); time descheduled is not in it.
  */
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, performance } from 'node:perf_hooks';
 
 export interface EventLoopMeasurement<T> {
   readonly result: T;
@@ -22,6 +22,8 @@ export interface EventLoopMeasurement<T> {
   readonly maxBusyMs: number;
   /** Wall-clock length of the tick gap in which `maxBusyMs` was spent, in ms. */
   readonly maxBusyGapMs: number;
+  /** Longest garbage-collection pause V8 reported during the run, in ms (part of the delay). */
+  readonly maxGcMs: number;
   /** Process peak RSS after the run, MiB. */
   readonly peakRssMiB: number;
   /** How much the run raised the process peak RSS, MiB. */
@@ -70,6 +72,11 @@ export async function measureEventLoop<T>(
   const histogram = monitorEventLoopDelay({ resolution: resolutionMs });
   const peakBefore = process.resourceUsage().maxRSS;
   histogram.enable();
+  let maxGcMs = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) maxGcMs = Math.max(maxGcMs, entry.duration);
+  });
+  gc.observe({ entryTypes: ['gc'] });
   const busy = busyTicker(resolutionMs);
   const start = performance.now();
   try {
@@ -85,11 +92,13 @@ export async function measureEventLoop<T>(
       p99DelayMs: histogram.percentile(99) / NS_PER_MS,
       maxBusyMs,
       maxBusyGapMs,
+      maxGcMs,
       peakRssMiB: peakAfter / KIB_PER_MIB,
       peakRssGrowthMiB: (peakAfter - peakBefore) / KIB_PER_MIB,
     };
   } finally {
     histogram.disable();
     busy.stop();
+    gc.disconnect();
   }
 }
