@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { decodeUtf8Prefix } from '../util/utf8.ts';
 import { SourceError, safeUrl } from './errors.ts';
 
 export interface HttpClientOptions {
@@ -122,7 +123,8 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
             }
             if (status >= 300) {
               // Error answers are small and isomorphic-git may never read them: read them here (the
-              // first 64 KiB kept) so the connection is released now, not at the timeout.
+              // first 64 KiB kept) so the connection is released now, not at the timeout. The answer
+              // is text (isomorphic-git quotes it): cut on a character, never inside one.
               const kept: Buffer[] = [];
               let size = 0;
               response.on('data', (chunk: Buffer) => {
@@ -136,7 +138,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
                 if (headersDone) return;
                 headersDone = true;
                 cleanup();
-                const data = Buffer.concat(kept).subarray(0, 65_536);
+                const data = Buffer.from(decodeUtf8Prefix(kept, 65_536), 'utf8');
                 resolve({
                   url: req.url,
                   method,

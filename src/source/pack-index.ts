@@ -368,40 +368,51 @@ export async function indexPack(
   signal?.throwIfAborted();
   return {
     kind: 'indexed',
-    idx: buildIndex(entries, ids, crcs, trailer),
+    idx: await buildIndex(entries, ids, crcs, trailer, maybeYield),
     checksum: trailer.toString('hex'),
     objects: count,
   };
 }
 
-/** The version 2 index: fan-out, sorted ids, CRC-32s, 31-bit offsets (+ 64-bit table), checksums. */
-function buildIndex(
+/**
+ * The version 2 index: fan-out, sorted ids, CRC-32s, 31-bit offsets (+ 64-bit table), checksums.
+ * Ids are sorted one fan-out bucket (first byte) at a time, by hex (the order of the bytes; a
+ * comparator calling Buffer.compare crosses into C++ on every comparison: ~0.4 s for 120,000 ids),
+ * with `maybeYield` between buckets and every 4,096 entries, so no stretch holds the event loop.
+ */
+async function buildIndex(
   entries: readonly Entry[],
   ids: readonly (Buffer | undefined)[],
   crcs: Uint32Array,
   packChecksum: Buffer,
-): Buffer {
+  maybeYield: () => Promise<void>,
+): Promise<Buffer> {
   const count = entries.length;
-  const order = entries.map((_, index) => index);
   const idOf = (index: number): Buffer => {
     const id = ids[index];
     if (id === undefined) throw corrupt(`entry ${index} has no id`);
     return id;
   };
-  order.sort((a, b) => Buffer.compare(idOf(a), idOf(b)));
+  const buckets: { index: number; key: string }[][] = Array.from({ length: 256 }, () => []);
+  for (let index = 0; index < count; index++) {
+    const id = idOf(index);
+    buckets[id[0] ?? 0]?.push({ index, key: id.toString('hex') });
+    if ((index & 4095) === 4095) await maybeYield();
+  }
+  const order: number[] = [];
+  for (const bucket of buckets) {
+    bucket.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const { index } of bucket) order.push(index);
+    await maybeYield();
+  }
   const large = entries.filter((entry) => entry.offset >= 0x80000000).length;
   const size = 8 + 256 * 4 + count * (20 + 4 + 4) + large * 8 + 40;
   const out = Buffer.alloc(size);
   out.writeUInt32BE(0xff744f63, 0);
   out.writeUInt32BE(2, 4);
-  const fanout = new Uint32Array(256);
-  for (const index of order) {
-    const first = idOf(index)[0] ?? 0;
-    fanout[first] = (fanout[first] ?? 0) + 1;
-  }
   let running = 0;
   for (let byte = 0; byte < 256; byte++) {
-    running += fanout[byte] ?? 0;
+    running += buckets[byte]?.length ?? 0;
     out.writeUInt32BE(running, 8 + byte * 4);
   }
   const idStart = 8 + 256 * 4;
@@ -420,6 +431,7 @@ function buildIndex(
       out.writeBigUInt64BE(BigInt(offset), largeStart + largeCount * 8);
       largeCount++;
     }
+    if ((position & 4095) === 4095) await maybeYield();
   }
   const checksumStart = largeStart + large * 8;
   packChecksum.copy(out, checksumStart);

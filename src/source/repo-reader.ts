@@ -17,6 +17,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { decodeUtf8Prefix } from '../util/utf8.ts';
 import { SourceError } from './errors.ts';
 import { defaultObjectLimits, type ObjectLimits, ObjectTooLargeError } from './object-limits.ts';
 import { type ObjectStore, openObjectStore } from './object-store.ts';
@@ -594,9 +595,8 @@ export async function readTree(
         await walk(entry.oid, relative, depth + 1);
       } else if (entry.type === 'blob' && entry.mode === '120000') {
         countEntry(relative);
-        const target = Buffer.from(await blob(entry.oid, relative))
-          .subarray(0, 4_096)
-          .toString('utf8');
+        // At most 4 KiB of the target, cut on a character (a cut one would read as U+FFFD).
+        const target = decodeUtf8Prefix([await blob(entry.oid, relative)], 4_096);
         symlinks.push({ path: relative, target, escapesTree: symlinkEscapes(relative, target) });
       } else if (entry.type === 'blob') {
         countEntry(relative);

@@ -9,6 +9,8 @@ import { indexPack } from '../../src/source/pack-index.ts';
 import { demuxUploadPack, withNativePackReceiver } from '../../src/source/pack-receiver.ts';
 import { cacheDirFor, fetchRevision, type GitRemote, pollRemote } from '../../src/source/remote.ts';
 import { openRepoReader, readTree } from '../../src/source/repo-reader.ts';
+import { measureEventLoop } from '../support/event-loop.ts';
+import { fastImportHistory } from '../support/git-bombs.ts';
 import { createRepo, makeTempDir, runCommand, type TestRepo } from '../support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../support/git-server.ts';
 
@@ -302,4 +304,35 @@ describe('fetchRevision with native pack indexing', () => {
     expect(packs[1]?.objects).toBeLessThan(packs[0]?.objects ?? 0);
     await check(second);
   });
+});
+
+describe('indexPack on a long history', () => {
+  it('indexes 100,000 commits without keeping the event loop busy for 100 ms at a time', async () => {
+    const long = await createRepo();
+    try {
+      await runCommand('git', ['fast-import', '--quiet'], {
+        cwd: long.dir,
+        input: fastImportHistory('refs/heads/long', 100_000, 1_700_000_000),
+        timeoutMs: 120_000,
+      });
+      const pack = (
+        await runCommand('git', ['pack-objects', '--stdout', '--revs'], {
+          cwd: long.dir,
+          input: 'refs/heads/long\n',
+          timeoutMs: 120_000,
+        })
+      ).stdout;
+      const measured = await measureEventLoop(() => indexPack(pack), 10);
+      console.log(
+        `indexPack, 100,000 commits (${(pack.length / 1024 / 1024).toFixed(1)} MiB): ${measured.elapsedMs.toFixed(0)} ms, ` +
+          `busiest tick gap ${measured.maxBusyGapMs.toFixed(0)} ms with ${measured.maxBusyMs.toFixed(1)} ms of CPU, max delay ${measured.maxDelayMs.toFixed(1)} ms`,
+      );
+      expect(measured.result.kind).toBe('indexed');
+      if (measured.result.kind !== 'indexed') return;
+      expect(measured.result.idx.equals(await gitIndex(pack, 'long'))).toBe(true);
+      expect(measured.maxBusyMs).toBeLessThan(100);
+    } finally {
+      await long.close();
+    }
+  }, 120_000);
 });

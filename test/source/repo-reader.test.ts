@@ -187,3 +187,22 @@ describe('readTree', () => {
     expect(symlinkEscapes('a.yaml', './b/../c')).toBe(false);
   });
 });
+
+describe('readTree: symlink targets', () => {
+  it('cuts a target over 4 KiB on a character, not inside one', async () => {
+    const repo = await createRepo();
+    try {
+      // 4,095 ASCII bytes then `é` (2 bytes): the 4,096-byte cut falls inside the `é`.
+      await mkdir(join(repo.dir, 'deploy'));
+      const oid = await repo.git(['hash-object', '-w', '--stdin'], { input: `${'a'.repeat(4_095)}é/x.yaml` });
+      await repo.git(['update-index', '--add', '--cacheinfo', `120000,${oid},deploy/long.yaml`]);
+      const head = await repo.commit({ files: { 'deploy/a.yaml': 'a: 1\n' } });
+      const tree = await readTree(join(repo.dir, '.git'), head, 'deploy', defaultTreeLimits, {
+        blobCache: new BlobCache(1 << 20),
+      });
+      expect(tree.symlinks).toEqual([{ path: 'long.yaml', target: 'a'.repeat(4_095), escapesTree: false }]);
+    } finally {
+      await repo.close();
+    }
+  });
+});

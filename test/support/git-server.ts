@@ -46,6 +46,8 @@ export interface GitServer {
   readonly caPath: string;
   /** Every request received, in order (clear with `requests.length = 0`). */
   readonly requests: GitServerRequest[];
+  /** Response body bytes sent so far for repository `name` (every request, every fault included). */
+  responseBytes(name: string): number;
   /** Serves the repository at `gitdir` (a bare repo or a worktree's .git) as `<baseUrl>/<name>.git`. */
   serve(name: string, gitdir: string): string;
   /** The URL a repository is (or would be) served at. */
@@ -130,6 +132,8 @@ export async function startGitServer(options: GitServerOptions = {}): Promise<Gi
   const pki = await createTestPki();
   const repos = new Map<string, string>();
   const requests: GitServerRequest[] = [];
+  const sent = new Map<string, number>();
+  const count = (name: string, bytes: number) => sent.set(name, (sent.get(name) ?? 0) + bytes);
   let fault: GitServerFault | undefined;
   const sockets = new Set<import('node:net').Socket>();
 
@@ -146,7 +150,8 @@ export async function startGitServer(options: GitServerOptions = {}): Promise<Gi
     }
     if (fault?.kind === 'hang') return; // never answers; the client's timeout must fire
     const match = /^\/([^/]+)\.git(\/.*)$/.exec(url.pathname);
-    const gitdir = match === null ? undefined : repos.get(match[1] ?? '');
+    const name = match?.[1] ?? '';
+    const gitdir = match === null ? undefined : repos.get(name);
     if (match === null || gitdir === undefined) {
       response.writeHead(404).end();
       return;
@@ -203,15 +208,18 @@ export async function startGitServer(options: GitServerOptions = {}): Promise<Gi
       }
       if (isPack && fault?.kind === 'stall-mid-pack') {
         response.writeHead(status, { ...headers, 'content-length': String(body.length) });
+        count(name, Math.floor(body.length / 2));
         response.write(body.subarray(0, Math.floor(body.length / 2)));
         return;
       }
       if (isPack && fault?.kind === 'close-mid-pack') {
         response.writeHead(status, { ...headers, 'content-length': String(body.length) });
+        count(name, Math.floor(body.length / 2));
         response.write(body.subarray(0, Math.floor(body.length / 2)));
         response.socket?.destroy();
         return;
       }
+      count(name, body.length);
       response.writeHead(status, headers).end(body);
     });
   };
@@ -231,6 +239,7 @@ export async function startGitServer(options: GitServerOptions = {}): Promise<Gi
     caPem: pki.caPem,
     caPath: pki.caPath,
     requests,
+    responseBytes: (name) => sent.get(name) ?? 0,
     serve(name, gitdir) {
       repos.set(name, gitdir);
       return `${baseUrl}/${name}.git`;
