@@ -38,8 +38,12 @@ import {
   startTestOperator,
 } from './support/signet.ts';
 
-/** Issue 13 item 4: no hostile input blocks the event loop for more than 100 ms per MiB received. */
-const MAX_EVENT_LOOP_DELAY_MS = 100;
+/**
+ * Issue 13 item 4: no hostile input keeps the event loop busy for more than 100 ms per MiB received.
+ * Judged on the loop thread's CPU time between 10 ms ticks (`maxBusyMs`), as e2e/event-loop.test.ts
+ * does: wall-clock delay on a loaded 2-core machine also counts time spent waiting for a core.
+ */
+const MAX_EVENT_LOOP_BUSY_MS = 100;
 const ns = useTestNamespace('signet-hostile-gitsign');
 const identity = { issuer: OIDC_ISSUER, subject: DEFAULT_SUBJECT };
 let admin: KubeClient;
@@ -178,7 +182,7 @@ describe('a hostile gitsign signature beside a GitRepository that keeps reconcil
     const { hostile, refused } = measured.result;
     console.log(
       `e2e hostile gitsign: ${measured.elapsedMs.toFixed(0)} ms window, event-loop max delay ` +
-        `${measured.maxDelayMs.toFixed(1)} ms, p99 ${measured.p99DelayMs.toFixed(1)} ms, ` +
+        `${measured.maxDelayMs.toFixed(1)} ms, p99 ${measured.p99DelayMs.toFixed(1)} ms, busiest 10 ms tick ${measured.maxBusyMs.toFixed(1)} ms of CPU, ` +
         `peak RSS ${measured.peakRssMiB.toFixed(0)} MiB (+${measured.peakRssGrowthMiB.toFixed(0)})`,
     );
     const verified = condition(refused, 'Verified');
@@ -188,6 +192,6 @@ describe('a hostile gitsign signature beside a GitRepository that keeps reconcil
     expect(refused.lastAppliedRevision).toBe(`keyless@sha1:${commits.genuine}`);
     expect(await colorOf('keyless')).toBe('genuine');
     expect(await colorOf('steady')).toBe('v2');
-    expect(measured.maxDelayMs).toBeLessThan(MAX_EVENT_LOOP_DELAY_MS);
+    expect(measured.maxBusyMs).toBeLessThan(MAX_EVENT_LOOP_BUSY_MS);
   });
 });

