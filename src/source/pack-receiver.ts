@@ -142,7 +142,7 @@ export function withNativePackReceiver(http: HttpClient, options: PackReceiverOp
         if (carriesPack(raw)) {
           throw new SourceError(
             'FetchFailed',
-            `${where}: the Git server sent pack data without side-band framing; refused (only side-band packs are decoded, with bounded inflation)`,
+            `${where}: the pack the Git server sent could not be decoded (corrupt or truncated): its answer carries pack data outside valid side-band framing; refused (only side-band packs are decoded, with bounded inflation)`,
           );
         }
         return unchanged;
