@@ -80,7 +80,8 @@ export interface GitBenchResult {
 }
 
 const logger = createLogger({ level: 'silent' });
-const median = (values: readonly number[]): number => {
+/** The median (mean of the middle two for an even count); 0 for none. */
+export const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1
@@ -207,6 +208,18 @@ function vmHwmMiB(): number {
   }
 }
 
+/** The git baseline of a first clone: `git clone --depth 1 --no-checkout` of main, then `git archive HEAD`. */
+export async function gitCloneAndArchive(
+  git: (args: readonly string[], cwd?: string) => Promise<{ stdout: Buffer }>,
+  url: string,
+  target: string,
+  files: number,
+): Promise<void> {
+  await git(['clone', '-q', '--depth', '1', '--no-checkout', '--single-branch', '-b', 'main', url, target]);
+  const archive = await git(['archive', '--format=tar', 'HEAD'], target);
+  if (archive.stdout.length < files * 50) throw new Error('git archive read too little');
+}
+
 export async function runGitBench(options: GitBenchOptions = {}): Promise<GitBenchResult> {
   const files = options.files ?? 10_000;
   const directories = options.directories ?? 8;
@@ -294,20 +307,7 @@ export async function runGitBench(options: GitBenchOptions = {}): Promise<GitBen
       gitCloneMs.push(
         (
           await timed(async () => {
-            await git([
-              'clone',
-              '-q',
-              '--depth',
-              '1',
-              '--no-checkout',
-              '--single-branch',
-              '-b',
-              'main',
-              url,
-              target,
-            ]);
-            const archive = await git(['archive', '--format=tar', 'HEAD'], target);
-            if (archive.stdout.length < files * 50) throw new Error('git archive read too little');
+            await gitCloneAndArchive(git, url, target, files);
           })
         ).ms,
       );
