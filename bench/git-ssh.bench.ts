@@ -20,9 +20,16 @@ import type { RemoteSpec, SourcePort } from '../src/controller/ports.ts';
 import { createGitSource } from '../src/source/git-source.ts';
 import { closeIdleSshConnections } from '../src/source/ssh-connection.ts';
 import { createLogger } from '../src/util/logger.ts';
-import { generateSshKey, makeTempDir, runCommand } from '../test/support/git-fixtures.ts';
+import { generateSshKey, makeTempDir } from '../test/support/git-fixtures.ts';
 import { type SshServer, startSshServer } from '../test/support/ssh-server.ts';
-import { type Comparison, commitChange, createLargeRepo, gitCloneAndArchive, median } from './git.bench.ts';
+import {
+  type Comparison,
+  commitChange,
+  createLargeRepo,
+  gitCloneAndArchive,
+  gitRunner,
+  median,
+} from './git.bench.ts';
 import { type BenchRow, formatRowLine } from './rows.ts';
 
 export interface SshBenchOptions {
@@ -74,8 +81,7 @@ export async function runSshBench(options: SshBenchOptions = {}): Promise<SshBen
       GIT_SSH_COMMAND: `ssh -i ${key.privateKeyPath} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHostsPath} -o GlobalKnownHostsFile=/dev/null`,
       GIT_TERMINAL_PROMPT: '0',
     };
-    const git = (args: readonly string[], cwd = work) =>
-      runCommand('git', args, { cwd, env: gitEnv, timeoutMs: 300_000 });
+    const git = gitRunner(work, gitEnv);
     const remote: RemoteSpec = {
       url,
       insecure: false,

@@ -208,9 +208,16 @@ function vmHwmMiB(): number {
   }
 }
 
+/** The git CLI of a baseline: in `work` unless told otherwise, with `env`, 5 minutes at most a command. */
+export function gitRunner(work: string, env: Record<string, string>): GitRunner {
+  return (args, cwd = work) => runCommand('git', args, { cwd, env, timeoutMs: 300_000 });
+}
+
+export type GitRunner = (args: readonly string[], cwd?: string) => Promise<{ stdout: Buffer }>;
+
 /** The git baseline of a first clone: `git clone --depth 1 --no-checkout` of main, then `git archive HEAD`. */
 export async function gitCloneAndArchive(
-  git: (args: readonly string[], cwd?: string) => Promise<{ stdout: Buffer }>,
+  git: GitRunner,
   url: string,
   target: string,
   files: number,
@@ -245,8 +252,7 @@ export async function runGitBench(options: GitBenchOptions = {}): Promise<GitBen
     server = await startGitServer();
     const url = server.serve('large', join(origin, '.git'));
     const gitEnv = { GIT_SSL_CAINFO: server.caPath, GIT_TERMINAL_PROMPT: '0' };
-    const git = (args: readonly string[], cwd = work) =>
-      runCommand('git', args, { cwd, env: gitEnv, timeoutMs: 300_000 });
+    const git = gitRunner(work, gitEnv);
     const remote: RemoteSpec = {
       url,
       insecure: false,
