@@ -12,21 +12,19 @@ import { runSignet, yamlDocuments } from '../test/cli/support.ts';
 import { Receiver } from '../test/notify/support.ts';
 import { makeTempDir } from '../test/support/git-fixtures.ts';
 import { ensureKustomize, kustomizeBuildTimeoutMs } from '../test/support/kustomize.ts';
-import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
+import { gitRepositoryObject } from './support/fixtures.ts';
 import { kubeconfigPath, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
-  adminClient,
   capturingLogger,
   condition,
   configMapYaml,
-  createSignedRepo,
-  installCrd,
   type RepoStatus,
   repoStatus,
   type SignedRepo,
   startTestOperator,
 } from './support/signet.ts';
+import { closeAll, startSuite } from './support/suite.ts';
 
 const ns = useTestNamespace('signet-kustomize');
 let admin: KubeClient;
@@ -118,19 +116,12 @@ async function expectRefused(files: Record<string, string | null>): Promise<stri
 
 beforeAll(async () => {
   enginePath = (await ensureKustomize()).engine;
-  admin = await adminClient();
-  await installCrd(admin);
-  signed = await createSignedRepo();
   slack = new Receiver();
-  await slack.listen();
-  await createObjects(admin, trustObjects(signed, ns.name, { slackAddress: slack.url('http') }));
+  ({ admin, signed } = await startSuite({ namespace: ns.name, slack }));
 }, kustomizeBuildTimeoutMs);
 
 afterAll(async () => {
-  await operator?.stop();
-  await slack?.close();
-  await signed?.close();
-  await admin?.close();
+  await closeAll(operator, slack, signed, admin);
 });
 
 describe('a Kustomize overlay reconciled by the operator', () => {

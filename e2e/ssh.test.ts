@@ -11,21 +11,19 @@ import type { KubeClient } from '../src/kube/client.ts';
 import { fingerprintSha256 } from '../src/source/known-hosts.ts';
 import { makeTempDir, runCommand } from '../test/support/git-fixtures.ts';
 import { type SshServer, startSshServer } from '../test/support/ssh-server.ts';
-import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
+import { createObjects, gitRepositoryObject } from './support/fixtures.ts';
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import { registerSecret } from './support/secret-scan.ts';
 import {
-  adminClient,
   condition,
   configMapYaml,
-  createSignedRepo,
-  installCrd,
   type RepoStatus,
   repoStatus,
   type SignedRepo,
   startTestOperator,
 } from './support/signet.ts';
+import { closeAll, startSuite } from './support/suite.ts';
 
 const ns = useTestNamespace('signet-ssh');
 let admin: KubeClient;
@@ -51,9 +49,7 @@ async function waitStatus(name: string, predicate: (s: RepoStatus) => boolean, d
 }
 
 beforeAll(async () => {
-  admin = await adminClient();
-  await installCrd(admin);
-  signed = await createSignedRepo('ssh-apps');
+  ({ admin, signed } = await startSuite({ namespace: ns.name, repoName: 'ssh-apps' }));
   await signed.commit({ 'deploy/app.yaml': configMapYaml('app', { color: 'blue' }) });
   sshd = await startSshServer();
   impostor = await startSshServer({ hostKeys: ['ed25519'] });
@@ -82,7 +78,6 @@ beforeAll(async () => {
     stringData: { identity, password: passphrase, known_hosts: knownHosts },
   });
   await createObjects(admin, [
-    ...trustObjects(signed, ns.name),
     secret('git-ssh', sshd.knownHosts),
     // The impostor's address pinned with the real server's keys: its own key does not match.
     secret('git-ssh-pinned-elsewhere', sshd.knownHosts.replaceAll(`:${sshd.port}`, `:${impostor.port}`)),
@@ -91,11 +86,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await operator?.stop();
-  await sshd?.close();
-  await impostor?.close();
-  await signed?.close();
-  await admin?.close();
+  await closeAll(operator, sshd, impostor, signed, admin);
   if (keyDir !== undefined) await rm(keyDir, { recursive: true, force: true });
 });
 
