@@ -15,7 +15,7 @@ import {
 import { openRepoReader, readTree } from '../../src/source/repo-reader.ts';
 import { createRepo, type TestRepo } from '../support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../support/git-server.ts';
-import { sourceErrorOf as errorOf, fetcherInto } from '../support/remote-fetch.ts';
+import { sourceErrorOf as errorOf, fetcherInto, pollRecording } from '../support/remote-fetch.ts';
 
 let server: GitServer;
 let repo: TestRepo;
@@ -71,15 +71,7 @@ afterAll(async () => {
 describe('pollRemote', () => {
   it('is one round trip (one GET of the ref advertisement) for a branch', async () => {
     server.requests.length = 0;
-    const seen: string[] = [];
-    const resolved = await pollRemote(
-      remote(),
-      { branch: 'main' },
-      {
-        signal: signal(),
-        onRequest: (method, u) => seen.push(`${method} ${u}`),
-      },
-    );
+    const { resolved, seen } = await pollRecording(remote(), { branch: 'main' }, signal());
     expect(resolved).toEqual({ commit: await repo.git(['rev-parse', 'HEAD']), refName: 'main' });
     expect(server.requests).toEqual([
       { method: 'GET', path: '/apps.git/info/refs', query: '?service=git-upload-pack' },

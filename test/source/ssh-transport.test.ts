@@ -17,7 +17,7 @@ import {
   type SshKeyFixture,
   type TestRepo,
 } from '../support/git-fixtures.ts';
-import { sourceErrorOf as errorOf, fetcherInto } from '../support/remote-fetch.ts';
+import { sourceErrorOf as errorOf, fetcherInto, pollRecording } from '../support/remote-fetch.ts';
 import { type SshServer, startHangingSshServer, startSshServer } from '../support/ssh-server.ts';
 
 let server: SshServer;
@@ -71,15 +71,7 @@ afterAll(async () => {
 describe('Git over SSH against OpenSSH', () => {
   it('polls a branch over one SSH connection (protocol v2 ls-refs), reused by later polls with the same Secret only, and resolves annotated tags', async () => {
     const before = server.connections();
-    const seen: string[] = [];
-    const resolved = await pollRemote(
-      remote(),
-      { branch: 'main' },
-      {
-        signal: signal(),
-        onRequest: (method, u) => seen.push(`${method} ${u}`),
-      },
-    );
+    const { resolved, seen } = await pollRecording(remote(), { branch: 'main' }, signal());
     expect(resolved).toEqual({ commit: await repo.git(['rev-parse', 'HEAD']), refName: 'main' });
     expect(seen).toEqual([
       `GET ${server.url(join(repo.dir, '.git'))}`,

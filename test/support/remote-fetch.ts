@@ -21,6 +21,20 @@ export async function sourceErrorOf(promise: Promise<unknown>): Promise<SourceEr
   return error as SourceError;
 }
 
+/** Polls `ref` on `remote`, recording each request as `METHOD url`. */
+export async function pollRecording(
+  remote: GitRemote,
+  ref: GitRef,
+  signal: AbortSignal,
+): Promise<{ resolved: Awaited<ReturnType<typeof pollRemote>>; seen: string[] }> {
+  const seen: string[] = [];
+  const resolved = await pollRemote(remote, ref, {
+    signal,
+    onRequest: (method, u) => seen.push(`${method} ${u}`),
+  });
+  return { resolved, seen };
+}
+
 export interface FetchSetup {
   /** The remote a test uses unless it passes its own. */
   readonly remote: () => GitRemote;
