@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { KubeObject } from '../src/render/object.ts';
 import { Receiver } from '../test/notify/support.ts';
-import { localAuditLogPath, readAuditLog } from './support/audit.ts';
+import { localAuditLogPath, patchesBy } from './support/audit.ts';
 import { gitRepositoryObject } from './support/fixtures.ts';
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
@@ -148,14 +148,7 @@ async function holdsFor(check: () => Promise<string | undefined>, durationMs: nu
 
 /** PATCHes (server-side applies) the operator sent for these resource paths, from the audit log. */
 async function operatorPatches(paths: readonly string[]): Promise<string[]> {
-  return (await readAuditLog(auditLogPath))
-    .filter(
-      (e) =>
-        e.userAgent.startsWith(userAgent) &&
-        e.verb === 'patch' &&
-        paths.some((path) => e.requestURI.split('?')[0] === path),
-    )
-    .map((e) => `${e.requestURI} at ${e.receivedAt}`);
+  return patchesBy(auditLogPath, userAgent, paths);
 }
 
 function gitRepository(name: string, path: string, mode: 'Report' | 'Revert'): KubeObject {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { KubeObject } from '../src/render/object.ts';
 import { type ReceivedRequest, Receiver } from '../test/notify/support.ts';
-import { localAuditLogPath, readAuditLog } from './support/audit.ts';
+import { localAuditLogPath, patchesBy } from './support/audit.ts';
 import { gitRepositoryObject } from './support/fixtures.ts';
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
@@ -102,15 +102,7 @@ async function driftEventsCounted(): Promise<number> {
 
 /** PATCHes (server-side applies) the operator sent for the six text ConfigMaps, from the audit log. */
 async function operatorPatchesOfTexts(): Promise<string[]> {
-  const paths = new Set(textNames.map(configMapPath));
-  return (await readAuditLog(auditLogPath))
-    .filter(
-      (e) =>
-        e.userAgent.startsWith(operatorUserAgent) &&
-        e.verb === 'patch' &&
-        paths.has(e.requestURI.split('?')[0] ?? ''),
-    )
-    .map((e) => `${e.requestURI} at ${e.receivedAt}`);
+  return patchesBy(auditLogPath, operatorUserAgent, textNames.map(configMapPath));
 }
 
 /**

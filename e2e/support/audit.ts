@@ -74,3 +74,23 @@ export function localAuditLogPath(suite: string, what: string): string {
   }
   return path;
 }
+
+/**
+ * The PATCHes (server-side applies) a client whose user agent starts with `userAgent` sent for
+ * these resource paths (query left out), as `<requestURI> at <receivedAt>`, in log order.
+ */
+export async function patchesBy(
+  auditLogPath: string,
+  userAgent: string,
+  paths: Iterable<string>,
+): Promise<string[]> {
+  const wanted = new Set(paths);
+  return (await readAuditLog(auditLogPath))
+    .filter(
+      (e) =>
+        e.userAgent.startsWith(userAgent) &&
+        e.verb === 'patch' &&
+        wanted.has(e.requestURI.split('?')[0] ?? ''),
+    )
+    .map((e) => `${e.requestURI} at ${e.receivedAt}`);
+}
