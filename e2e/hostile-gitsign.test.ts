@@ -28,6 +28,7 @@ import {
   repoStatus,
   type SignedRepo,
   startTestOperator,
+  waitRepoStatus,
 } from './support/signet.ts';
 import { closeAll, startSuite } from './support/suite.ts';
 
@@ -61,11 +62,11 @@ async function commitOnBranch(
 }
 
 async function waitApplied(name: string, revision: string): Promise<RepoStatus> {
-  return waitFor(
-    async () => {
-      const s = await status(name);
-      return s.lastAppliedRevision === revision && condition(s, 'Ready')?.status === 'True' ? s : undefined;
-    },
+  return waitRepoStatus(
+    admin,
+    ns.name,
+    name,
+    (s) => s.lastAppliedRevision === revision && condition(s, 'Ready')?.status === 'True',
     { timeoutMs: 60_000, description: `${name}: ${revision} applied and Ready` },
   );
 }

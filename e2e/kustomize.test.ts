@@ -20,9 +20,9 @@ import {
   condition,
   configMapYaml,
   type RepoStatus,
-  repoStatus,
   type SignedRepo,
   startTestOperator,
+  waitRepoStatus,
 } from './support/signet.ts';
 import { closeAll, startSuite } from './support/suite.ts';
 
@@ -60,27 +60,22 @@ async function configMaps(): Promise<Record<string, Record<string, string>>> {
 }
 
 async function appliedRevision(commit: string): Promise<RepoStatus> {
-  return waitFor(
-    async () => {
-      const now = await repoStatus(admin, ns.name, 'apps');
-      return now.lastAppliedRevision === `main@sha1:${commit}` ? now : undefined;
-    },
-    { timeoutMs: 90_000, description: `revision ${commit} applied` },
-  );
+  return waitRepoStatus(admin, ns.name, 'apps', (now) => now.lastAppliedRevision === `main@sha1:${commit}`, {
+    timeoutMs: 90_000,
+    description: `revision ${commit} applied`,
+  });
 }
 
 /** Commits `files`; waits until that revision is refused as BuildFailed; returns the message. */
 async function expectRefused(files: Record<string, string | null>): Promise<string> {
   const before = await configMaps();
   const commit = await signed.commit(files);
-  const status = await waitFor(
-    async () => {
-      const now = await repoStatus(admin, ns.name, 'apps');
-      const ready = condition(now, 'Ready');
-      return now.lastAttemptedRevision === `main@sha1:${commit}` && ready?.status === 'False'
-        ? now
-        : undefined;
-    },
+  const status = await waitRepoStatus(
+    admin,
+    ns.name,
+    'apps',
+    (now) =>
+      now.lastAttemptedRevision === `main@sha1:${commit}` && condition(now, 'Ready')?.status === 'False',
     { timeoutMs: 90_000, description: `revision ${commit} refused` },
   );
   expect(condition(status, 'Ready')?.reason).toBe('BuildFailed');

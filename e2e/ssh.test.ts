@@ -12,16 +12,15 @@ import { fingerprintSha256 } from '../src/source/known-hosts.ts';
 import { makeTempDir, runCommand } from '../test/support/git-fixtures.ts';
 import { type SshServer, startSshServer } from '../test/support/ssh-server.ts';
 import { createObjects, gitRepositoryObject } from './support/fixtures.ts';
-import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import { registerSecret } from './support/secret-scan.ts';
 import {
   condition,
   configMapYaml,
   type RepoStatus,
-  repoStatus,
   type SignedRepo,
   startTestOperator,
+  waitRepoStatus,
 } from './support/signet.ts';
 import { closeAll, startSuite } from './support/suite.ts';
 
@@ -39,13 +38,7 @@ const color = async () =>
   ((await admin.get(configMap('app')))?.data as Record<string, string> | undefined)?.color;
 
 async function waitStatus(name: string, predicate: (s: RepoStatus) => boolean, description: string) {
-  return waitFor(
-    async () => {
-      const now = await repoStatus(admin, ns.name, name);
-      return predicate(now) ? now : undefined;
-    },
-    { timeoutMs: 60_000, description },
-  );
+  return waitRepoStatus(admin, ns.name, name, predicate, { timeoutMs: 60_000, description });
 }
 
 beforeAll(async () => {
