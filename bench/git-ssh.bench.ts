@@ -20,9 +20,16 @@ import type { RemoteSpec, SourcePort } from '../src/controller/ports.ts';
 import { createGitSource } from '../src/source/git-source.ts';
 import { closeIdleSshConnections } from '../src/source/ssh-connection.ts';
 import { createLogger } from '../src/util/logger.ts';
-import { generateSshKey, makeTempDir, runCommand } from '../test/support/git-fixtures.ts';
+import { generateSshKey, makeTempDir } from '../test/support/git-fixtures.ts';
 import { type SshServer, startSshServer } from '../test/support/ssh-server.ts';
-import { commitChange, createLargeRepo } from './git.bench.ts';
+import {
+  type Comparison,
+  commitChange,
+  createLargeRepo,
+  gitCloneAndArchive,
+  gitRunner,
+  median,
+} from './git.bench.ts';
 import { type BenchRow, formatRowLine } from './rows.ts';
 
 export interface SshBenchOptions {
@@ -30,12 +37,6 @@ export interface SshBenchOptions {
   readonly polls?: number;
   readonly clones?: number;
   readonly increments?: number;
-}
-
-interface Comparison {
-  readonly signetMs: number;
-  readonly gitMs: number;
-  readonly ratio: number;
 }
 
 export interface SshBenchResult {
@@ -46,14 +47,6 @@ export interface SshBenchResult {
   readonly firstClone: Comparison & { readonly filesRead: number };
   readonly targets: { readonly pollRatio: 1; readonly incrementalRatio: 2; readonly firstCloneRatio: 3 };
 }
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[middle] ?? 0)
-    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-};
 
 async function timed(work: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
@@ -88,8 +81,7 @@ export async function runSshBench(options: SshBenchOptions = {}): Promise<SshBen
       GIT_SSH_COMMAND: `ssh -i ${key.privateKeyPath} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHostsPath} -o GlobalKnownHostsFile=/dev/null`,
       GIT_TERMINAL_PROMPT: '0',
     };
-    const git = (args: readonly string[], cwd = work) =>
-      runCommand('git', args, { cwd, env: gitEnv, timeoutMs: 300_000 });
+    const git = gitRunner(work, gitEnv);
     const remote: RemoteSpec = {
       url,
       insecure: false,
@@ -131,20 +123,7 @@ export async function runSshBench(options: SshBenchOptions = {}): Promise<SshBen
       const target = join(work, `git-clone-${i}`);
       gitCloneMs.push(
         await timed(async () => {
-          await git([
-            'clone',
-            '-q',
-            '--depth',
-            '1',
-            '--no-checkout',
-            '--single-branch',
-            '-b',
-            'main',
-            url,
-            target,
-          ]);
-          const archive = await git(['archive', '--format=tar', 'HEAD'], target);
-          if (archive.stdout.length < files * 50) throw new Error('git archive read too little');
+          await gitCloneAndArchive(git, url, target, files);
         }),
       );
     }

@@ -80,7 +80,8 @@ export interface GitBenchResult {
 }
 
 const logger = createLogger({ level: 'silent' });
-const median = (values: readonly number[]): number => {
+/** The median (mean of the middle two for an even count); 0 for none. */
+export const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1
@@ -207,6 +208,25 @@ function vmHwmMiB(): number {
   }
 }
 
+/** The git CLI of a baseline: in `work` unless told otherwise, with `env`, 5 minutes at most a command. */
+export function gitRunner(work: string, env: Record<string, string>): GitRunner {
+  return (args, cwd = work) => runCommand('git', args, { cwd, env, timeoutMs: 300_000 });
+}
+
+export type GitRunner = (args: readonly string[], cwd?: string) => Promise<{ stdout: Buffer }>;
+
+/** The git baseline of a first clone: `git clone --depth 1 --no-checkout` of main, then `git archive HEAD`. */
+export async function gitCloneAndArchive(
+  git: GitRunner,
+  url: string,
+  target: string,
+  files: number,
+): Promise<void> {
+  await git(['clone', '-q', '--depth', '1', '--no-checkout', '--single-branch', '-b', 'main', url, target]);
+  const archive = await git(['archive', '--format=tar', 'HEAD'], target);
+  if (archive.stdout.length < files * 50) throw new Error('git archive read too little');
+}
+
 export async function runGitBench(options: GitBenchOptions = {}): Promise<GitBenchResult> {
   const files = options.files ?? 10_000;
   const directories = options.directories ?? 8;
@@ -232,8 +252,7 @@ export async function runGitBench(options: GitBenchOptions = {}): Promise<GitBen
     server = await startGitServer();
     const url = server.serve('large', join(origin, '.git'));
     const gitEnv = { GIT_SSL_CAINFO: server.caPath, GIT_TERMINAL_PROMPT: '0' };
-    const git = (args: readonly string[], cwd = work) =>
-      runCommand('git', args, { cwd, env: gitEnv, timeoutMs: 300_000 });
+    const git = gitRunner(work, gitEnv);
     const remote: RemoteSpec = {
       url,
       insecure: false,
@@ -294,20 +313,7 @@ export async function runGitBench(options: GitBenchOptions = {}): Promise<GitBen
       gitCloneMs.push(
         (
           await timed(async () => {
-            await git([
-              'clone',
-              '-q',
-              '--depth',
-              '1',
-              '--no-checkout',
-              '--single-branch',
-              '-b',
-              'main',
-              url,
-              target,
-            ]);
-            const archive = await git(['archive', '--format=tar', 'HEAD'], target);
-            if (archive.stdout.length < files * 50) throw new Error('git archive read too little');
+            await gitCloneAndArchive(git, url, target, files);
           })
         ).ms,
       );

@@ -9,7 +9,6 @@ import type { KubeClient } from '../src/kube/client.ts';
 import { createLogger } from '../src/util/logger.ts';
 import { contentInfoWithLongOid } from '../test/support/der.ts';
 import { measureEventLoop } from '../test/support/event-loop.ts';
-import { runCommand } from '../test/support/git-fixtures.ts';
 import {
   armorSignedMessage,
   createSigstoreTestbed,
@@ -17,26 +16,21 @@ import {
   makeGitsignSignature,
   OIDC_ISSUER,
   type SigstoreTestbed,
+  signedCommit,
 } from '../test/support/sigstore-fixtures.ts';
-import {
-  createObjects,
-  deleteGitRepositoryAndWait,
-  gitRepositoryObject,
-  trustObjects,
-} from './support/fixtures.ts';
+import { deleteGitRepositoryAndWait, gitRepositoryObject } from './support/fixtures.ts';
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
-  adminClient,
   condition,
   configMapYaml,
-  createSignedRepo,
-  installCrd,
   type RepoStatus,
   repoStatus,
   type SignedRepo,
   startTestOperator,
+  waitRepoStatus,
 } from './support/signet.ts';
+import { closeAll, startSuite } from './support/suite.ts';
 
 /**
  * Issue 13 item 4: no hostile input keeps the event loop busy for more than 100 ms per MiB received.
@@ -67,38 +61,34 @@ async function commitOnBranch(
   message: string,
   sign: (payload: Buffer) => Promise<string>,
 ): Promise<string> {
-  const git = signed.repo.git.bind(signed.repo);
-  const tree = await git(['rev-parse', `${parent}^{tree}`]);
-  const unsigned = await git(['commit-tree', tree, '-p', parent, '-m', message]);
-  const payload = (await runCommand('git', ['cat-file', 'commit', unsigned], { cwd: signed.repo.dir }))
-    .stdout;
-  const armored = await sign(payload);
-  const split = payload.indexOf('\n\n');
-  const raw = Buffer.concat([
-    payload.subarray(0, split + 1),
-    Buffer.from(`gpgsig ${armored.replace(/\n$/, '').split('\n').join('\n ')}\n`),
-    payload.subarray(split + 1),
-  ]);
-  const oid = await git(['hash-object', '-t', 'commit', '-w', '--stdin'], { input: raw });
-  await git(['update-ref', `refs/heads/${branch}`, oid]);
-  return oid;
+  const tree = await signed.repo.git(['rev-parse', `${parent}^{tree}`]);
+  return signedCommit(signed.repo, message, sign, { tree, parent, ref: `refs/heads/${branch}` });
 }
 
 async function waitApplied(name: string, revision: string): Promise<RepoStatus> {
-  return waitFor(
-    async () => {
-      const s = await status(name);
-      return s.lastAppliedRevision === revision && condition(s, 'Ready')?.status === 'True' ? s : undefined;
-    },
+  return waitRepoStatus(
+    admin,
+    ns.name,
+    name,
+    (s) => s.lastAppliedRevision === revision && condition(s, 'Ready')?.status === 'True',
     { timeoutMs: 60_000, description: `${name}: ${revision} applied and Ready` },
   );
 }
 
 beforeAll(async () => {
-  admin = await adminClient();
-  await installCrd(admin);
   bed = await createSigstoreTestbed();
-  signed = await createSignedRepo('hostile-gitsign');
+  ({ admin, signed } = await startSuite({
+    namespace: ns.name,
+    repoName: 'hostile-gitsign',
+    objects: [
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'sigstore-root', namespace: ns.name },
+        data: { 'trusted_root.json': JSON.stringify(bed.trustedRoot) },
+      },
+    ],
+  }));
   commits.steady = await signed.commit({
     'steady/app.yaml': configMapYaml('steady', { color: 'v1' }),
     'keyless/app.yaml': configMapYaml('keyless', { color: 'genuine' }),
@@ -106,15 +96,6 @@ beforeAll(async () => {
   commits.genuine = await commitOnBranch('keyless', commits.steady, 'genuine gitsign commit\n', async (p) => {
     return (await makeGitsignSignature(bed, p, {})).armored;
   });
-  await createObjects(admin, [
-    ...trustObjects(signed, ns.name),
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'sigstore-root', namespace: ns.name },
-      data: { 'trusted_root.json': JSON.stringify(bed.trustedRoot) },
-    },
-  ]);
   operator = await startTestOperator({ namespace: ns.name }, createLogger({ level: 'error' }));
   await admin.apply(gitRepositoryObject(signed, ns.name, 'steady', { interval: '1s', path: './steady' }), {
     fieldManager: 'e2e',
@@ -136,9 +117,7 @@ afterAll(async () => {
       await deleteGitRepositoryAndWait(admin, ns.name, name).catch(() => undefined);
     }
   }
-  await operator?.stop();
-  await signed?.close();
-  await admin?.close();
+  await closeAll(operator, signed, admin);
 });
 
 describe('a hostile gitsign signature beside a GitRepository that keeps reconciling', () => {

@@ -12,21 +12,19 @@ import { runSignet, yamlDocuments } from '../test/cli/support.ts';
 import { Receiver } from '../test/notify/support.ts';
 import { makeTempDir } from '../test/support/git-fixtures.ts';
 import { ensureKustomize, kustomizeBuildTimeoutMs } from '../test/support/kustomize.ts';
-import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
+import { gitRepositoryObject } from './support/fixtures.ts';
 import { kubeconfigPath, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
-  adminClient,
   capturingLogger,
   condition,
   configMapYaml,
-  createSignedRepo,
-  installCrd,
   type RepoStatus,
-  repoStatus,
   type SignedRepo,
   startTestOperator,
+  waitRepoStatus,
 } from './support/signet.ts';
+import { closeAll, startSuite } from './support/suite.ts';
 
 const ns = useTestNamespace('signet-kustomize');
 let admin: KubeClient;
@@ -62,27 +60,22 @@ async function configMaps(): Promise<Record<string, Record<string, string>>> {
 }
 
 async function appliedRevision(commit: string): Promise<RepoStatus> {
-  return waitFor(
-    async () => {
-      const now = await repoStatus(admin, ns.name, 'apps');
-      return now.lastAppliedRevision === `main@sha1:${commit}` ? now : undefined;
-    },
-    { timeoutMs: 90_000, description: `revision ${commit} applied` },
-  );
+  return waitRepoStatus(admin, ns.name, 'apps', (now) => now.lastAppliedRevision === `main@sha1:${commit}`, {
+    timeoutMs: 90_000,
+    description: `revision ${commit} applied`,
+  });
 }
 
 /** Commits `files`; waits until that revision is refused as BuildFailed; returns the message. */
 async function expectRefused(files: Record<string, string | null>): Promise<string> {
   const before = await configMaps();
   const commit = await signed.commit(files);
-  const status = await waitFor(
-    async () => {
-      const now = await repoStatus(admin, ns.name, 'apps');
-      const ready = condition(now, 'Ready');
-      return now.lastAttemptedRevision === `main@sha1:${commit}` && ready?.status === 'False'
-        ? now
-        : undefined;
-    },
+  const status = await waitRepoStatus(
+    admin,
+    ns.name,
+    'apps',
+    (now) =>
+      now.lastAttemptedRevision === `main@sha1:${commit}` && condition(now, 'Ready')?.status === 'False',
     { timeoutMs: 90_000, description: `revision ${commit} refused` },
   );
   expect(condition(status, 'Ready')?.reason).toBe('BuildFailed');
@@ -118,19 +111,12 @@ async function expectRefused(files: Record<string, string | null>): Promise<stri
 
 beforeAll(async () => {
   enginePath = (await ensureKustomize()).engine;
-  admin = await adminClient();
-  await installCrd(admin);
-  signed = await createSignedRepo();
   slack = new Receiver();
-  await slack.listen();
-  await createObjects(admin, trustObjects(signed, ns.name, { slackAddress: slack.url('http') }));
+  ({ admin, signed } = await startSuite({ namespace: ns.name, slack }));
 }, kustomizeBuildTimeoutMs);
 
 afterAll(async () => {
-  await operator?.stop();
-  await slack?.close();
-  await signed?.close();
-  await admin?.close();
+  await closeAll(operator, slack, signed, admin);
 });
 
 describe('a Kustomize overlay reconciled by the operator', () => {

@@ -1,29 +1,20 @@
-// Values the API server normalises on write are not drift, on a real API server with an
-// in-process operator and a real Slack stand-in. Resource quantities are stored in canonical form
-// (`cpu: 1000m` as `1`, `memory: 1024Mi` as `1Gi`, `0.5` as `500m`) and a Service port given
-// without a name gets `protocol` and `targetPort` defaulted into its list item. None of that may
-// be reported (Report) or "reverted" (Revert), nor re-applied by the plan of a new revision;
-// a real out-of-band change of such a quantity is drift, and is reverted to the server's form.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { KubeObject } from '../src/render/object.ts';
 import { Receiver } from '../test/notify/support.ts';
-import { readAuditLog } from './support/audit.ts';
-import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
-import { kubeconfigPath, waitFor } from './support/kube.ts';
+import { localAuditLogPath, patchesBy } from './support/audit.ts';
+import { gitRepositoryObject } from './support/fixtures.ts';
+import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
   adminClient,
   condition,
-  createSignedRepo,
-  installCrd,
   repoStatus,
   type SignedRepo,
   startTestOperator,
   waitAllReady,
 } from './support/signet.ts';
+import { closeAll, startSuite } from './support/suite.ts';
 
 const ns = useTestNamespace('signet-normalize');
 const userAgent = 'signet/e2e';
@@ -157,14 +148,7 @@ async function holdsFor(check: () => Promise<string | undefined>, durationMs: nu
 
 /** PATCHes (server-side applies) the operator sent for these resource paths, from the audit log. */
 async function operatorPatches(paths: readonly string[]): Promise<string[]> {
-  return (await readAuditLog(auditLogPath))
-    .filter(
-      (e) =>
-        e.userAgent.startsWith(userAgent) &&
-        e.verb === 'patch' &&
-        paths.some((path) => e.requestURI.split('?')[0] === path),
-    )
-    .map((e) => `${e.requestURI} at ${e.receivedAt}`);
+  return patchesBy(auditLogPath, userAgent, paths);
 }
 
 function gitRepository(name: string, path: string, mode: 'Report' | 'Revert'): KubeObject {
@@ -178,17 +162,9 @@ function gitRepository(name: string, path: string, mode: 'Report' | 'Revert'): K
 
 beforeAll(async () => {
   // The plan test counts the operator's PATCHes in the audit log of the local control plane.
-  auditLogPath = join(dirname(kubeconfigPath()), 'logs', 'audit.log');
-  if (!existsSync(auditLogPath)) {
-    throw new Error(
-      `e2e/normalization counts the operator's applies in the kube-apiserver audit log, expected at ${auditLogPath}: run it against the local control plane the e2e setup starts (KUBECONFIG unset) or one from 'make cluster-up'`,
-    );
-  }
-  admin = await adminClient();
+  auditLogPath = localAuditLogPath('e2e/normalization', "the operator's applies");
+  ({ admin, signed } = await startSuite({ namespace: ns.name, repoName: 'normalize', slack }));
   editor = await adminClient('kubectl-edit/1.0');
-  await installCrd(admin);
-  await slack.listen();
-  signed = await createSignedRepo('normalize');
   await signed.commit({
     'report/quota.yaml': quotaYaml('report-quota'),
     'report/app.yaml': deploymentYaml('report-app'),
@@ -197,7 +173,6 @@ beforeAll(async () => {
     'revert/app.yaml': deploymentYaml('revert-app'),
     'revert/svc.yaml': serviceYaml('revert-svc'),
   });
-  await createObjects(admin, trustObjects(signed, ns.name, { slackAddress: slack.url('http') }));
   operator = await startTestOperator();
   await admin.apply(gitRepository('reporting', './report', 'Report'), { fieldManager: 'e2e' });
   await admin.apply(gitRepository('reverting', './revert', 'Revert'), { fieldManager: 'e2e' });
@@ -205,11 +180,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await operator?.stop();
-  await slack.close();
-  await signed?.close();
-  await admin?.close();
-  await editor?.close();
+  await closeAll(operator, slack, signed, admin, editor);
 });
 
 describe('values the API server normalises', () => {

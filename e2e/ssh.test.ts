@@ -11,21 +11,18 @@ import type { KubeClient } from '../src/kube/client.ts';
 import { fingerprintSha256 } from '../src/source/known-hosts.ts';
 import { makeTempDir, runCommand } from '../test/support/git-fixtures.ts';
 import { type SshServer, startSshServer } from '../test/support/ssh-server.ts';
-import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
-import { waitFor } from './support/kube.ts';
+import { createObjects, gitRepositoryObject } from './support/fixtures.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import { registerSecret } from './support/secret-scan.ts';
 import {
-  adminClient,
   condition,
   configMapYaml,
-  createSignedRepo,
-  installCrd,
   type RepoStatus,
-  repoStatus,
   type SignedRepo,
   startTestOperator,
+  waitRepoStatus,
 } from './support/signet.ts';
+import { closeAll, startSuite } from './support/suite.ts';
 
 const ns = useTestNamespace('signet-ssh');
 let admin: KubeClient;
@@ -41,19 +38,11 @@ const color = async () =>
   ((await admin.get(configMap('app')))?.data as Record<string, string> | undefined)?.color;
 
 async function waitStatus(name: string, predicate: (s: RepoStatus) => boolean, description: string) {
-  return waitFor(
-    async () => {
-      const now = await repoStatus(admin, ns.name, name);
-      return predicate(now) ? now : undefined;
-    },
-    { timeoutMs: 60_000, description },
-  );
+  return waitRepoStatus(admin, ns.name, name, predicate, { timeoutMs: 60_000, description });
 }
 
 beforeAll(async () => {
-  admin = await adminClient();
-  await installCrd(admin);
-  signed = await createSignedRepo('ssh-apps');
+  ({ admin, signed } = await startSuite({ namespace: ns.name, repoName: 'ssh-apps' }));
   await signed.commit({ 'deploy/app.yaml': configMapYaml('app', { color: 'blue' }) });
   sshd = await startSshServer();
   impostor = await startSshServer({ hostKeys: ['ed25519'] });
@@ -82,7 +71,6 @@ beforeAll(async () => {
     stringData: { identity, password: passphrase, known_hosts: knownHosts },
   });
   await createObjects(admin, [
-    ...trustObjects(signed, ns.name),
     secret('git-ssh', sshd.knownHosts),
     // The impostor's address pinned with the real server's keys: its own key does not match.
     secret('git-ssh-pinned-elsewhere', sshd.knownHosts.replaceAll(`:${sshd.port}`, `:${impostor.port}`)),
@@ -91,11 +79,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await operator?.stop();
-  await sshd?.close();
-  await impostor?.close();
-  await signed?.close();
-  await admin?.close();
+  await closeAll(operator, sshd, impostor, signed, admin);
   if (keyDir !== undefined) await rm(keyDir, { recursive: true, force: true });
 });
 

@@ -1,38 +1,21 @@
-// Multi-byte UTF-8 through the watch, on a real API server with an in-process operator and a real
-// Slack stand-in. Six ConfigMaps hold ~270 KB of text with accented letters, CJK and emoji,
-// applied by Signet in Revert mode; another field manager adds a label to each. Every label edit
-// is a watch event tens of KB long, which the network delivers in several chunks, cut wherever it
-// happens, often inside a character. Nothing changed that Signet manages: no drift may be
-// reported or "reverted" on `.data.t` (decoding each chunk on its own used to turn the cut
-// characters into U+FFFD, so the cached object differed from what the server stored).
-//
-// "Nothing happened" is judged after an observable event, not after a sleep: after the label
-// edits, a hand edit of a seventh, ASCII-only ConfigMap of the same GitRepository (the marker).
-// The informer applies watch events in order and drift rounds of one GitRepository run one after
-// another, each reading the cache as it is then; so once the marker's edit is reverted and its
-// DriftReverted alert has arrived, the label events have been judged, and any alert they caused
-// was sent in that message or an earlier one.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { KubeObject } from '../src/render/object.ts';
 import { type ReceivedRequest, Receiver } from '../test/notify/support.ts';
-import { readAuditLog } from './support/audit.ts';
-import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
-import { kubeconfigPath, waitFor } from './support/kube.ts';
+import { localAuditLogPath, patchesBy } from './support/audit.ts';
+import { gitRepositoryObject } from './support/fixtures.ts';
+import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
   adminClient,
   condition,
   configMapYaml,
-  createSignedRepo,
-  installCrd,
   repoStatus,
   type SignedRepo,
   startTestOperator,
   waitAllReady,
 } from './support/signet.ts';
+import { closeAll, startSuite } from './support/suite.ts';
 
 const ns = useTestNamespace('signet-utf8');
 const operatorUserAgent = 'signet/e2e';
@@ -119,15 +102,7 @@ async function driftEventsCounted(): Promise<number> {
 
 /** PATCHes (server-side applies) the operator sent for the six text ConfigMaps, from the audit log. */
 async function operatorPatchesOfTexts(): Promise<string[]> {
-  const paths = new Set(textNames.map(configMapPath));
-  return (await readAuditLog(auditLogPath))
-    .filter(
-      (e) =>
-        e.userAgent.startsWith(operatorUserAgent) &&
-        e.verb === 'patch' &&
-        paths.has(e.requestURI.split('?')[0] ?? ''),
-    )
-    .map((e) => `${e.requestURI} at ${e.receivedAt}`);
+  return patchesBy(auditLogPath, operatorUserAgent, textNames.map(configMapPath));
 }
 
 /**
@@ -145,23 +120,14 @@ async function holdsFor(check: () => Promise<string | undefined>, durationMs: nu
 
 beforeAll(async () => {
   // The operator's applies are counted in the audit log of the local control plane.
-  auditLogPath = join(dirname(kubeconfigPath()), 'logs', 'audit.log');
-  if (!existsSync(auditLogPath)) {
-    throw new Error(
-      `e2e/utf8 counts the operator's applies in the kube-apiserver audit log, expected at ${auditLogPath}: run it against the local control plane the e2e setup starts (KUBECONFIG unset) or one from 'make cluster-up'`,
-    );
-  }
-  admin = await adminClient();
+  auditLogPath = localAuditLogPath('e2e/utf8', "the operator's applies");
+  ({ admin, signed } = await startSuite({ namespace: ns.name, repoName: 'utf8', slack }));
   labeler = await adminClient('labeler/1.0');
-  await installCrd(admin);
-  await slack.listen();
-  signed = await createSignedRepo('utf8');
   const files: Record<string, string> = {
     'utf8/marker.yaml': configMapYaml('marker', { x: 'from-git' }),
   };
   for (const [name, text] of texts) files[`utf8/${name}.yaml`] = configMapYaml(name, { t: text });
   await signed.commit(files);
-  await createObjects(admin, trustObjects(signed, ns.name, { slackAddress: slack.url('http') }));
   operator = await startTestOperator({ alertBatchWindowMs: batchWindowMs });
   await admin.apply(
     gitRepositoryObject(signed, ns.name, 'texts', {
@@ -176,11 +142,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await operator?.stop();
-  await slack.close();
-  await signed?.close();
-  await admin?.close();
-  await labeler?.close();
+  await closeAll(operator, slack, signed, admin, labeler);
 });
 
 describe('multi-byte UTF-8 text through the watch', () => {

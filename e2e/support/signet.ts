@@ -207,6 +207,20 @@ export function condition(status: RepoStatus, type: string): Condition | undefin
   return status.conditions?.find((c) => c.type === type);
 }
 
+/** Polls the GitRepository's status until `accept` holds, and returns that status. */
+export async function waitRepoStatus(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  accept: (status: RepoStatus) => boolean,
+  options: { readonly timeoutMs: number; readonly description: string },
+): Promise<RepoStatus> {
+  return waitFor(async () => {
+    const now = await repoStatus(client, namespace, name);
+    return accept(now) ? now : undefined;
+  }, options);
+}
+
 /** Waits until each named GitRepository in `namespace` has condition Ready=True, one after the other. */
 export async function waitAllReady(
   client: KubeClient,

@@ -1,14 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fetchAndVerify, type PipelineDeps, resolveRevision } from '../controller/pipeline.ts';
-import { createGitSource, createLocalSource } from '../controller/source-adapter.ts';
 import { evidenceStatus } from '../controller/status.ts';
-import { loadKubeClient } from '../kube/load.ts';
-import { createLogger } from '../util/logger.ts';
-import { createTrustMaterialCache } from '../verify/trust.ts';
-import { loadPolicyFile, PolicyFileError, referenceReader, requireReferences } from './policy-file.ts';
+import { requireRevisionArgs, revisionOptions, withRevision } from './revision-run.ts';
 import { sourceLimitOptions, sourceLimitsOf, sourceLimitUsage } from './source-limits.ts';
 
 export const verifyUsage = `Usage: signet verify -f <GitRepository YAML> [--repo-dir <local clone>] [--since <commit>] [--output json]
@@ -26,11 +18,8 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
     args: [...argv],
     options: {
-      file: { type: 'string', short: 'f' },
-      'repo-dir': { type: 'string' },
-      since: { type: 'string' },
+      ...revisionOptions,
       output: { type: 'string', short: 'o', default: 'text' },
-      kubeconfig: { type: 'string' },
       ...sourceLimitOptions,
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -39,46 +28,15 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
     process.stdout.write(verifyUsage);
     return 0;
   }
-  if (values.file === undefined) throw new PolicyFileError('-f <GitRepository YAML> is required');
-  if (values.since !== undefined && !/^[0-9a-f]{40}$/.test(values.since))
-    throw new PolicyFileError('--since must be a full commit SHA');
+  const path = requireRevisionArgs(values);
   const json = values.output === 'json';
   const limits = sourceLimitsOf(values);
-  const file = await loadPolicyFile(values.file);
-  const cacheDir = await mkdtemp(join(tmpdir(), 'signet-verify-'));
-  const logger = createLogger({ level: 'warn', destination: process.stderr });
-  try {
-    const deps: PipelineDeps = {
-      source:
-        values['repo-dir'] === undefined
-          ? createGitSource({ cacheDir, logger, limits })
-          : createLocalSource(values['repo-dir'], limits),
-      readReference: referenceReader(file, () =>
-        loadKubeClient({
-          ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
-          userAgent: 'signet-cli',
-        }),
-      ),
-      trustCache: createTrustMaterialCache(),
-      now: () => new Date(),
-    };
-    const signal = AbortSignal.timeout(10 * 60_000);
-    await requireReferences(file.repo, deps.readReference, signal);
-    const resolution = await resolveRevision(file.repo, deps, signal);
+  return withRevision({ command: 'verify', path, values, limits }, async ({ file, resolution, verify }) => {
     if (!resolution.ok) {
       process.stderr.write(`error: ${resolution.message}\n`);
       return 2;
     }
-    const result = await fetchAndVerify(
-      file.repo,
-      'cli',
-      resolution.remote,
-      resolution.resolved,
-      resolution.revision,
-      values.since,
-      deps,
-      signal,
-    );
+    const result = await verify(resolution);
     if (json) {
       process.stdout.write(
         `${JSON.stringify(
@@ -111,7 +69,5 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
     }
     if (result.ok) return 0;
     return result.stage === 'verify' ? 1 : 2;
-  } finally {
-    await rm(cacheDir, { recursive: true, force: true });
-  }
+  });
 }

@@ -16,7 +16,13 @@ import {
   type SigstoreTestbed,
   slsaStatement,
 } from '../support/sigstore-fixtures.ts';
-import { configMapObject, gitRepositoryObject, runSignet, yamlDocuments } from './support.ts';
+import {
+  configMapObject,
+  gitRepositoryObject,
+  provenanceKeysSecret,
+  runSignet,
+  yamlDocuments,
+} from './support.ts';
 
 const url = 'https://127.0.0.1:9/unreachable.git';
 let dir: string;
@@ -43,13 +49,7 @@ async function policy(): Promise<string> {
         },
       }),
       configMapObject('sigstore-root', { 'trusted_root.json': JSON.stringify(bed.trustedRoot) }),
-      {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'provenance-keys' },
-        type: 'Opaque',
-        data: { [keyed.hint]: Buffer.from(keyed.publicKeyPEM).toString('base64') },
-      },
+      provenanceKeysSecret(keyed),
     ]),
   );
   return file;

@@ -79,6 +79,23 @@ export function secretObject(name: string, stringData: Record<string, string>): 
   return { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData };
 }
 
+/**
+ * The Secret `provenance-keys` holding `keyed`'s public key under its hint, base64 in `data:` as
+ * kubectl writes it (spec.verify.provenance.keysRef).
+ */
+export function provenanceKeysSecret(keyed: {
+  readonly hint: string;
+  readonly publicKeyPEM: string;
+}): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'provenance-keys' },
+    type: 'Opaque',
+    data: { [keyed.hint]: Buffer.from(keyed.publicKeyPEM).toString('base64') },
+  };
+}
+
 /** Several objects as one multi-document YAML file (what `kubectl apply -f` takes). */
 export function yamlDocuments(objects: readonly Record<string, unknown>[]): string {
   return objects.map((object) => `---\n${stringify(object)}`).join('');

@@ -28,7 +28,14 @@ import {
   slsaStatement,
 } from '../support/sigstore-fixtures.ts';
 import { type SshServer, startSshServer } from '../support/ssh-server.ts';
-import { configMapObject, gitRepositoryObject, runSignet, secretObject, yamlDocuments } from './support.ts';
+import {
+  configMapObject,
+  gitRepositoryObject,
+  provenanceKeysSecret,
+  runSignet,
+  secretObject,
+  yamlDocuments,
+} from './support.ts';
 
 let server: GitServer;
 let repo: TestRepo;
@@ -417,13 +424,7 @@ describe('signet verify: a gitsign commit and a provenance bundle (keyless and k
         }),
         secretObject('git-ca', { 'ca.crt': server.caPem }),
         configMapObject('sigstore-root', { 'trusted_root.json': JSON.stringify(bed.trustedRoot) }),
-        {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name: 'provenance-keys' },
-          type: 'Opaque',
-          data: { [keyed.hint]: Buffer.from(keyed.publicKeyPEM).toString('base64') },
-        },
+        provenanceKeysSecret(keyed),
       ]),
     );
     return path;

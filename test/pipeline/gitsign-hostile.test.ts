@@ -6,16 +6,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GitRepository, parseGitRepository, type TypedReference } from '../../src/api/gitrepository.ts';
-import {
-  fetchAndVerify,
-  type PipelineDeps,
-  type ReferenceReader,
-  resolveRevision,
-} from '../../src/controller/pipeline.ts';
-import { createGitSource } from '../../src/source/git-source.ts';
-import { createLogger } from '../../src/util/logger.ts';
-import { createTrustMaterialCache } from '../../src/verify/trust.ts';
+import { type GitRepository, parseGitRepository } from '../../src/api/gitrepository.ts';
 import {
   configMapObject,
   gitRepositoryObject,
@@ -25,8 +16,9 @@ import {
 } from '../cli/support.ts';
 import { contentInfoWithLongOid } from '../support/der.ts';
 import { measureEventLoop } from '../support/event-loop.ts';
-import { createRepo, makeTempDir, runCommand, stageFiles, type TestRepo } from '../support/git-fixtures.ts';
+import { createRepo, makeTempDir, stageFiles, type TestRepo } from '../support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../support/git-server.ts';
+import { mapReferenceReader, pipelineRunner } from '../support/pipeline-run.ts';
 import {
   armorSignedMessage,
   createSigstoreTestbed,
@@ -34,6 +26,7 @@ import {
   gitsignCommit,
   OIDC_ISSUER,
   type SigstoreTestbed,
+  signedCommit,
 } from '../support/sigstore-fixtures.ts';
 
 /**
@@ -54,30 +47,11 @@ let cacheDir: string;
 let url: string;
 const commits: Record<string, string> = {};
 const references = new Map<string, Record<string, string>>();
-const logger = createLogger({ level: 'silent' });
 const identity = { issuer: OIDC_ISSUER, subject: DEFAULT_SUBJECT };
-
-const readReference: ReferenceReader = async (ref: TypedReference) => {
-  const data = references.get(`${ref.kind}/${ref.name}`);
-  if (data === undefined) throw new Error(`${ref.kind} ${ref.name} not found`);
-  return data;
-};
 
 /** A commit on HEAD whose gpgsig header is `armored`, written the way git writes signed commits. */
 async function commitWithSignature(message: string, armored: string): Promise<string> {
-  const tree = await repo.git(['write-tree']);
-  const parent = await repo.git(['rev-parse', 'HEAD']);
-  const unsigned = await repo.git(['commit-tree', tree, '-p', parent, '-m', message]);
-  const payload = (await runCommand('git', ['cat-file', 'commit', unsigned], { cwd: repo.dir })).stdout;
-  const split = payload.indexOf('\n\n');
-  const raw = Buffer.concat([
-    payload.subarray(0, split + 1),
-    Buffer.from(`gpgsig ${armored.replace(/\n$/, '').split('\n').join('\n ')}\n`),
-    payload.subarray(split + 1),
-  ]);
-  const oid = await repo.git(['hash-object', '-t', 'commit', '-w', '--stdin'], { input: raw });
-  await repo.git(['update-ref', await repo.git(['symbolic-ref', 'HEAD']), oid]);
-  return oid;
+  return signedCommit(repo, message, async () => armored);
 }
 
 function policy(branch: string, name: string): GitRepository {
@@ -94,30 +68,12 @@ function policy(branch: string, name: string): GitRepository {
   });
 }
 
-let cacheKeys = 0;
 /** resolve → fetch → verify, exactly as the reconciler and the CLI run it. */
-async function run(repository: GitRepository) {
-  const deps: PipelineDeps = {
-    source: createGitSource({ cacheDir, logger }),
-    readReference,
-    trustCache: createTrustMaterialCache(),
-    now: () => new Date(),
-  };
-  const signal = AbortSignal.timeout(60_000);
-  const resolution = await resolveRevision(repository, deps, signal);
-  if (!resolution.ok) throw new Error(`resolve failed: ${resolution.message}`);
-  cacheKeys += 1;
-  return fetchAndVerify(
-    repository,
-    `team-a/${repository.metadata.name}-${cacheKeys}`,
-    resolution.remote,
-    resolution.resolved,
-    resolution.revision,
-    undefined,
-    deps,
-    signal,
-  );
-}
+const run = pipelineRunner({
+  cacheDir: () => cacheDir,
+  readReference: mapReferenceReader(references),
+  timeoutMs: 60_000,
+});
 
 beforeAll(async () => {
   bed = await createSigstoreTestbed();

@@ -5,17 +5,8 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GitRepository, parseGitRepository, type TypedReference } from '../../src/api/gitrepository.ts';
-import {
-  fetchAndVerify,
-  type PipelineDeps,
-  type ReferenceReader,
-  resolveRevision,
-} from '../../src/controller/pipeline.ts';
+import { type GitRepository, parseGitRepository } from '../../src/api/gitrepository.ts';
 import { treeDigest } from '../../src/provenance/tree-digest.ts';
-import { createGitSource } from '../../src/source/git-source.ts';
-import { createLogger } from '../../src/util/logger.ts';
-import { createTrustMaterialCache } from '../../src/verify/trust.ts';
 import {
   allowedSignersLine,
   type CommitSigning,
@@ -28,6 +19,7 @@ import {
   type TestRepo,
 } from '../support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../support/git-server.ts';
+import { mapReferenceReader, pipelineRunner } from '../support/pipeline-run.ts';
 import {
   createSigstoreTestbed,
   DEFAULT_SUBJECT,
@@ -55,14 +47,7 @@ let gpg: GpgHome;
 let openpgp: CommitSigning;
 const commits: Record<string, string> = {};
 const references = new Map<string, Record<string, string>>();
-const logger = createLogger({ level: 'silent' });
 const identity = { issuer: OIDC_ISSUER, subject: DEFAULT_SUBJECT };
-
-const readReference: ReferenceReader = async (ref: TypedReference) => {
-  const data = references.get(`${ref.kind}/${ref.name}`);
-  if (data === undefined) throw new Error(`${ref.kind} ${ref.name} not found`);
-  return data;
-};
 
 /** An annotated tag on `target` signed the way gitsign signs tags: the CMS block appended to the tag object. */
 async function gitsignTag(name: string, target: string, options: GitsignOptions = {}): Promise<string> {
@@ -111,38 +96,16 @@ function policy(options: {
   });
 }
 
-function deps(): PipelineDeps {
-  return {
-    source: createGitSource({ cacheDir, logger }),
-    readReference,
-    trustCache: createTrustMaterialCache(),
-    now: () => new Date(),
-  };
-}
-
-let cacheKeys = 0;
 /** resolve → fetch → verify (→ read tree → provenance), exactly as the reconciler and the CLI run it. */
+const run0 = pipelineRunner({
+  cacheDir: () => cacheDir,
+  readReference: mapReferenceReader(references),
+  timeoutMs: 30_000,
+});
 async function run(repository: GitRepository, since?: string) {
   const r = await run0(repository, since);
   if (!r.ok) console.log('REFUSAL', r.reason, r.message);
   return r;
-}
-async function run0(repository: GitRepository, since?: string) {
-  const pipeline = deps();
-  const signal = AbortSignal.timeout(30_000);
-  const resolution = await resolveRevision(repository, pipeline, signal);
-  if (!resolution.ok) throw new Error(`resolve failed: ${resolution.message}`);
-  cacheKeys += 1;
-  return fetchAndVerify(
-    repository,
-    `team-a/apps-${cacheKeys}`,
-    resolution.remote,
-    resolution.resolved,
-    resolution.revision,
-    since,
-    pipeline,
-    signal,
-  );
 }
 
 beforeAll(async () => {

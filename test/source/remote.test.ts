@@ -4,11 +4,9 @@ import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GitRef } from '../../src/api/gitrepository.ts';
 import { SourceError } from '../../src/source/errors.ts';
 import {
   cacheDirFor,
-  type FetchRevisionRequest,
   fetchRevision,
   type GitRemote,
   pollRemote,
@@ -17,6 +15,7 @@ import {
 import { openRepoReader, readTree } from '../../src/source/repo-reader.ts';
 import { createRepo, type TestRepo } from '../support/git-fixtures.ts';
 import { type GitServer, startGitServer } from '../support/git-server.ts';
+import { sourceErrorOf as errorOf, fetcherInto, pollRecording } from '../support/remote-fetch.ts';
 
 let server: GitServer;
 let repo: TestRepo;
@@ -28,36 +27,11 @@ function remote(overrides: Partial<GitRemote> = {}): GitRemote {
   return { url, insecure: false, timeoutMs: 10_000, credentials: { caPem: server.caPem }, ...overrides };
 }
 
-async function errorOf(promise: Promise<unknown>): Promise<SourceError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(SourceError);
-  return error as SourceError;
-}
-
 async function codeOf(promise: Promise<unknown>): Promise<string> {
   return (await errorOf(promise)).code;
 }
 
-async function fetchInto(
-  name: string,
-  ref: GitRef,
-  options: Partial<FetchRevisionRequest> = {},
-): Promise<{ dir: string; fetched: boolean; shallow: boolean; commit: string }> {
-  const resolved = await pollRemote(options.remote ?? remote(), ref, { signal: signal() });
-  const outcome = await fetchRevision({
-    dir: cacheDirFor(cacheRoot, 'ns', name),
-    remote: remote(),
-    ref,
-    resolved,
-    depth: 1,
-    signal: signal(),
-    ...options,
-  });
-  return { ...outcome, commit: resolved.commit };
-}
+const fetchInto = fetcherInto({ remote: () => remote(), cacheRoot: () => cacheRoot, signal });
 
 async function packBytes(dir: string): Promise<number[]> {
   const packs = (await readdir(join(dir, 'objects', 'pack'))).filter((f) => f.endsWith('.pack'));
@@ -97,15 +71,7 @@ afterAll(async () => {
 describe('pollRemote', () => {
   it('is one round trip (one GET of the ref advertisement) for a branch', async () => {
     server.requests.length = 0;
-    const seen: string[] = [];
-    const resolved = await pollRemote(
-      remote(),
-      { branch: 'main' },
-      {
-        signal: signal(),
-        onRequest: (method, u) => seen.push(`${method} ${u}`),
-      },
-    );
+    const { resolved, seen } = await pollRecording(remote(), { branch: 'main' }, signal());
     expect(resolved).toEqual({ commit: await repo.git(['rev-parse', 'HEAD']), refName: 'main' });
     expect(server.requests).toEqual([
       { method: 'GET', path: '/apps.git/info/refs', query: '?service=git-upload-pack' },

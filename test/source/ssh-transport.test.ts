@@ -5,16 +5,9 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GitRef } from '../../src/api/gitrepository.ts';
-import { SourceError } from '../../src/source/errors.ts';
+import type { SourceError } from '../../src/source/errors.ts';
 import { fingerprintSha256 } from '../../src/source/known-hosts.ts';
-import {
-  cacheDirFor,
-  type FetchRevisionRequest,
-  fetchRevision,
-  type GitRemote,
-  pollRemote,
-} from '../../src/source/remote.ts';
+import { cacheDirFor, fetchRevision, type GitRemote, pollRemote } from '../../src/source/remote.ts';
 import { openRepoReader } from '../../src/source/repo-reader.ts';
 import { closeIdleSshConnections } from '../../src/source/ssh-connection.ts';
 import {
@@ -24,6 +17,7 @@ import {
   type SshKeyFixture,
   type TestRepo,
 } from '../support/git-fixtures.ts';
+import { sourceErrorOf as errorOf, fetcherInto, pollRecording } from '../support/remote-fetch.ts';
 import { type SshServer, startHangingSshServer, startSshServer } from '../support/ssh-server.ts';
 
 let server: SshServer;
@@ -45,32 +39,7 @@ function remote(overrides: Partial<GitRemote> = {}): GitRemote {
   };
 }
 
-async function errorOf(promise: Promise<unknown>): Promise<SourceError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(SourceError);
-  return error as SourceError;
-}
-
-async function fetchInto(
-  name: string,
-  ref: GitRef,
-  options: Partial<FetchRevisionRequest> = {},
-): Promise<{ dir: string; fetched: boolean; shallow: boolean; commit: string }> {
-  const resolved = await pollRemote(options.remote ?? remote(), ref, { signal: signal() });
-  const outcome = await fetchRevision({
-    dir: cacheDirFor(cacheRoot, 'ns', name),
-    remote: remote(),
-    ref,
-    resolved,
-    depth: 1,
-    signal: signal(),
-    ...options,
-  });
-  return { ...outcome, commit: resolved.commit };
-}
+const fetchInto = fetcherInto({ remote: () => remote(), cacheRoot: () => cacheRoot, signal });
 
 beforeAll(async () => {
   server = await startSshServer();
@@ -102,15 +71,7 @@ afterAll(async () => {
 describe('Git over SSH against OpenSSH', () => {
   it('polls a branch over one SSH connection (protocol v2 ls-refs), reused by later polls with the same Secret only, and resolves annotated tags', async () => {
     const before = server.connections();
-    const seen: string[] = [];
-    const resolved = await pollRemote(
-      remote(),
-      { branch: 'main' },
-      {
-        signal: signal(),
-        onRequest: (method, u) => seen.push(`${method} ${u}`),
-      },
-    );
+    const { resolved, seen } = await pollRecording(remote(), { branch: 'main' }, signal());
     expect(resolved).toEqual({ commit: await repo.git(['rev-parse', 'HEAD']), refName: 'main' });
     expect(seen).toEqual([
       `GET ${server.url(join(repo.dir, '.git'))}`,

@@ -395,19 +395,40 @@ export async function gitsignCommit(
   message: string,
   options: GitsignOptions = {},
 ): Promise<string> {
-  const tree = await repo.git(['write-tree']);
-  const parent = await repo.git(['rev-parse', 'HEAD']);
-  const unsigned = await repo.git(['commit-tree', tree, '-p', parent, '-m', message]);
-  const payload = (await runCommand('git', ['cat-file', 'commit', unsigned], { cwd: repo.dir })).stdout;
-  const { armored } = await makeGitsignSignature(bed, payload, options);
+  return signedCommit(
+    repo,
+    message,
+    async (payload) => (await makeGitsignSignature(bed, payload, options)).armored,
+  );
+}
+
+/** `payload` (a commit object) with a gpgsig header holding `armored`, the way git writes signed commits. */
+export function withGpgsig(payload: Buffer, armored: string): Buffer {
   const split = payload.indexOf('\n\n');
-  const raw = Buffer.concat([
+  return Buffer.concat([
     payload.subarray(0, split + 1),
     Buffer.from(`gpgsig ${armored.replace(/\n$/, '').split('\n').join('\n ')}\n`),
     payload.subarray(split + 1),
   ]);
+}
+
+/**
+ * A commit of `tree` (default: the index) on `parent` (default: HEAD) whose gpgsig header is
+ * `sign(payload)`, written with system git and moved to `ref` (default: the current branch).
+ */
+export async function signedCommit(
+  repo: TestRepo,
+  message: string,
+  sign: (payload: Buffer) => Promise<string>,
+  place: { readonly tree?: string; readonly parent?: string; readonly ref?: string } = {},
+): Promise<string> {
+  const tree = place.tree ?? (await repo.git(['write-tree']));
+  const parent = place.parent ?? (await repo.git(['rev-parse', 'HEAD']));
+  const unsigned = await repo.git(['commit-tree', tree, '-p', parent, '-m', message]);
+  const payload = (await runCommand('git', ['cat-file', 'commit', unsigned], { cwd: repo.dir })).stdout;
+  const raw = withGpgsig(payload, await sign(payload));
   const oid = await repo.git(['hash-object', '-t', 'commit', '-w', '--stdin'], { input: raw });
-  await repo.git(['update-ref', await repo.git(['symbolic-ref', 'HEAD']), oid]);
+  await repo.git(['update-ref', place.ref ?? (await repo.git(['symbolic-ref', 'HEAD'])), oid]);
   return oid;
 }
 
@@ -470,13 +491,7 @@ export async function writeSignedCommit(
   const unsigned = (await git(repo, ['commit-tree', tree, '-m', message])).toString().trim();
   const payload = await git(repo, ['cat-file', 'commit', unsigned]);
   const armored = await signPayload(payload);
-  const header = `gpgsig ${armored.replace(/\n$/, '').split('\n').join('\n ')}\n`;
-  const split = payload.indexOf('\n\n');
-  const raw = Buffer.concat([
-    payload.subarray(0, split + 1),
-    Buffer.from(header),
-    payload.subarray(split + 1),
-  ]);
+  const raw = withGpgsig(payload, armored);
   const oid = (await git(repo, ['hash-object', '-t', 'commit', '-w', '--stdin'], raw)).toString().trim();
   await git(repo, ['update-ref', 'refs/heads/main', oid]);
   const stored = await git(repo, ['cat-file', 'commit', oid]);

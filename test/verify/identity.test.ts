@@ -78,7 +78,7 @@ const commitHeaders = (committer: string, author = GOOD_IDENT) =>
   `tree ${TREE}\nauthor ${author}\ncommitter ${committer}\n`;
 
 async function verifyIn(
-  reader: MemoryReader,
+  reader: VerifyRevisionInput['reader'],
   trust: TrustMaterial,
   partial: Partial<VerifyRevisionInput> & { commit: string },
 ): Promise<Verdict> {
@@ -423,16 +423,7 @@ describe('6. OpenPGP user IDs count for matchCommitter only with a valid self-ce
     const asAlice = await repo.commit({ sign, committerEmail: 'alice@example.com' });
     const asMallory = await repo.commit({ sign, committerEmail: 'mallory@example.com' });
     const reader = new GitCliRevisionReader(repo.dir);
-    const verify = (commit: string) =>
-      verifyRevision({
-        reader,
-        mode: 'HEAD',
-        allowRollback: false,
-        matchCommitter: true,
-        trust,
-        now: new Date(),
-        commit,
-      });
+    const verify = (commit: string) => verifyIn(reader, trust, { commit });
     expectRefused(await verify(asAlice), 'CommitterMismatch', '"alice@example.com" has no valid');
     const good = await verify(asMallory);
     expect(good.verified, JSON.stringify(good)).toBe(true);
