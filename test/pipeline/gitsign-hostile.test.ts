@@ -31,7 +31,7 @@ import {
 
 /**
  * Issue 13 item 4: no hostile input keeps the event loop busy for more than 100 ms per MiB received.
- * Judged on the loop thread's CPU time between 10 ms ticks (`maxBusyMs`), as e2e/event-loop.test.ts
+ * Judged on the loop thread's CPU time between ticks (`maxBusyMs`), as e2e/event-loop.test.ts
  * does: wall-clock delay on a loaded 2-core machine also counts time spent waiting for a core.
  */
 const MAX_EVENT_LOOP_BUSY_MS = 100;
@@ -124,7 +124,7 @@ describe('a hostile gitsign signature through the pipeline, a genuine GitReposit
       const [hostile, genuine] = measured.result;
       console.log(
         `${branch}: refused in ${measured.elapsedMs.toFixed(0)} ms (genuine beside it), event-loop max delay ` +
-          `${measured.maxDelayMs.toFixed(1)} ms, p99 ${measured.p99DelayMs.toFixed(1)} ms, busiest 10 ms tick ${measured.maxBusyMs.toFixed(1)} ms of CPU, ` +
+          `${measured.maxDelayMs.toFixed(1)} ms, p99 ${measured.p99DelayMs.toFixed(1)} ms, busiest tick ${measured.maxBusyMs.toFixed(1)} ms of CPU, ` +
           `peak RSS ${measured.peakRssMiB.toFixed(0)} MiB (+${measured.peakRssGrowthMiB.toFixed(0)})`,
       );
       expect(hostile).toMatchObject({ ok: false, stage: 'verify', reason: 'InvalidSignature' });
