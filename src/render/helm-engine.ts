@@ -77,7 +77,10 @@ const inTree = (path: string): string => (path === '' ? sandboxRoot : `${sandbox
 export interface WasmHelmEngineOptions {
   readonly path?: string;
   readonly sha256?: string;
-  /** Linear memory of one render, bytes (default 512 MiB, as Kustomize). */
+  /**
+   * Linear memory of one render, bytes (default 256 MiB: a 2,000-object chart renders within 64 MiB;
+   * a Kustomize build, up to 512 MiB, may run at the same time under the Deployment's 1 GiB).
+   */
   readonly maxMemoryBytes?: number;
 }
 
@@ -86,7 +89,7 @@ export function wasmHelmEngine(
   options: WasmHelmEngineOptions = {},
 ): HelmEngine & { sha256(): Promise<string> } {
   const path = options.path ?? defaultHelmEnginePath();
-  const maxMemoryBytes = options.maxMemoryBytes ?? 512 * 1024 * 1024;
+  const maxMemoryBytes = options.maxMemoryBytes ?? 256 * 1024 * 1024;
   let loaded: Promise<LoadedModule> | undefined;
   let queue: Promise<void> = Promise.resolve();
   const load = (): Promise<LoadedModule> => {
