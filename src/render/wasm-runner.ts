@@ -207,9 +207,10 @@ async function errorText(path: string, root: string): Promise<string> {
   try {
     const buffer = Buffer.alloc(4096);
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    return buffer
-      .subarray(0, bytesRead)
-      .toString('utf8')
+    const text = buffer.subarray(0, bytesRead).toString('utf8');
+    // A Go runtime fatal error (out of memory) is followed by goroutine dumps: keep its message.
+    const dump = text.indexOf('\ngoroutine ');
+    return (dump >= 0 ? text.slice(0, dump) : text)
       .trim()
       .replaceAll(`${root}/`, '')
       .replaceAll(`${sandboxRoot}/`, '')

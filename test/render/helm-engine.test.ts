@@ -112,13 +112,15 @@ describe('wasmHelmEngine', () => {
     expect(tooLarge.code).toBe('HelmOutputTooLarge');
     const small = wasmHelmEngine({ path: enginePath, maxMemoryBytes: 128 * 1024 * 1024 });
     const hungry = chartTree({
+      // 300 distinct 1 MiB strings kept alive in a list: more than 128 MiB of linear memory.
       'c/templates/cm.yaml':
-        '{{- $s := repeat 1048576 "x" }}{{- range $i := until 400 }}{{- $s = printf "%s%s" $s "y" }}{{- end }}{{ len $s }}',
+        '{{- $l := list }}{{- range $i := until 300 }}{{- $l = append $l (printf "%d%s" $i (repeat 1048576 "x")) }}{{- end }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  n: "{{ len $l }}"\n',
     });
     const oom = await refusal(
       small.render(hungry, request(), { timeoutMs: 60_000, maxOutputBytes: 1 << 20 }),
     );
     expect(oom.code).toBe('HelmBuildFailed');
+    expect(oom.message).toMatch(/^helm template: runtime: out of memory: .*\nfatal error: out of memory$/);
   }, 180_000);
 
   it('refuses a module whose sha256 is not the pinned one, naming the path', async () => {
