@@ -65,6 +65,8 @@ describe('wasmHelmEngine', () => {
         }),
       );
       expect(error.code).toBe('HelmBuildFailed');
+      // WASI refuses a path that climbs out of the preopened copy.
+      expect(error.message).toBe(`helm template: Error: open ${valuesFile}: Invalid argument`);
     }
   }, 120_000);
 
