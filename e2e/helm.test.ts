@@ -47,7 +47,7 @@ const chart = {
   'charts/web/templates/_helpers.tpl':
     '{{- define "web.fullname" -}}{{ .Release.Name }}-{{ .Chart.Name }}{{- end }}',
   'charts/web/templates/settings.yaml':
-    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include "web.fullname" . }}-settings\n  namespace: {{ .Release.Namespace }}\ndata:\n  color: {{ .Values.color }}\n  size: {{ .Values.size }}\n  who: {{ .Values.who }}\n  namespace: {{ .Release.Namespace }}\n  has-apps: {{ .Capabilities.APIVersions.Has "apps/v1" | quote }}\n  has-fake: {{ .Capabilities.APIVersions.Has "fake.example.com/v1" | quote }}\n  has-signet: {{ .Capabilities.APIVersions.Has "signet.dev/v1alpha1" | quote }}\n',
+    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include "web.fullname" . }}-settings\n  namespace: {{ .Release.Namespace }}\ndata:\n  color: {{ .Values.color }}\n  size: {{ .Values.size }}\n  who: {{ .Values.who }}\n  namespace: {{ .Release.Namespace }}\n  has-apps: {{ .Capabilities.APIVersions.Has "apps/v1" | quote }}\n  has-fake: {{ .Capabilities.APIVersions.Has "fake.example.com/v1" | quote }}\n  has-signet: {{ .Capabilities.APIVersions.Has "signet.dev/v1alpha1" | quote }}\n  has-kind: {{ .Capabilities.APIVersions.Has "signet.dev/v1alpha1/GitRepository" | quote }}\n',
   'charts/web/templates/extra.yaml':
     'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include "web.fullname" . }}-extra\ndata:\n  a: "1"\n',
   'charts/web/templates/NOTES.txt': 'installed {{ .Release.Name }}',
@@ -128,6 +128,7 @@ describe('a Helm chart reconciled by the operator', () => {
         'has-fake': 'false',
         // Served by this API server (the CRD), not in Helm's defaults: .Capabilities is discovery.
         'has-signet': 'true',
+        'has-kind': 'true',
       },
       'apps-web-extra': { a: '1' },
     });

@@ -65,14 +65,25 @@ export class Discovery {
   }
 
   /**
-   * What Helm's `.Capabilities` reflects (docs/helm.md): the server's gitVersion (/version) and every
-   * served group-version (/api, /apis), read fresh each time (CRDs come and go).
+   * What Helm's `.Capabilities` reflects (docs/helm.md), as Helm's own discovery builds it: the
+   * server's gitVersion (/version), every served group-version (/api, /apis, read fresh: CRDs come
+   * and go) and `group/version/Kind` for each kind they serve (one document per group-version, cached
+   * like every resolve; a group-version that cannot be read is left without kinds, as Helm does).
    */
   async capabilities(signal?: AbortSignal): Promise<ClusterCapabilities> {
     const [version, core, groups] = await Promise.all(
       ['/version', '/api', '/apis'].map((path) => this.#fetch(path, signal)),
     );
-    return parseCapabilities(version, core, groups);
+    const parsed = parseCapabilities(version, core, groups);
+    const kinds = await Promise.all(
+      parsed.apiVersions.map(async (apiVersion) => {
+        const cached = this.#byGroupVersion.get(apiVersion);
+        const resources = cached ?? (await this.#load(apiVersion, signal).catch(() => undefined));
+        return [...(resources?.keys() ?? [])].map((kind) => `${apiVersion}/${kind}`);
+      }),
+    );
+    signal?.throwIfAborted();
+    return { ...parsed, apiVersions: [...parsed.apiVersions, ...kinds.flat()] };
   }
 
   /** Drops the cache (e.g. after CRDs were deleted). */

@@ -33,15 +33,48 @@ describe('cluster capabilities', () => {
     expect(() => parseCapabilities({ gitVersion: '' }, core, groups)).toThrow(/gitVersion/);
   });
 
-  it('Discovery.capabilities reads /version, /api and /apis, fresh each time', async () => {
+  it('Discovery.capabilities reads /version, /api and /apis fresh each time, and the kinds of each group-version once', async () => {
     const asked: string[] = [];
-    const documents: Record<string, JsonObject> = { '/version': version, '/api': core, '/apis': groups };
+    const documents: Record<string, JsonObject> = {
+      '/version': version,
+      '/api': core,
+      '/apis': groups,
+      '/api/v1': { resources: [{ name: 'configmaps', kind: 'ConfigMap', namespaced: true }] },
+      '/apis/apps/v1': {
+        resources: [
+          { name: 'deployments', kind: 'Deployment', namespaced: true },
+          { name: 'deployments/status', kind: 'Deployment', namespaced: true },
+        ],
+      },
+    };
     const discovery = new Discovery(async (path) => {
       asked.push(path);
+      if (path === '/apis/signet.dev/v1beta1') throw new Error('503 service unavailable');
       return documents[path];
     });
-    expect((await discovery.capabilities()).apiVersions).toContain('apps/v1');
+    expect((await discovery.capabilities()).apiVersions).toEqual([
+      'v1',
+      'apps/v1',
+      'signet.dev/v1alpha1',
+      'signet.dev/v1beta1',
+      'v1/ConfigMap',
+      'apps/v1/Deployment',
+    ]);
     await discovery.capabilities();
-    expect(asked.sort()).toEqual(['/api', '/api', '/apis', '/apis', '/version', '/version']);
+    // signet.dev documents are missing (undefined): asked again, never cached, never failing.
+    expect(asked.sort()).toEqual([
+      '/api',
+      '/api',
+      '/api/v1',
+      '/apis',
+      '/apis',
+      '/apis/apps/v1',
+      '/apis/signet.dev/v1alpha1',
+      '/apis/signet.dev/v1alpha1',
+      '/apis/signet.dev/v1beta1',
+      '/apis/signet.dev/v1beta1',
+      '/version',
+      '/version',
+    ]);
   });
 });
