@@ -333,7 +333,6 @@ async function renderTree(
 ): Promise<RenderedObject[]> {
   const owner = { name: repo.metadata.name, namespace: repo.metadata.namespace };
   const tree = { files: files.files, symlinks: files.symlinks };
-  const engine = engines.kustomize;
   if (repo.spec.helm !== undefined && files.helmDir !== undefined) {
     const capabilities = await discovery.capabilities?.(signal);
     return renderHelmChart(tree, repo.spec.helm, {
@@ -350,7 +349,7 @@ async function renderTree(
   return renderKustomization(tree, files.kustomizeDir, {
     owner,
     limits: { maxObjects },
-    engine,
+    engine: engines.kustomize,
     timeoutMs: repo.spec.timeoutMs,
     signal,
   });
