@@ -14,6 +14,12 @@ WORKDIR /src
 COPY hack/kustomize ./hack/kustomize
 RUN SIGNET_CACHE=/out hack/kustomize/build.sh engine
 
+# 0b. The Helm engine (WebAssembly, docs/helm.md), the same way; pinned by hack/helm/engine.sha256.
+FROM ${GO_IMAGE} AS helm
+WORKDIR /src
+COPY hack/helm ./hack/helm
+RUN SIGNET_CACHE=/out hack/helm/build.sh engine
+
 # 1. Compile TypeScript with the dev dependencies (typescript) from the lockfile.
 FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
@@ -30,17 +36,19 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # 3. Runtime: node, production node_modules, dist/, package.json (read for the version) and the
-#    Kustomize engine (found beside dist/; its digest checked when loaded).
+#    Kustomize and Helm engines (found beside dist/; their digests checked when loaded).
 FROM ${RUNTIME_IMAGE}
 WORKDIR /app
 COPY --from=prod-deps --chown=0:0 /app/node_modules ./node_modules
 COPY --from=build --chown=0:0 /src/dist ./dist
 COPY --chown=0:0 package.json ./
 COPY --from=kustomize --chown=0:0 /out/kustomize/v5.8.2-api0.21.2/kustomize-engine.wasm ./
+COPY --from=helm --chown=0:0 /out/helm/v4.3.2/helm-engine.wasm ./
 ENV NODE_ENV=production \
     HOME=/tmp \
     SIGNET_CACHE_DIR=/var/cache/signet \
-    SIGNET_KUSTOMIZE_ENGINE_SHA256=e81df9647947b698a3e6179de2f9784e2c3e8e3cc4e8238e337ef18ac254313f
+    SIGNET_KUSTOMIZE_ENGINE_SHA256=e81df9647947b698a3e6179de2f9784e2c3e8e3cc4e8238e337ef18ac254313f \
+    SIGNET_HELM_ENGINE_SHA256=fa14aa8d0db730a71bad51a897d451ebd1efbdf635ea950301c7e7c5ccdf945b
 USER 65532:65532
 EXPOSE 8080 8081
 # The distroless nodejs images set ENTRYPOINT ["/nodejs/bin/node"] and have no `node` on a

@@ -5,7 +5,7 @@ SHELL := bash
 NODE_BIN := $(shell hack/node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: all deps build lint typecheck unit e2e test controlplane kustomize cluster-up cluster-down demo bench clean
+.PHONY: all deps build lint typecheck unit e2e test controlplane kustomize helm cluster-up cluster-down demo bench clean
 
 all: build
 
@@ -14,8 +14,8 @@ node_modules/.package-lock.json: package-lock.json
 
 deps: node_modules/.package-lock.json
 
-# The TypeScript build and the Kustomize engine (hack/kustomize/build.sh, into ~/.cache/signet).
-build: deps kustomize
+# The TypeScript build and the Kustomize and Helm engines (hack/*/build.sh, into ~/.cache/signet).
+build: deps kustomize helm
 	npx tsc -p tsconfig.build.json
 
 lint: deps
@@ -30,6 +30,10 @@ controlplane:
 # The Kustomize engine (WebAssembly) and the reference kustomize CLI, from Go modules.
 kustomize:
 	PATH="$$(hack/go.sh):$$PATH" hack/kustomize/build.sh >/dev/null
+
+# The Helm engine (WebAssembly) and the reference helm CLI, from Go modules (docs/helm.md).
+helm:
+	PATH="$$(hack/go.sh):$$PATH" hack/helm/build.sh >/dev/null
 
 unit: deps
 	npx vitest run --project unit

@@ -61,6 +61,10 @@ const runners: Record<string, Runner> = {
     const { runKustomizeBench, benchRows } = await import('./kustomize.bench.ts');
     return benchRows(await runKustomizeBench());
   },
+  async helm() {
+    const { runHelmBench, benchRows } = await import('./helm.bench.ts');
+    return benchRows(await runHelmBench());
+  },
   async 'git-ssh'() {
     const { runSshBench, benchRows } = await import('./git-ssh.bench.ts');
     return benchRows(await runSshBench());
@@ -79,6 +83,7 @@ const files: Record<string, string> = {
   'git-ssh': 'git-ssh.bench.ts',
   drift: 'drift.bench.ts',
   kustomize: 'kustomize.bench.ts',
+  helm: 'helm.bench.ts',
 };
 
 /** Marks the line on which a child run of one bench hands its rows back (JSON). */

@@ -146,6 +146,9 @@ beforeAll(async () => {
     'base/kustomization.yaml': 'resources: [cm.yaml]\n',
     'base/cm.yaml': configMapYaml('from-image', { built: 'kustomize' }),
     'overlay/kustomization.yaml': 'resources: [../base]\nnamePrefix: k-\n',
+    'chart/Chart.yaml': 'apiVersion: v2\nname: chart\nversion: 0.1.0\n',
+    'chart/templates/cm.yaml':
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-from-image\ndata:\n  built: {{ .Values.built }}\n',
   });
   await createObjects(admin, trustObjects(signed, ns.name));
 }, 900_000);
@@ -158,7 +161,7 @@ afterAll(async () => {
 });
 
 describe('the runtime tree of the image', () => {
-  it('holds exactly node_modules (production only), dist, package.json and the Kustomize engine', async () => {
+  it('holds exactly node_modules (production only), dist, package.json and the Kustomize and Helm engines', async () => {
     expect((await readdir(app)).sort()).toEqual(
       runtimeTree(dockerfile)
         .map((copied) => copied.entry)
@@ -166,6 +169,7 @@ describe('the runtime tree of the image', () => {
     );
     expect((await readdir(app)).sort()).toEqual([
       'dist',
+      'helm-engine.wasm',
       'kustomize-engine.wasm',
       'node_modules',
       'package.json',
@@ -303,7 +307,35 @@ describe('the runtime tree of the image', () => {
         (await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'k-from-image', namespace: ns.name }))
           ?.data,
       ).toEqual({ built: 'kustomize' });
+      // A chart is rendered with the Helm engine of the tree, its digest checked against the image's pin.
+      await admin.apply(
+        gitRepositoryObject(signed, ns.name, 'happs', {
+          interval: '1m',
+          path: './chart',
+          helm: { values: { built: 'helm' } },
+        }),
+        { fieldManager: 'signet-runtime-tree-e2e' },
+      );
+      await waitFor(
+        async () => {
+          const s = await repoStatus(admin, ns.name, 'happs');
+          const ready = condition(s, 'Ready');
+          return ready?.status === 'True' ? s : ready?.reason === 'BuildFailed' ? ready.message : undefined;
+        },
+        { timeoutMs: 90_000, description: 'the chart Ready from the runtime tree' },
+      ).then((result) => expect(result).toMatchObject({ lastAppliedRevision: `main@sha1:${commit}` }));
+      expect(
+        (
+          await admin.get({
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            name: 'happs-from-image',
+            namespace: ns.name,
+          })
+        )?.data,
+      ).toEqual({ built: 'helm' });
       // The finalizer is removed by the operator while it still runs (no Terminating leftovers).
+      await deleteGitRepositoryAndWait(admin, ns.name, 'happs');
       await deleteGitRepositoryAndWait(admin, ns.name, 'kapps');
       await deleteGitRepositoryAndWait(admin, ns.name, 'apps');
     } finally {

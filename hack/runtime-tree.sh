@@ -4,6 +4,7 @@
 #   dist/          src/ compiled with tsconfig.build.json (fresh, not the shared ./dist)
 #   package.json
 #   kustomize-engine.wasm  hack/kustomize/build.sh engine (docs/kustomize.md)
+#   helm-engine.wasm       hack/helm/build.sh engine (docs/helm.md)
 # so `node <dest>/dist/cli/main.js run ...` can be tested without a container engine.
 # Usage: hack/runtime-tree.sh <dest>   (<dest> must not exist or be an empty directory)
 # test/image/runtime-tree.test.ts reads the Dockerfile and this script and fails when they drift apart.
@@ -55,9 +56,12 @@ fi
 
 # Stage "kustomize": the engine, built (or reused) by the same script into the cache.
 engine_dir="$(PATH="$("$repo/hack/go.sh"):$PATH" "$repo/hack/kustomize/build.sh" engine)"
+# Stage "helm": the Helm engine, the same way.
+helm_dir="$(PATH="$("$repo/hack/go.sh"):$PATH" "$repo/hack/helm/build.sh" engine)"
 
-# Final stage: node_modules + dist + package.json + the Kustomize engine (nothing else).
+# Final stage: node_modules + dist + package.json + the Kustomize and Helm engines (nothing else).
 mv "$work/node_modules" "$dest/node_modules"
 cp "$repo/package.json" "$dest/package.json"
 cp "$engine_dir/kustomize-engine.wasm" "$dest/kustomize-engine.wasm"
+cp "$helm_dir/helm-engine.wasm" "$dest/helm-engine.wasm"
 echo "$dest"

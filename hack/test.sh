@@ -20,6 +20,10 @@ fi
 if ! PATH="$(hack/go.sh):$PATH" hack/kustomize/build.sh >/dev/null; then
   echo "FAILED: kustomize engine build" >&2; failed=$((failed + 1))
 fi
+# The Helm engine and the reference helm CLI (test/support/helm.ts reuses the cache).
+if ! PATH="$(hack/go.sh):$PATH" hack/helm/build.sh >/dev/null; then
+  echo "FAILED: helm engine build" >&2; failed=$((failed + 1))
+fi
 report=.signet/vitest-report.json
 mkdir -p .signet
 rm -f "$report"

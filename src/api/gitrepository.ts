@@ -82,6 +82,18 @@ export interface SlackAlertSpec {
   readonly events: readonly AlertEventKind[];
 }
 
+/** spec.helm: render the chart as `helm template` (docs/helm.md). Paths are normalised, from the repository root. */
+export interface HelmSpec {
+  /** The chart's directory; default spec.path. */
+  readonly chart: string;
+  /** .Release.Name; default the GitRepository's name. */
+  readonly releaseName: string;
+  readonly valuesFiles: readonly string[];
+  /** Inline values, merged after valuesFiles. */
+  readonly values: Readonly<Record<string, unknown>>;
+  readonly includeCRDs: boolean;
+}
+
 export interface GitRepositorySpec {
   readonly url: string;
   readonly insecure: boolean;
@@ -99,6 +111,7 @@ export interface GitRepositorySpec {
   readonly serviceAccountName?: string;
   readonly drift: { readonly mode: DriftMode };
   readonly alerts: { readonly slack?: SlackAlertSpec };
+  readonly helm?: HelmSpec;
 }
 
 export interface GitRepositoryMeta {
@@ -418,6 +431,47 @@ function parseAlerts(reader: Reader, value: unknown): GitRepositorySpec['alerts'
   return { slack: { secretRef, events: events.length > 0 ? events : [...alertEventKinds] } };
 }
 
+/** Helm's own rule for release names (chartutil.ValidateReleaseName): a DNS-1123 subdomain of at most 53. */
+const helmReleaseName = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const helmReleaseNameMax = 53;
+
+function parseHelm(reader: Reader, value: unknown, path: string, name: string): HelmSpec | undefined {
+  const helm = reader.object(value, 'spec.helm');
+  if (helm === undefined) return undefined;
+  const repoPath = (raw: string | undefined, field: string): string | undefined => {
+    if (raw === undefined) return undefined;
+    const normal = normaliseRepoPath(raw);
+    if (normal === undefined)
+      reader.fail(field, 'must be a relative path inside the repository, without ".."');
+    return normal;
+  };
+  const chart = repoPath(reader.string(helm.chart, 'spec.helm.chart', { max: 1024 }), 'spec.helm.chart');
+  const explicitName = reader.string(helm.releaseName, 'spec.helm.releaseName', { max: 253 });
+  const releaseName = explicitName ?? name;
+  if (!helmReleaseName.test(releaseName) || releaseName.length > helmReleaseNameMax) {
+    reader.fail(
+      'spec.helm.releaseName',
+      explicitName === undefined
+        ? `the GitRepository's name "${name}" is not a valid Helm release name (DNS-1123, at most ${helmReleaseNameMax} characters): set spec.helm.releaseName`
+        : `"${releaseName}" is not a valid Helm release name (DNS-1123, at most ${helmReleaseNameMax} characters)`,
+    );
+  }
+  const valuesFiles = reader.stringList(helm.valuesFiles, 'spec.helm.valuesFiles').flatMap((file, index) => {
+    const field = `spec.helm.valuesFiles[${index}]`;
+    const normal = repoPath(file, field);
+    if (normal === '') reader.fail(field, 'must name a file, not the repository root');
+    return normal === undefined || normal === '' ? [] : [normal];
+  });
+  const values = reader.object(helm.values, 'spec.helm.values') ?? {};
+  return {
+    chart: chart ?? path,
+    releaseName,
+    valuesFiles,
+    values,
+    includeCRDs: reader.boolean(helm.includeCRDs, 'spec.helm.includeCRDs', true),
+  };
+}
+
 function parseMetadata(
   reader: Reader,
   value: unknown,
@@ -489,6 +543,7 @@ export function parseGitRepository(
   const serviceAccountName = reader.name(spec.serviceAccountName, 'spec.serviceAccountName', false);
   const drift = reader.object(spec.drift, 'spec.drift') ?? {};
   const secretRef = reader.localRef(spec.secretRef, 'spec.secretRef');
+  const helm = parseHelm(reader, spec.helm, path ?? '', metadata.name);
 
   const result: GitRepository = {
     metadata,
@@ -505,6 +560,7 @@ export function parseGitRepository(
       force: reader.boolean(spec.force, 'spec.force', false),
       drift: { mode: reader.enumOf(drift.mode, 'spec.drift.mode', driftModes, defaults.driftMode) },
       alerts: parseAlerts(reader, spec.alerts),
+      ...(helm === undefined ? {} : { helm }),
       ...(secretRef === undefined ? {} : { secretRef }),
       ...(targetNamespace === undefined ? {} : { targetNamespace }),
       ...(serviceAccountName === undefined ? {} : { serviceAccountName }),

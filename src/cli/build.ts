@@ -6,10 +6,11 @@ import { requireRevisionArgs, revisionOptions, withRevision } from './revision-r
 
 export const buildUsage = `Usage: signet build -f <GitRepository YAML> [--repo-dir <local clone>] [--since <commit>] [--kubeconfig <path>]
 
-Verifies the GitRepository's revision exactly as the operator does, renders it (plain manifests, or
-the Kustomize build of spec.path with the operator's engine) and prints the objects as the operator
+Verifies the GitRepository's revision exactly as the operator does, renders it (plain manifests, the
+Kustomize build of spec.path, or the Helm chart of spec.helm, with the operator's engines) and prints the objects as the operator
 would apply them (owner labels, namespaces), as a YAML stream. Without --kubeconfig, scopes come
-from a table of built-in kinds and the CustomResourceDefinitions in the set.
+from a table of built-in kinds and the CustomResourceDefinitions in the set, and a chart sees Helm's
+default .Capabilities; with it, the cluster's version and API versions, as the operator.
 Exit status: 0 built, 1 the revision is rejected or the build refused, 2 bad input or error.
 `;
 

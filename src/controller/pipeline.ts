@@ -10,6 +10,8 @@ import type { Discovery } from '../kube/discovery.ts';
 import { kustomizeProvenanceScope } from '../provenance/kustomize-scope.ts';
 import { verifyProvenance } from '../provenance/verify.ts';
 import { RenderError } from '../render/errors.ts';
+import { renderHelmChart } from '../render/helm.ts';
+import { type HelmEngine, sharedHelmEngine } from '../render/helm-engine.ts';
 import { isKustomization, renderKustomization } from '../render/kustomize.ts';
 import { type KustomizeEngine, sharedKustomizeEngine } from '../render/kustomize-engine.ts';
 import type { KubeObject } from '../render/object.ts';
@@ -128,6 +130,12 @@ export async function trustedRootOf(
  */
 export interface VerifiedTree extends TreeSnapshot {
   readonly kustomizeDir?: string;
+  /**
+   * Set when spec.helm renders a chart: the tree is the whole repository root (the chart, its
+   * vendored dependencies and the values files may be anywhere in it) and this is spec.path, where
+   * the provenance bundle lives, as for a kustomization (docs/helm.md).
+   */
+  readonly helmDir?: string;
 }
 
 export interface VerifiedRevision {
@@ -210,8 +218,11 @@ export async function fetchAndVerify(
       return { ok: false, stage: 'verify', reason: verdict.reason, message: verdict.message, revision };
     let files: VerifiedTree;
     try {
-      files = await fetched.readTree(resolved.commit, repo.spec.path, gitSignal);
-      if (isKustomization(files, '')) {
+      if (repo.spec.helm !== undefined) {
+        const root = await fetched.readTree(resolved.commit, '', gitSignal);
+        files = { ...root, helmDir: repo.spec.path };
+      } else files = await fetched.readTree(resolved.commit, repo.spec.path, gitSignal);
+      if (files.helmDir === undefined && isKustomization(files, '')) {
         const root = await fetched.readTree(resolved.commit, '', gitSignal);
         files = { ...root, kustomizeDir: repo.spec.path };
       }
@@ -231,7 +242,7 @@ export async function fetchAndVerify(
         provenance.keysRef === undefined ? undefined : await deps.readReference(provenance.keysRef, signal);
       // A kustomization's bundle covers the repository root (docs/provenance.md) and lives at
       // <spec.path>/<bundlePath>: it is read from there, and <spec.path>/.signet/ is left out.
-      const dir = files.kustomizeDir ?? '';
+      const dir = files.kustomizeDir ?? files.helmDir ?? '';
       const scoped = kustomizeProvenanceScope(files, dir);
       const bundleAt = dir === '' ? provenance.bundlePath : `${dir}/${provenance.bundlePath}`;
       const bundle = files.files.find((file) => file.path === bundleAt);
@@ -301,21 +312,44 @@ export async function fetchAndVerify(
   }
 }
 
-/** Plain manifests, or the Kustomize build of `files.kustomizeDir` (the pre-build check first). */
-function renderTree(
+/** The engines a render may use (tests pass their own). */
+export interface RenderEngines {
+  readonly kustomize: KustomizeEngine;
+  readonly helm: HelmEngine;
+}
+
+/** What renderDesired needs of discovery; `capabilities` feeds Helm's .Capabilities when present. */
+export type RenderDiscovery = Pick<Discovery, 'resolve' | 'scopeOf'> &
+  Partial<Pick<Discovery, 'capabilities'>>;
+
+/** Plain manifests, the Helm chart of spec.helm, or the Kustomize build of `files.kustomizeDir`. */
+async function renderTree(
   repo: GitRepository,
   files: VerifiedTree,
   maxObjects: number,
-  engine: KustomizeEngine,
+  engines: RenderEngines,
+  discovery: RenderDiscovery,
   signal: AbortSignal,
-): Promise<RenderedObject[]> | RenderedObject[] {
+): Promise<RenderedObject[]> {
   const owner = { name: repo.metadata.name, namespace: repo.metadata.namespace };
   const tree = { files: files.files, symlinks: files.symlinks };
+  if (repo.spec.helm !== undefined && files.helmDir !== undefined) {
+    const capabilities = await discovery.capabilities?.(signal);
+    return renderHelmChart(tree, repo.spec.helm, {
+      owner,
+      limits: { maxObjects },
+      engine: engines.helm,
+      namespace: repo.spec.targetNamespace ?? repo.metadata.namespace,
+      ...(capabilities === undefined ? {} : { capabilities }),
+      timeoutMs: repo.spec.timeoutMs,
+      signal,
+    });
+  }
   if (files.kustomizeDir === undefined) return renderManifests(tree, { owner, limits: { maxObjects } });
   return renderKustomization(tree, files.kustomizeDir, {
     owner,
     limits: { maxObjects },
-    engine,
+    engine: engines.kustomize,
     timeoutMs: repo.spec.timeoutMs,
     signal,
   });
@@ -325,13 +359,15 @@ function renderTree(
 export async function renderDesired(
   repo: GitRepository,
   files: VerifiedTree,
-  discovery: Pick<Discovery, 'resolve' | 'scopeOf'>,
+  discovery: RenderDiscovery,
   maxObjects: number,
   signal: AbortSignal,
   engine: KustomizeEngine = sharedKustomizeEngine(),
+  helmEngine: HelmEngine = sharedHelmEngine(),
 ): Promise<{ ok: true; desired: KubeObject[] } | Refusal> {
   try {
-    const rendered = await renderTree(repo, files, maxObjects, engine, signal);
+    const engines = { kustomize: engine, helm: helmEngine };
+    const rendered = await renderTree(repo, files, maxObjects, engines, discovery, signal);
     const kinds = new Map<string, { apiVersion: string; kind: string }>();
     for (const { object } of rendered)
       kinds.set(`${object.apiVersion}/${object.kind}`, { apiVersion: object.apiVersion, kind: object.kind });

@@ -64,6 +64,28 @@ export class Discovery {
     return info;
   }
 
+  /**
+   * What Helm's `.Capabilities` reflects (docs/helm.md), as Helm's own discovery builds it: the
+   * server's gitVersion (/version), every served group-version (/api, /apis, read fresh: CRDs come
+   * and go) and `group/version/Kind` for each kind they serve (one document per group-version, cached
+   * like every resolve; a group-version that cannot be read is left without kinds, as Helm does).
+   */
+  async capabilities(signal?: AbortSignal): Promise<ClusterCapabilities> {
+    const [version, core, groups] = await Promise.all(
+      ['/version', '/api', '/apis'].map((path) => this.#fetch(path, signal)),
+    );
+    const parsed = parseCapabilities(version, core, groups);
+    const kinds = await Promise.all(
+      parsed.apiVersions.map(async (apiVersion) => {
+        const cached = this.#byGroupVersion.get(apiVersion);
+        const resources = cached ?? (await this.#load(apiVersion, signal).catch(() => undefined));
+        return [...(resources?.keys() ?? [])].map((kind) => `${apiVersion}/${kind}`);
+      }),
+    );
+    signal?.throwIfAborted();
+    return { ...parsed, apiVersions: [...parsed.apiVersions, ...kinds.flat()] };
+  }
+
   /** Drops the cache (e.g. after CRDs were deleted). */
   invalidate(): void {
     this.#byGroupVersion.clear();
@@ -83,6 +105,33 @@ export class Discovery {
     this.#inFlight.set(apiVersion, loading);
     return loading;
   }
+}
+
+export interface ClusterCapabilities {
+  /** e.g. v1.36.0 */
+  readonly kubeVersion: string;
+  /** "v1", "apps/v1", ... */
+  readonly apiVersions: readonly string[];
+}
+
+/** Parses /version, /api (APIVersions) and /apis (APIGroupList); fails closed on a missing version. */
+export function parseCapabilities(
+  version: JsonObject | undefined,
+  core: JsonObject | undefined,
+  groups: JsonObject | undefined,
+): ClusterCapabilities {
+  const kubeVersion = version?.gitVersion;
+  if (typeof kubeVersion !== 'string' || kubeVersion === '')
+    throw new Error('the API server did not report its version (/version gitVersion)');
+  const apiVersions: string[] = [];
+  for (const v of Array.isArray(core?.versions) ? core.versions : [])
+    if (typeof v === 'string') apiVersions.push(v);
+  for (const group of Array.isArray(groups?.groups) ? groups.groups : []) {
+    if (!isJsonObject(group) || !Array.isArray(group.versions)) continue;
+    for (const v of group.versions)
+      if (isJsonObject(v) && typeof v.groupVersion === 'string') apiVersions.push(v.groupVersion);
+  }
+  return { kubeVersion, apiVersions };
 }
 
 /** Parses an APIResourceList; subresources (`pods/status`) are skipped. */

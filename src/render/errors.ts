@@ -21,6 +21,13 @@ export type RenderErrorCode =
   | 'KustomizeTimeout'
   | 'KustomizeOutputTooLarge'
   | 'KustomizeEngineUnavailable'
+  | 'HelmChartInvalid'
+  | 'HelmDependencyNotVendored'
+  | 'HelmFilesEscape'
+  | 'HelmBuildFailed'
+  | 'HelmTimeout'
+  | 'HelmOutputTooLarge'
+  | 'HelmEngineUnavailable'
   | 'UnknownScope';
 
 export interface RenderErrorContext {

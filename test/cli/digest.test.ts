@@ -77,6 +77,32 @@ describe('signet digest', () => {
     expect(changed.lines[0]).not.toBe(withBundle.lines[0]);
   });
 
+  it('--path to a chart (Chart.yaml, or --helm) covers the repository root, as the operator checks spec.helm', async () => {
+    const root = join(dir, 'helm');
+    const tree = {
+      'charts/web/Chart.yaml': 'apiVersion: v2\nname: web\nversion: 0.1.0\n',
+      'charts/web/.signet/provenance.sigstore.json': '{}',
+      'env/prod.yaml': 'color: red\n',
+      'plain/values.yaml': 'a: 1\n',
+    };
+    await writeTree(root, tree);
+    const rootDigest = (leftOut: string) =>
+      treeDigest(
+        Object.entries(tree)
+          .filter(([path]) => !path.startsWith(leftOut))
+          .map(([path, content]) => ({ path, content: Buffer.from(content) })),
+      ).digest;
+    const chart = await runSignet(['digest', root, '--path', 'charts/web']);
+    expect(chart.lines).toEqual([rootDigest('charts/web/.signet/')]);
+    // spec.path without Chart.yaml (spec.helm.chart elsewhere): --helm says so.
+    const flagged = await runSignet(['digest', root, '--path', 'plain', '--helm']);
+    expect(flagged.lines).toEqual([rootDigest('plain/.signet/')]);
+    const plain = await runSignet(['digest', root, '--path', 'plain']);
+    expect(plain.lines).toEqual([
+      treeDigest([{ path: 'values.yaml', content: Buffer.from('a: 1\n') }]).digest,
+    ]);
+  });
+
   it('refuses a symlink with exit 2 and names it', async () => {
     const root = join(dir, 'links');
     await writeTree(root, { 'a.yaml': 'a: 1\n' });

@@ -112,6 +112,7 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
         from: 'kustomize',
         source: '/out/kustomize/v5.8.2-api0.21.2/kustomize-engine.wasm',
       },
+      { entry: 'helm-engine.wasm', from: 'helm', source: '/out/helm/v4.3.2/helm-engine.wasm' },
     ]);
     // Root-owned: the non-root user cannot modify the tree.
     expect(runtime.copies.map((copy) => copy.chown)).toEqual(runtime.copies.map(() => '0:0'));
@@ -190,6 +191,25 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
     expect(kustomize.image).toBe(`golang:${pin?.[0]?.replace(/^go/, '')}-bookworm`);
   });
 
+  it('helm-engine.wasm: both build it with hack/helm/build.sh engine, pinned to the same digest', () => {
+    const helm = stage('helm');
+    expect(helm.copies.flatMap((copy) => copy.sources)).toEqual(['hack/helm']);
+    expect(helm.runs).toEqual(['SIGNET_CACHE=/out hack/helm/build.sh engine']);
+    expect(script).toContain('"$repo/hack/helm/build.sh" engine');
+    expect(script).toMatch(/cp "\$helm_dir\/helm-engine\.wasm" "\$dest\/helm-engine\.wasm"/);
+    const buildScript = readFileSync(join(repoRoot, 'hack', 'helm', 'build.sh'), 'utf8');
+    const version = /^HELM_VERSION=(.*)$/m.exec(buildScript)?.[1];
+    expect(tree.find((t) => t.entry === 'helm-engine.wasm')?.source).toBe(
+      `/out/helm/v${version}/helm-engine.wasm`,
+    );
+    const pin = readFileSync(join(repoRoot, 'hack', 'helm', 'engine.sha256'), 'utf8')
+      .split('\n')
+      .find((line) => line !== '' && !line.startsWith('#'))
+      ?.split(' ');
+    expect(runtime.env.SIGNET_HELM_ENGINE_SHA256).toBe(pin?.[1]);
+    expect(helm.image).toBe(`golang:${pin?.[0]?.replace(/^go/, '')}-bookworm`);
+  });
+
   it('the ENTRYPOINT runs a file of the tree with `run`, compiled from src/cli/main.ts', () => {
     const [interpreter, ...afterInterpreter] = runtime.entrypoint ?? [];
     const nodeFlags = entrypointNodeFlags(runtime.entrypoint ?? []);
@@ -231,6 +251,7 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
       'HOME',
       'NODE_ENV',
       'SIGNET_CACHE_DIR',
+      'SIGNET_HELM_ENGINE_SHA256',
       'SIGNET_KUSTOMIZE_ENGINE_SHA256',
     ]);
     expect(runtime.env.NODE_ENV).toBe('production');

@@ -1,0 +1,279 @@
+/**
+ * Runs a WASI (GOOS=wasip1) module on a copy of a verified tree (imperative shell), the packaging
+ * docs/kustomize.md chose, for engines other than Kustomize (the Helm engine, helm-engine.ts):
+ * - the module is read once, its sha256 optionally checked, its memory maximum written into it
+ *   (withMemoryMaximum) and compiled once;
+ * - the verified files are written to a fresh temporary directory, preopened as `/src`; a second
+ *   fresh directory holds the request and is preopened as `/req`; nothing else is visible, and Go's
+ *   wasip1 port has no sockets and WASI no exec;
+ * - each run is a fresh instance in a worker thread, stopped (worker.terminate) by the timeout or
+ *   the caller's AbortSignal, its V8 heap bounded by resourceLimits;
+ * - stdout goes to a file whose size is watched: past `maxOutputBytes` the run is stopped.
+ * kustomize-engine.ts has the same steps for Kustomize; it is left as it is while its start-up is
+ * being tuned, and can move onto this module afterwards.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { Worker } from 'node:worker_threads';
+import { RenderError, type RenderErrorCode } from './errors.ts';
+import { withMemoryMaximum } from './kustomize-engine.ts';
+import type { SourceFile, SourceSymlink } from './render.ts';
+
+export const sandboxRoot = '/src';
+export const requestRoot = '/req';
+
+export interface WasmRunOptions {
+  readonly timeoutMs: number;
+  readonly maxOutputBytes: number;
+  readonly signal?: AbortSignal;
+}
+
+/** The error codes and the name a runner reports under (e.g. "helm template"). */
+export interface WasmErrors {
+  readonly label: string;
+  readonly failed: RenderErrorCode;
+  readonly timeout: RenderErrorCode;
+  readonly tooLarge: RenderErrorCode;
+  readonly unavailable: RenderErrorCode;
+}
+
+export interface WasmTree {
+  readonly files: readonly SourceFile[];
+  readonly symlinks?: readonly SourceSymlink[];
+}
+
+/** A compiled WebAssembly.Module (opaque here; @types/node declares no WebAssembly global). */
+type CompiledModule = object;
+const wasm = (
+  globalThis as unknown as { WebAssembly: { compile(bytes: Uint8Array): Promise<CompiledModule> } }
+).WebAssembly;
+
+export interface LoadedModule {
+  readonly module: CompiledModule;
+  readonly sha256: string;
+}
+
+/** Reads, checks and compiles the module; errors are `unavailable` RenderErrors naming the path. */
+export async function loadModule(
+  path: string,
+  maxMemoryBytes: number,
+  errors: WasmErrors,
+  expectedSha256?: string,
+): Promise<LoadedModule> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await fs.promises.readFile(path));
+  } catch (cause) {
+    throw new RenderError(
+      errors.unavailable,
+      `the ${errors.label} engine ${path} cannot be read: ${String(cause)}`,
+    );
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (expectedSha256 !== undefined && expectedSha256 !== sha256) {
+    throw new RenderError(
+      errors.unavailable,
+      `the ${errors.label} engine ${path} has sha256 ${sha256}, expected ${expectedSha256}`,
+    );
+  }
+  // The same process-wide tier-up budget as the Kustomize engine (docs/kustomize.md): each run is a
+  // fresh instance, and with V8's default budget the engine would stay in the baseline tier.
+  setFlagsFromString('--wasm-tiering-budget=50000');
+  return { module: await wasm.compile(withMemoryMaximum(bytes, maxMemoryBytes)), sha256 };
+}
+
+/** A relative posix path without `.`/`..`/empty segments, or a RenderError (never written outside). */
+function assertTreePath(path: string): void {
+  const segments = path.split('/');
+  if (
+    path.startsWith('/') ||
+    path.includes('\\') ||
+    path.includes('\0') ||
+    segments.some((s) => s === '' || s === '.' || s === '..')
+  ) {
+    throw new RenderError('InvalidPath', 'path must be relative, posix, without "." or ".." segments', {
+      file: path,
+    });
+  }
+}
+
+/** Writes the tree under a fresh temporary directory; returns it (the caller removes it). */
+export async function materialiseTree(tree: WasmTree, prefix: string, errors: WasmErrors): Promise<string> {
+  for (const entry of [...tree.files, ...(tree.symlinks ?? [])]) assertTreePath(entry.path);
+  const root = await fs.promises.mkdtemp(join(tmpdir(), prefix));
+  try {
+    const dirs = new Set<string>();
+    for (const entry of [...tree.files, ...(tree.symlinks ?? [])]) dirs.add(dirname(join(root, entry.path)));
+    for (const dir of dirs) await fs.promises.mkdir(dir, { recursive: true });
+    for (const file of tree.files)
+      await fs.promises.writeFile(join(root, file.path), file.content, { mode: 0o600 });
+    // Only links inside the root reach here (the pre-render checks refuse the others).
+    for (const link of tree.symlinks ?? []) await fs.promises.symlink(link.target, join(root, link.path));
+    return root;
+  } catch (cause) {
+    await fs.promises.rm(root, { recursive: true, force: true });
+    throw new RenderError(
+      errors.failed,
+      `writing the verified tree for ${errors.label}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      {},
+      cause,
+    );
+  }
+}
+
+const workerSource = `
+const { workerData, parentPort } = require('node:worker_threads');
+const emitWarning = process.emitWarning;
+process.emitWarning = (warning, ...rest) => {
+  if (/WASI is an experimental feature/.test(String(warning))) return;
+  emitWarning.call(process, warning, ...rest);
+};
+const { WASI } = require('node:wasi');
+const fs = require('node:fs');
+const stdout = fs.openSync(workerData.stdout, 'w');
+const stderr = fs.openSync(workerData.stderr, 'w');
+const wasi = new WASI({
+  version: 'preview1',
+  args: workerData.args,
+  env: workerData.env,
+  preopens: workerData.preopens,
+  stdin: fs.openSync('/dev/null', 'r'), stdout, stderr,
+  returnOnExit: true,
+});
+const instance = new WebAssembly.Instance(workerData.module, wasi.getImportObject());
+const code = wasi.start(instance);
+fs.closeSync(stdout);
+fs.closeSync(stderr);
+parentPort.postMessage({ code });
+`;
+
+export interface WasmInvocation {
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  /** The tree's copy (preopened as /src). */
+  readonly root: string;
+  /** Files the module reads besides the tree (preopened as /req), by name. */
+  readonly request: Readonly<Record<string, string | Uint8Array>>;
+}
+
+/** Runs one instance; resolves to stdout, or throws a RenderError with stderr's first 4 KiB. */
+export async function runWasi(
+  loaded: LoadedModule,
+  invocation: WasmInvocation,
+  options: WasmRunOptions,
+  errors: WasmErrors,
+): Promise<Uint8Array> {
+  const out = await fs.promises.mkdtemp(join(tmpdir(), 'signet-wasm-out-'));
+  const req = await fs.promises.mkdtemp(join(tmpdir(), 'signet-wasm-req-'));
+  try {
+    for (const [name, content] of Object.entries(invocation.request))
+      await fs.promises.writeFile(join(req, name), content, { mode: 0o600 });
+    const stdout = join(out, 'stdout');
+    const stderr = join(out, 'stderr');
+    const code = await runWorker(
+      {
+        module: loaded.module,
+        args: invocation.args,
+        env: invocation.env,
+        preopens: { [sandboxRoot]: invocation.root, [requestRoot]: req },
+        stdout,
+        stderr,
+      },
+      stdout,
+      options,
+      errors,
+    );
+    if (code !== 0) {
+      throw new RenderError(errors.failed, `${errors.label}: ${await errorText(stderr, invocation.root)}`);
+    }
+    const stat = await fs.promises.stat(stdout);
+    if (stat.size > options.maxOutputBytes) throw tooLarge(errors, options);
+    return new Uint8Array(await fs.promises.readFile(stdout));
+  } finally {
+    await fs.promises.rm(out, { recursive: true, force: true });
+    await fs.promises.rm(req, { recursive: true, force: true });
+  }
+}
+
+function tooLarge(errors: WasmErrors, options: WasmRunOptions): RenderError {
+  return new RenderError(errors.tooLarge, `${errors.label} wrote more than ${options.maxOutputBytes} bytes`);
+}
+
+async function errorText(path: string, root: string): Promise<string> {
+  const handle = await fs.promises.open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(4096);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    const text = buffer.subarray(0, bytesRead).toString('utf8');
+    // A Go runtime fatal error (out of memory) is followed by goroutine dumps: keep its message.
+    const dump = text.indexOf('\ngoroutine ');
+    return (dump >= 0 ? text.slice(0, dump) : text)
+      .trim()
+      .replaceAll(`${root}/`, '')
+      .replaceAll(`${sandboxRoot}/`, '')
+      .replaceAll(`${requestRoot}/`, '');
+  } finally {
+    await handle.close();
+  }
+}
+
+function runWorker(
+  workerData: Record<string, unknown>,
+  stdout: string,
+  options: WasmRunOptions,
+  errors: WasmErrors,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(workerSource, {
+      eval: true,
+      workerData,
+      resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 },
+      stdout: false,
+      stderr: false,
+    });
+    let settled = false;
+    const finish = (error: Error | undefined, code?: number): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearInterval(watcher);
+      options.signal?.removeEventListener('abort', onAbort);
+      void worker.terminate();
+      if (error === undefined) resolve(code ?? 1);
+      else reject(error);
+    };
+    const timer = setTimeout(
+      () =>
+        finish(
+          new RenderError(errors.timeout, `${errors.label} did not finish within ${options.timeoutMs} ms`),
+        ),
+      options.timeoutMs,
+    );
+    const watcher = setInterval(() => {
+      fs.stat(stdout, (error, stat) => {
+        if (error === null && stat.size > options.maxOutputBytes) finish(tooLarge(errors, options));
+      });
+    }, 50);
+    const onAbort = (): void =>
+      finish(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'));
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    worker.once('message', (message: { code: number }) => finish(undefined, message.code));
+    worker.once('error', (error) =>
+      finish(
+        new RenderError(errors.failed, `the ${errors.label} engine failed: ${error.message}`, {}, error),
+      ),
+    );
+    worker.once('exit', (code) =>
+      finish(
+        new RenderError(
+          errors.failed,
+          `the ${errors.label} engine stopped (exit ${code}) before it finished`,
+        ),
+      ),
+    );
+  });
+}
