@@ -12,8 +12,6 @@ import {
   type TestRepo,
 } from '../support/git-fixtures.ts';
 
-const NOW = new Date();
-
 let gpg: GpgHome;
 let repo: TestRepo;
 let reader: GitCliRevisionReader;
@@ -39,7 +37,9 @@ function verify(partial: Partial<VerifyRevisionInput> & { commit: string }): Pro
     allowRollback: false,
     matchCommitter: false,
     trust,
-    now: NOW,
+    // The verification's clock, read when it runs (as the operator does): a clock read at module load
+    // predates the keys made in beforeAll, whose self-certifications would then be in its future.
+    now: new Date(),
     ...partial,
   });
 }
