@@ -68,6 +68,12 @@ const HISTORY_COMMITS = 120_000;
  * for the 120,000-object pack across runs.
  */
 const HISTORY_RSS_GROWTH_MIB = 512;
+/**
+ * What the 5 s deadline case may take beyond spec.timeout, from the push to the refusal in status:
+ * the next 1 s interval, resolving, the status write, and a loaded machine (measured 5.7-7.5 s in
+ * all). Before the walk honoured spec.timeout, this history blocked the event loop for 25 s.
+ */
+const HISTORY_DEADLINE_MARGIN_MS = 10_000;
 const ns = useTestNamespace('signet-event-loop');
 let admin: KubeClient;
 let signed: SignedRepo;
@@ -396,7 +402,7 @@ describe('event-loop delay while hostile input is refused, beside a GitRepositor
     await deleteGitRepositoryAndWait(admin, ns.name, 'gitsign');
   });
 
-  it(`(d) an unsigned head on an unrelated history of ${HISTORY_COMMITS} commits, spec.timeout 5s: refused at the deadline`, async () => {
+  it(`(d) an unsigned head on an unrelated history of ${HISTORY_COMMITS} commits, spec.timeout 5s: refused by the deadline (or the walk bound, if reached first)`, async () => {
     const w = await measureWindow(
       `unrelated history, ${HISTORY_COMMITS} commits, spec.timeout 5s`,
       'history',
@@ -405,12 +411,18 @@ describe('event-loop delay while hostile input is refused, beside a GitRepositor
       },
       refusedFor('history'),
     );
-    // Fetching and indexing the 16 MiB pack (120,000 objects) takes ~4-5 s on the test machine: the
-    // deadline ends either the indexing or the walk after it; both are spec.timeout's deadline.
-    expect(verified(w.refused ?? {})?.reason).toBe('FetchFailed');
-    expect(verified(w.refused ?? {})?.message).toMatch(
-      /the deadline passed while indexing the pack \(spec\.timeout\)|spec\.timeout \(5000 ms\) passed while reading the repository; refused/,
+    // Fetching and indexing the 16 MiB pack (120,000 objects) takes ~4-5 s on a loaded 2-core machine:
+    // the deadline ends either the indexing or the walk after it (FetchFailed). Where the machine is
+    // fast enough, the walk reaches its 100,000-commit bound first (RollbackRejected, as in the 60 s
+    // case; seen in a CI-check run). Either way the refusal comes within the deadline and a margin.
+    const refusal = verified(w.refused ?? {});
+    expect(refusal?.message).toMatch(
+      refusal?.reason === 'RollbackRejected'
+        ? /more than 100000 commits would have to be read; refused/
+        : /the deadline passed while indexing the pack \(spec\.timeout\)|spec\.timeout \(5000 ms\) passed while reading the repository; refused/,
     );
+    expect(['FetchFailed', 'RollbackRejected']).toContain(refusal?.reason);
+    expect(w.refusedAfterMs).toBeLessThan(5_000 + HISTORY_DEADLINE_MARGIN_MS);
     expect(w.refused?.lastAppliedRevision).toBe(`main@sha1:${heads.historyApplied}`);
     expect(w.maxBusyMs).toBeLessThanOrEqual(w.boundMs);
     expect(w.rssGrowthMiB).toBeLessThanOrEqual(HISTORY_RSS_GROWTH_MIB);
