@@ -61,6 +61,10 @@ const runners: Record<string, Runner> = {
     const { runKustomizeBench, benchRows } = await import('./kustomize.bench.ts');
     return benchRows(await runKustomizeBench());
   },
+  async 'kustomize-apply'() {
+    const { runKustomizeApplyBench, benchRows } = await import('./kustomize-apply.bench.ts');
+    return benchRows(await runKustomizeApplyBench());
+  },
   async drift() {
     const { runDriftBench, benchRows } = await import('./drift.bench.ts');
     return benchRows(await runDriftBench());
@@ -74,6 +78,7 @@ const files: Record<string, string> = {
   git: 'git.bench.ts',
   drift: 'drift.bench.ts',
   kustomize: 'kustomize.bench.ts',
+  'kustomize-apply': 'kustomize-apply.bench.ts',
 };
 
 /** Marks the line on which a child run of one bench hands its rows back (JSON). */
