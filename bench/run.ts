@@ -69,6 +69,10 @@ const runners: Record<string, Runner> = {
     const { runSshBench, benchRows } = await import('./git-ssh.bench.ts');
     return benchRows(await runSshBench());
   },
+  async 'kustomize-apply'() {
+    const { runKustomizeApplyBench, benchRows } = await import('./kustomize-apply.bench.ts');
+    return benchRows(await runKustomizeApplyBench());
+  },
   async drift() {
     const { runDriftBench, benchRows } = await import('./drift.bench.ts');
     return benchRows(await runDriftBench());
@@ -84,6 +88,7 @@ const files: Record<string, string> = {
   drift: 'drift.bench.ts',
   kustomize: 'kustomize.bench.ts',
   helm: 'helm.bench.ts',
+  'kustomize-apply': 'kustomize-apply.bench.ts',
 };
 
 /** Marks the line on which a child run of one bench hands its rows back (JSON). */
