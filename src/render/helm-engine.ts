@@ -20,6 +20,7 @@ import {
   loadModule,
   materialiseTree,
   requestRoot,
+  runExclusive,
   runWasi,
   sandboxRoot,
   type WasmErrors,
@@ -79,7 +80,7 @@ export interface WasmHelmEngineOptions {
   readonly sha256?: string;
   /**
    * Linear memory of one render, bytes (default 256 MiB: a 2,000-object chart renders within 64 MiB;
-   * a Kustomize build, up to 512 MiB, may run at the same time under the Deployment's 1 GiB).
+   * renders and Kustomize builds share one queue, so one of them runs under the Deployment's 1 GiB).
    */
   readonly maxMemoryBytes?: number;
 }
@@ -91,7 +92,6 @@ export function wasmHelmEngine(
   const path = options.path ?? defaultHelmEnginePath();
   const maxMemoryBytes = options.maxMemoryBytes ?? 256 * 1024 * 1024;
   let loaded: Promise<LoadedModule> | undefined;
-  let queue: Promise<void> = Promise.resolve();
   const load = (): Promise<LoadedModule> => {
     loaded ??= loadModule(path, maxMemoryBytes, errors, options.sha256);
     loaded.catch(() => {
@@ -138,13 +138,8 @@ export function wasmHelmEngine(
     name: `helm ${HELM_VERSION} (wasm)`,
     sha256: async () => (await load()).sha256,
     render(tree, request, runOptions) {
-      // One render at a time, as Kustomize builds: each may take maxMemoryBytes.
-      const run = queue.then(() => renderNow(tree, request, runOptions));
-      queue = run.then(
-        () => undefined,
-        () => undefined,
-      );
-      return run;
+      // One render or Kustomize build at a time (one queue for both): each may take its maximum.
+      return runExclusive(() => renderNow(tree, request, runOptions));
     },
   };
 }
