@@ -16,9 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { RenderError } from './errors.ts';
 import type { HelmTree } from './helm-policy.ts';
 import {
-  type LoadedModule,
-  loadModule,
+  lazyModule,
   materialiseTree,
+  pinAndMemoryFromEnv,
   requestRoot,
   runExclusive,
   runWasi,
@@ -91,14 +91,7 @@ export function wasmHelmEngine(
 ): HelmEngine & { sha256(): Promise<string> } {
   const path = options.path ?? defaultHelmEnginePath();
   const maxMemoryBytes = options.maxMemoryBytes ?? 256 * 1024 * 1024;
-  let loaded: Promise<LoadedModule> | undefined;
-  const load = (): Promise<LoadedModule> => {
-    loaded ??= loadModule(path, maxMemoryBytes, errors, options.sha256);
-    loaded.catch(() => {
-      loaded = undefined;
-    });
-    return loaded;
-  };
+  const load = lazyModule(path, maxMemoryBytes, errors, options.sha256);
   const renderNow = async (
     tree: HelmTree,
     request: HelmRenderRequest,
@@ -146,12 +139,9 @@ export function wasmHelmEngine(
 
 /** SIGNET_HELM_ENGINE_SHA256 pins the digest; SIGNET_HELM_MAX_MEMORY_MIB the memory of one render. */
 export function helmEngineOptionsFromEnv(env: NodeJS.ProcessEnv): WasmHelmEngineOptions {
-  const sha256 = env.SIGNET_HELM_ENGINE_SHA256;
-  const memory = Number(env.SIGNET_HELM_MAX_MEMORY_MIB ?? '');
   return {
     path: defaultHelmEnginePath(env),
-    ...(sha256 === undefined || sha256 === '' ? {} : { sha256 }),
-    ...(Number.isInteger(memory) && memory > 0 ? { maxMemoryBytes: memory * 1024 * 1024 } : {}),
+    ...pinAndMemoryFromEnv(env.SIGNET_HELM_ENGINE_SHA256, env.SIGNET_HELM_MAX_MEMORY_MIB),
   };
 }
 

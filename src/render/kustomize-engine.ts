@@ -22,9 +22,9 @@ import { fileURLToPath } from 'node:url';
 import { RenderError } from './errors.ts';
 import type { KustomizeTree } from './kustomize-policy.ts';
 import {
-  type LoadedModule,
-  loadModule,
+  lazyModule,
   materialiseTree,
+  pinAndMemoryFromEnv,
   runExclusive,
   runWasi,
   sandboxRoot,
@@ -97,14 +97,7 @@ export function wasmKustomizeEngine(
 ): KustomizeEngine & { sha256(): Promise<string> } {
   const path = options.path ?? defaultEnginePath();
   const maxMemoryBytes = options.maxMemoryBytes ?? 512 * 1024 * 1024;
-  let loaded: Promise<LoadedModule> | undefined;
-  const load = (): Promise<LoadedModule> => {
-    loaded ??= loadModule(path, maxMemoryBytes, errors, options.sha256);
-    loaded.catch(() => {
-      loaded = undefined;
-    });
-    return loaded;
-  };
+  const load = lazyModule(path, maxMemoryBytes, errors, options.sha256);
   return {
     name: `kustomize ${KUSTOMIZE_VERSION} (wasm)`,
     sha256: async () => (await load()).sha256,
@@ -160,12 +153,9 @@ let shared: KustomizeEngine | undefined;
  * SIGNET_KUSTOMIZE_MAX_MEMORY_MIB the memory of one build (a positive integer, else the default).
  */
 export function engineOptionsFromEnv(env: NodeJS.ProcessEnv): WasmEngineOptions {
-  const sha256 = env.SIGNET_KUSTOMIZE_ENGINE_SHA256;
-  const memory = Number(env.SIGNET_KUSTOMIZE_MAX_MEMORY_MIB ?? '');
   return {
     path: defaultEnginePath(env),
-    ...(sha256 === undefined || sha256 === '' ? {} : { sha256 }),
-    ...(Number.isInteger(memory) && memory > 0 ? { maxMemoryBytes: memory * 1024 * 1024 } : {}),
+    ...pinAndMemoryFromEnv(env.SIGNET_KUSTOMIZE_ENGINE_SHA256, env.SIGNET_KUSTOMIZE_MAX_MEMORY_MIB),
   };
 }
 

@@ -164,6 +164,38 @@ export async function loadModule(
   return { module: await wasm.compile(withMemoryMaximum(bytes, maxMemoryBytes)), sha256 };
 }
 
+/** loadModule on first call, shared by the calls after it; a failed load is tried again next call. */
+export function lazyModule(
+  path: string,
+  maxMemoryBytes: number,
+  errors: WasmErrors,
+  expectedSha256?: string,
+): () => Promise<LoadedModule> {
+  let loaded: Promise<LoadedModule> | undefined;
+  return () => {
+    loaded ??= loadModule(path, maxMemoryBytes, errors, expectedSha256);
+    loaded.catch(() => {
+      loaded = undefined;
+    });
+    return loaded;
+  };
+}
+
+/**
+ * The deployment's pin and memory for an engine: the digest when set and non-empty; the memory of
+ * one run when a positive whole number of MiB, else absent (the engine's default).
+ */
+export function pinAndMemoryFromEnv(
+  sha256: string | undefined,
+  memoryMib: string | undefined,
+): { sha256?: string; maxMemoryBytes?: number } {
+  const memory = Number(memoryMib ?? '');
+  return {
+    ...(sha256 === undefined || sha256 === '' ? {} : { sha256 }),
+    ...(Number.isInteger(memory) && memory > 0 ? { maxMemoryBytes: memory * 1024 * 1024 } : {}),
+  };
+}
+
 /** A relative posix path without `.`/`..`/empty segments, or a RenderError (never written outside). */
 function assertTreePath(path: string): void {
   const segments = path.split('/');
