@@ -7,14 +7,13 @@
  * bound each render. The native `helm` binary of the same version runs `helm template` as a
  * subprocess with the same inputs; it is the reference for the differential tests and the benchmarks.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { existsSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RenderError } from './errors.ts';
 import type { HelmTree } from './helm-policy.ts';
+import { runNative } from './native-runner.ts';
 import {
   lazyModule,
   materialiseTree,
@@ -183,65 +182,19 @@ export function nativeHelmEngine(binary = join(helmCacheDir(), 'helm')): HelmEng
         // Inline values as the last values file: a JSON document is YAML, merged like --set-json '{...}'.
         const valuesFile = join(home, 'inline-values.json');
         await fs.promises.writeFile(valuesFile, JSON.stringify(request.values));
-        return await runNative(binary, helmTemplateArgs(root, request, valuesFile), root, home, options);
+        const env = {
+          PATH: '/nonexistent',
+          HOME: home,
+          HELM_CACHE_HOME: home,
+          HELM_CONFIG_HOME: home,
+          HELM_DATA_HOME: home,
+        };
+        const args = helmTemplateArgs(root, request, valuesFile);
+        return await runNative({ binary, args, root, env, program: 'helm' }, options, errors);
       } finally {
         await fs.promises.rm(root, { recursive: true, force: true });
         await fs.promises.rm(home, { recursive: true, force: true });
       }
     },
   };
-}
-
-function runNative(
-  binary: string,
-  args: string[],
-  root: string,
-  home: string,
-  options: HelmRunOptions,
-): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, {
-      cwd: root,
-      env: {
-        PATH: '/nonexistent',
-        HOME: home,
-        HELM_CACHE_HOME: home,
-        HELM_CONFIG_HOME: home,
-        HELM_DATA_HOME: home,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: options.timeoutMs,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > options.maxOutputBytes) child.kill('SIGKILL');
-      else chunks.push(chunk);
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      if (stderr.length < 4096) stderr += chunk.toString('utf8');
-    });
-    child.once('error', (error) =>
-      reject(new RenderError('HelmBuildFailed', `helm: ${error.message}`, {}, error)),
-    );
-    child.once('close', (code, signal) => {
-      if (size > options.maxOutputBytes)
-        reject(
-          new RenderError(
-            'HelmOutputTooLarge',
-            `helm template wrote more than ${options.maxOutputBytes} bytes`,
-          ),
-        );
-      else if (signal === 'SIGTERM')
-        reject(new RenderError('HelmTimeout', `helm template did not finish within ${options.timeoutMs} ms`));
-      else if (code !== 0)
-        reject(
-          new RenderError('HelmBuildFailed', `helm template: ${stderr.trim().replaceAll(`${root}/`, '')}`),
-        );
-      else resolve(new Uint8Array(Buffer.concat(chunks)));
-    });
-  });
 }

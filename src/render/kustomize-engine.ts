@@ -13,14 +13,13 @@
  * The native `kustomize` binary (same module version) runs as a subprocess with the same inputs
  * and bounds; it is the reference for the differential tests and the benchmarks.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RenderError } from './errors.ts';
 import type { KustomizeTree } from './kustomize-policy.ts';
+import { runNative } from './native-runner.ts';
 import {
   lazyModule,
   materialiseTree,
@@ -172,68 +171,15 @@ export function nativeKustomizeEngine(binary = join(kustomizeCacheDir(), 'kustom
     async build(tree, dir, options) {
       const root = await materialise(tree);
       try {
-        return await runNative(binary, join(root, dir), root, options);
+        const env = { PATH: '/nonexistent', HOME: root };
+        return await runNative(
+          { binary, args: ['build', join(root, dir)], root, env, program: 'kustomize' },
+          options,
+          errors,
+        );
       } finally {
         await fs.promises.rm(root, { recursive: true, force: true });
       }
     },
   };
-}
-
-function runNative(
-  binary: string,
-  dir: string,
-  root: string,
-  options: KustomizeBuildOptions,
-): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, ['build', dir], {
-      cwd: root,
-      env: { PATH: '/nonexistent', HOME: root },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: options.timeoutMs,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let stderr = '';
-    let tooLarge = false;
-    child.stdout.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > options.maxOutputBytes) {
-        tooLarge = true;
-        child.kill('SIGKILL');
-      } else chunks.push(chunk);
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      if (stderr.length < 4096) stderr += chunk.toString('utf8');
-    });
-    child.once('error', (error) =>
-      reject(new RenderError('KustomizeBuildFailed', `kustomize: ${error.message}`, {}, error)),
-    );
-    child.once('close', (code, signal) => {
-      if (tooLarge)
-        reject(
-          new RenderError(
-            'KustomizeOutputTooLarge',
-            `kustomize build wrote more than ${options.maxOutputBytes} bytes`,
-          ),
-        );
-      else if (signal === 'SIGTERM')
-        reject(
-          new RenderError(
-            'KustomizeTimeout',
-            `kustomize build did not finish within ${options.timeoutMs} ms`,
-          ),
-        );
-      else if (code !== 0)
-        reject(
-          new RenderError(
-            'KustomizeBuildFailed',
-            `kustomize build: ${stderr.trim().replaceAll(`${root}/`, '')}`,
-          ),
-        );
-      else resolve(new Uint8Array(Buffer.concat(chunks)));
-    });
-  });
 }
