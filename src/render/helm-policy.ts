@@ -1,7 +1,7 @@
 import { parseAllDocuments } from 'yaml';
 import { RenderError } from './errors.ts';
 import { isJsonObject, type JsonObject, type JsonValue } from './object.ts';
-import { readTreeText, refuse, resolveLinks } from './policy-tree.ts';
+import { readTreeText, refuse, refuseEscapingLinks, resolveLinks } from './policy-tree.ts';
 import { defaultRenderLimits, type RenderLimits, type SourceFile, type SourceSymlink } from './render.ts';
 
 export interface HelmTree {
@@ -175,16 +175,7 @@ export function checkHelmChart(
 ): HelmCheck {
   const bounds: RenderLimits = { ...defaultRenderLimits, ...limits };
   const index = new TreeIndex(tree);
-  for (const link of tree.symlinks ?? []) {
-    if (index.resolve(link.path) === undefined)
-      throw new RenderError(
-        'SymlinkEscape',
-        `symlink points outside the repository root (target "${link.target}")`,
-        {
-          file: link.path,
-        },
-      );
-  }
+  refuseEscapingLinks(index.links, tree.symlinks);
   ref.valuesFiles.forEach((path, i) => {
     const resolved = index.resolve(path);
     if (resolved === undefined || !index.files.has(resolved))

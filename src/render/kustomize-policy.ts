@@ -15,7 +15,7 @@ import { posix } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { RenderError } from './errors.ts';
 import { isJsonObject, type JsonObject, type JsonValue } from './object.ts';
-import { normalise, readTreeText, refuse, resolveLinks } from './policy-tree.ts';
+import { normalise, readTreeText, refuse, refuseEscapingLinks, resolveLinks } from './policy-tree.ts';
 import { defaultRenderLimits, type RenderLimits, type SourceFile, type SourceSymlink } from './render.ts';
 
 export const kustomizationFileNames: readonly string[] = [
@@ -109,17 +109,7 @@ export function checkKustomization(
 ): KustomizeCheck {
   const bounds: RenderLimits = { ...defaultRenderLimits, ...limits };
   const index = new TreeIndex(tree);
-  for (const link of tree.symlinks ?? []) {
-    if (index.resolve(link.path) === undefined) {
-      throw new RenderError(
-        'SymlinkEscape',
-        `symlink points outside the repository root (target "${link.target}")`,
-        {
-          file: link.path,
-        },
-      );
-    }
-  }
+  refuseEscapingLinks(index.links, tree.symlinks);
   const queue = [dir];
   const seen = new Set<string>();
   const reached: string[] = [];

@@ -5,7 +5,7 @@
  */
 import { posix } from 'node:path';
 import { RenderError, type RenderErrorCode } from './errors.ts';
-import type { RenderLimits, SourceFile } from './render.ts';
+import type { RenderLimits, SourceFile, SourceSymlink } from './render.ts';
 
 const maxSymlinkHops = 40;
 
@@ -69,4 +69,20 @@ export function readTreeText(
 
 export function refuse(code: RenderErrorCode, file: string, field: string, message: string): never {
   throw new RenderError(code, `${field}: ${message}`, { file, fields: [field] });
+}
+
+/** Refuses (SymlinkEscape, naming the link) the first symlink whose target leaves the root. */
+export function refuseEscapingLinks(
+  links: ReadonlyMap<string, string>,
+  symlinks: readonly SourceSymlink[] | undefined,
+): void {
+  for (const link of symlinks ?? []) {
+    if (resolveLinks(links, link.path) === undefined) {
+      throw new RenderError(
+        'SymlinkEscape',
+        `symlink points outside the repository root (target "${link.target}")`,
+        { file: link.path },
+      );
+    }
+  }
 }
