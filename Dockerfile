@@ -11,12 +11,14 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
 #    refuses a module whose sha256 differs from hack/kustomize/engine.sha256 for this Go toolchain.
 FROM ${GO_IMAGE} AS kustomize
 WORKDIR /src
+COPY hack/lib ./hack/lib
 COPY hack/kustomize ./hack/kustomize
 RUN SIGNET_CACHE=/out hack/kustomize/build.sh engine
 
 # 0b. The Helm engine (WebAssembly, docs/helm.md), the same way; pinned by hack/helm/engine.sha256.
 FROM ${GO_IMAGE} AS helm
 WORKDIR /src
+COPY hack/lib ./hack/lib
 COPY hack/helm ./hack/helm
 RUN SIGNET_CACHE=/out hack/helm/build.sh engine
 

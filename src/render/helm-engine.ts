@@ -7,19 +7,19 @@
  * bound each render. The native `helm` binary of the same version runs `helm template` as a
  * subprocess with the same inputs; it is the reference for the differential tests and the benchmarks.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { existsSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RenderError } from './errors.ts';
 import type { HelmTree } from './helm-policy.ts';
+import { runNative } from './native-runner.ts';
 import {
-  type LoadedModule,
-  loadModule,
+  lazyModule,
   materialiseTree,
+  pinAndMemoryFromEnv,
   requestRoot,
+  runExclusive,
   runWasi,
   sandboxRoot,
   type WasmErrors,
@@ -79,7 +79,7 @@ export interface WasmHelmEngineOptions {
   readonly sha256?: string;
   /**
    * Linear memory of one render, bytes (default 256 MiB: a 2,000-object chart renders within 64 MiB;
-   * a Kustomize build, up to 512 MiB, may run at the same time under the Deployment's 1 GiB).
+   * renders and Kustomize builds share one queue, so one of them runs under the Deployment's 1 GiB).
    */
   readonly maxMemoryBytes?: number;
 }
@@ -90,15 +90,7 @@ export function wasmHelmEngine(
 ): HelmEngine & { sha256(): Promise<string> } {
   const path = options.path ?? defaultHelmEnginePath();
   const maxMemoryBytes = options.maxMemoryBytes ?? 256 * 1024 * 1024;
-  let loaded: Promise<LoadedModule> | undefined;
-  let queue: Promise<void> = Promise.resolve();
-  const load = (): Promise<LoadedModule> => {
-    loaded ??= loadModule(path, maxMemoryBytes, errors, options.sha256);
-    loaded.catch(() => {
-      loaded = undefined;
-    });
-    return loaded;
-  };
+  const load = lazyModule(path, maxMemoryBytes, errors, options.sha256);
   const renderNow = async (
     tree: HelmTree,
     request: HelmRenderRequest,
@@ -138,25 +130,17 @@ export function wasmHelmEngine(
     name: `helm ${HELM_VERSION} (wasm)`,
     sha256: async () => (await load()).sha256,
     render(tree, request, runOptions) {
-      // One render at a time, as Kustomize builds: each may take maxMemoryBytes.
-      const run = queue.then(() => renderNow(tree, request, runOptions));
-      queue = run.then(
-        () => undefined,
-        () => undefined,
-      );
-      return run;
+      // One render or Kustomize build at a time (one queue for both): each may take its maximum.
+      return runExclusive(() => renderNow(tree, request, runOptions));
     },
   };
 }
 
 /** SIGNET_HELM_ENGINE_SHA256 pins the digest; SIGNET_HELM_MAX_MEMORY_MIB the memory of one render. */
 export function helmEngineOptionsFromEnv(env: NodeJS.ProcessEnv): WasmHelmEngineOptions {
-  const sha256 = env.SIGNET_HELM_ENGINE_SHA256;
-  const memory = Number(env.SIGNET_HELM_MAX_MEMORY_MIB ?? '');
   return {
     path: defaultHelmEnginePath(env),
-    ...(sha256 === undefined || sha256 === '' ? {} : { sha256 }),
-    ...(Number.isInteger(memory) && memory > 0 ? { maxMemoryBytes: memory * 1024 * 1024 } : {}),
+    ...pinAndMemoryFromEnv(env.SIGNET_HELM_ENGINE_SHA256, env.SIGNET_HELM_MAX_MEMORY_MIB),
   };
 }
 
@@ -198,65 +182,19 @@ export function nativeHelmEngine(binary = join(helmCacheDir(), 'helm')): HelmEng
         // Inline values as the last values file: a JSON document is YAML, merged like --set-json '{...}'.
         const valuesFile = join(home, 'inline-values.json');
         await fs.promises.writeFile(valuesFile, JSON.stringify(request.values));
-        return await runNative(binary, helmTemplateArgs(root, request, valuesFile), root, home, options);
+        const env = {
+          PATH: '/nonexistent',
+          HOME: home,
+          HELM_CACHE_HOME: home,
+          HELM_CONFIG_HOME: home,
+          HELM_DATA_HOME: home,
+        };
+        const args = helmTemplateArgs(root, request, valuesFile);
+        return await runNative({ binary, args, root, env, program: 'helm' }, options, errors);
       } finally {
         await fs.promises.rm(root, { recursive: true, force: true });
         await fs.promises.rm(home, { recursive: true, force: true });
       }
     },
   };
-}
-
-function runNative(
-  binary: string,
-  args: string[],
-  root: string,
-  home: string,
-  options: HelmRunOptions,
-): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, {
-      cwd: root,
-      env: {
-        PATH: '/nonexistent',
-        HOME: home,
-        HELM_CACHE_HOME: home,
-        HELM_CONFIG_HOME: home,
-        HELM_DATA_HOME: home,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: options.timeoutMs,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > options.maxOutputBytes) child.kill('SIGKILL');
-      else chunks.push(chunk);
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      if (stderr.length < 4096) stderr += chunk.toString('utf8');
-    });
-    child.once('error', (error) =>
-      reject(new RenderError('HelmBuildFailed', `helm: ${error.message}`, {}, error)),
-    );
-    child.once('close', (code, signal) => {
-      if (size > options.maxOutputBytes)
-        reject(
-          new RenderError(
-            'HelmOutputTooLarge',
-            `helm template wrote more than ${options.maxOutputBytes} bytes`,
-          ),
-        );
-      else if (signal === 'SIGTERM')
-        reject(new RenderError('HelmTimeout', `helm template did not finish within ${options.timeoutMs} ms`));
-      else if (code !== 0)
-        reject(
-          new RenderError('HelmBuildFailed', `helm template: ${stderr.trim().replaceAll(`${root}/`, '')}`),
-        );
-      else resolve(new Uint8Array(Buffer.concat(chunks)));
-    });
-  });
 }

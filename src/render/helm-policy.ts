@@ -1,20 +1,7 @@
-/**
- * The check that runs before any Helm render (pure): the chart is rendered from verified bytes
- * only, so it is refused when rendering it would need anything else:
- * - no Chart.yaml in spec.helm.chart, a chart apiVersion other than v1/v2;
- * - a dependency of Chart.yaml (of the chart or of a vendored directory subchart) that is not
- *   vendored in its charts/ directory, as a directory whose Chart.yaml has that name or as a
- *   `<name>-<version>.tgz` archive: `helm template` would stop there and `helm dependency build`
- *   would fetch it from its `repository:`, which Signet never does;
- * - a values file that is not a file of the tree;
- * - a `.Files.Get/GetBytes/Lines/Glob` with a literal path that leaves the chart (`..`, `/...`);
- * - symlinks leaving the repository root anywhere in the tree.
- * Paths are posix, relative to the repository root. Refusals name the chart and the field.
- */
-import { posix } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { RenderError, type RenderErrorCode } from './errors.ts';
+import { RenderError } from './errors.ts';
 import { isJsonObject, type JsonObject, type JsonValue } from './object.ts';
+import { readTreeText, refuse, refuseEscapingLinks, resolveLinks } from './policy-tree.ts';
 import { defaultRenderLimits, type RenderLimits, type SourceFile, type SourceSymlink } from './render.ts';
 
 export interface HelmTree {
@@ -34,7 +21,6 @@ export interface HelmCheck {
   readonly charts: readonly string[];
 }
 
-const maxSymlinkHops = 40;
 const maxCharts = 1_000;
 const filesCall = /\.Files\.(Get|GetBytes|Lines|Glob)\s+(?:"((?:[^"\\]|\\.)*)"|`([^`]*)`)/g;
 const templateExtensions = /\.(ya?ml|tpl|txt|json)$/;
@@ -50,19 +36,7 @@ class TreeIndex {
 
   /** Follows symlinks in every prefix of `path`; undefined when a link leaves the root. */
   resolve(path: string): string | undefined {
-    let segments = path === '' ? [] : path.split('/');
-    let hops = 0;
-    for (let i = 0; i < segments.length; i++) {
-      const prefix = segments.slice(0, i + 1).join('/');
-      const target = this.links.get(prefix);
-      if (target === undefined) continue;
-      if (++hops > maxSymlinkHops || target.startsWith('/')) return undefined;
-      const joined = normalise(posix.join(posix.dirname(prefix), target));
-      if (joined === undefined) return undefined;
-      segments = [...(joined === '' ? [] : joined.split('/')), ...segments.slice(i + 1)];
-      i = -1;
-    }
-    return segments.join('/');
+    return resolveLinks(this.links, path);
   }
 
   /** The files directly or deeply under `dir` (resolved), paths relative to the root. */
@@ -72,43 +46,10 @@ class TreeIndex {
   }
 }
 
-/** `a/b/../c` → `a/c`; undefined when the path climbs above the root. */
-function normalise(path: string): string | undefined {
-  const out: string[] = [];
-  for (const segment of path.split('/')) {
-    if (segment === '' || segment === '.') continue;
-    if (segment === '..') {
-      if (out.length === 0) return undefined;
-      out.pop();
-    } else {
-      out.push(segment);
-    }
-  }
-  return out.join('/');
-}
-
 const join = (dir: string, name: string): string => (dir === '' ? name : `${dir}/${name}`);
 
-function refuse(code: RenderErrorCode, file: string, field: string, message: string): never {
-  throw new RenderError(code, `${field}: ${message}`, { file, fields: [field] });
-}
-
 function readText(index: TreeIndex, path: string, limits: RenderLimits): string {
-  const file = index.files.get(path);
-  if (file === undefined)
-    throw new RenderError('HelmChartInvalid', 'file is not in the tree', { file: path });
-  if (file.content.byteLength > limits.maxFileBytes) {
-    throw new RenderError(
-      'FileTooLarge',
-      `file is ${file.content.byteLength} bytes, the limit is ${limits.maxFileBytes}`,
-      { file: path },
-    );
-  }
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(file.content);
-  } catch (cause) {
-    throw new RenderError('InvalidEncoding', 'file is not valid UTF-8', { file: path }, cause);
-  }
+  return readTreeText(index.files, path, limits, 'HelmChartInvalid');
 }
 
 function parseChartYaml(index: TreeIndex, file: string, limits: RenderLimits): JsonObject {
@@ -234,16 +175,7 @@ export function checkHelmChart(
 ): HelmCheck {
   const bounds: RenderLimits = { ...defaultRenderLimits, ...limits };
   const index = new TreeIndex(tree);
-  for (const link of tree.symlinks ?? []) {
-    if (index.resolve(link.path) === undefined)
-      throw new RenderError(
-        'SymlinkEscape',
-        `symlink points outside the repository root (target "${link.target}")`,
-        {
-          file: link.path,
-        },
-      );
-  }
+  refuseEscapingLinks(index.links, tree.symlinks);
   ref.valuesFiles.forEach((path, i) => {
     const resolved = index.resolve(path);
     if (resolved === undefined || !index.files.has(resolved))

@@ -3,35 +3,27 @@
  * the same parsing, limits and owner labels as plain manifests (renderManifests over the stream).
  */
 import type { HelmSpec } from '../api/gitrepository.ts';
+import { type EngineRenderOptions, engineRunOptions, renderStream, streamName } from './engine-stream.ts';
 import type { HelmEngine } from './helm-engine.ts';
 import { checkHelmChart, type HelmTree } from './helm-policy.ts';
-import {
-  defaultRenderLimits,
-  type RenderedObject,
-  type RenderLimits,
-  type RenderOptions,
-  renderManifests,
-} from './render.ts';
+import { defaultRenderLimits, type RenderedObject, type RenderLimits } from './render.ts';
 
 export interface HelmCapabilities {
   readonly kubeVersion: string;
   readonly apiVersions: readonly string[];
 }
 
-export interface HelmRenderOptions extends RenderOptions {
+export interface HelmRenderOptions extends EngineRenderOptions {
   readonly engine: HelmEngine;
   /** .Release.Namespace: spec.targetNamespace, else the GitRepository's namespace. */
   readonly namespace: string;
   /** From the API server's discovery; absent (`signet build` without a cluster): Helm's defaults. */
   readonly capabilities?: HelmCapabilities;
-  /** spec.timeout: the whole render. */
-  readonly timeoutMs: number;
-  readonly signal?: AbortSignal;
 }
 
 /** The name objects rendered from `chart` are reported under (errors, ObjectSource.file). */
 export function renderedStreamName(chart: string): string {
-  return chart === '' ? '(helm template).yaml' : `${chart}/(helm template).yaml`;
+  return streamName(chart, 'helm template');
 }
 
 export async function renderHelmChart(
@@ -54,14 +46,7 @@ export async function renderHelmChart(
         ? {}
         : { kubeVersion: options.capabilities.kubeVersion, apiVersions: options.capabilities.apiVersions }),
     },
-    {
-      timeoutMs: options.timeoutMs,
-      maxOutputBytes: limits.maxTotalBytes,
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    },
+    engineRunOptions(options, limits),
   );
-  return renderManifests(
-    { files: [{ path: renderedStreamName(spec.chart), content: rendered }] },
-    { owner: options.owner, limits: { ...limits, maxFileBytes: limits.maxTotalBytes } },
-  );
+  return renderStream(renderedStreamName(spec.chart), rendered, options, limits);
 }

@@ -13,8 +13,9 @@
  */
 import { posix } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { RenderError, type RenderErrorCode } from './errors.ts';
+import { RenderError } from './errors.ts';
 import { isJsonObject, type JsonObject, type JsonValue } from './object.ts';
+import { normalise, readTreeText, refuse, refuseEscapingLinks, resolveLinks } from './policy-tree.ts';
 import { defaultRenderLimits, type RenderLimits, type SourceFile, type SourceSymlink } from './render.ts';
 
 export const kustomizationFileNames: readonly string[] = [
@@ -34,7 +35,6 @@ export interface KustomizeCheck {
   readonly kustomizations: readonly string[];
 }
 
-const maxSymlinkHops = 40;
 const maxKustomizations = 1_000;
 const remotePatterns: readonly RegExp[] = [
   /^[a-z][a-z0-9+.-]*:\/\//i, // https://, ssh://, file://, git://, oci:// ...
@@ -76,19 +76,7 @@ class TreeIndex {
 
   /** Follows symlinks in every prefix of `path`; undefined when a link leaves the root. */
   resolve(path: string): string | undefined {
-    let segments = path === '' ? [] : path.split('/');
-    let hops = 0;
-    for (let i = 0; i < segments.length; i++) {
-      const prefix = segments.slice(0, i + 1).join('/');
-      const target = this.links.get(prefix);
-      if (target === undefined) continue;
-      if (++hops > maxSymlinkHops) return undefined;
-      const joined = normalise(posix.join(posix.dirname(prefix), target));
-      if (joined === undefined || target.startsWith('/')) return undefined;
-      segments = [...(joined === '' ? [] : joined.split('/')), ...segments.slice(i + 1)];
-      i = -1;
-    }
-    return segments.join('/');
+    return resolveLinks(this.links, path);
   }
 
   entry(path: string): Entry | undefined {
@@ -98,21 +86,6 @@ class TreeIndex {
     if (this.dirs.has(resolved)) return { kind: 'dir', path: resolved };
     return { kind: 'missing', path: resolved };
   }
-}
-
-/** `a/b/../c` → `a/c`; undefined when the path climbs above the root. */
-function normalise(path: string): string | undefined {
-  const out: string[] = [];
-  for (const segment of path.split('/')) {
-    if (segment === '' || segment === '.') continue;
-    if (segment === '..') {
-      if (out.length === 0) return undefined;
-      out.pop();
-    } else {
-      out.push(segment);
-    }
-  }
-  return out.join('/');
 }
 
 /** The kustomization file of `dir` (relative to the root), or undefined when it has none. */
@@ -136,17 +109,7 @@ export function checkKustomization(
 ): KustomizeCheck {
   const bounds: RenderLimits = { ...defaultRenderLimits, ...limits };
   const index = new TreeIndex(tree);
-  for (const link of tree.symlinks ?? []) {
-    if (index.resolve(link.path) === undefined) {
-      throw new RenderError(
-        'SymlinkEscape',
-        `symlink points outside the repository root (target "${link.target}")`,
-        {
-          file: link.path,
-        },
-      );
-    }
-  }
+  refuseEscapingLinks(index.links, tree.symlinks);
   const queue = [dir];
   const seen = new Set<string>();
   const reached: string[] = [];
@@ -201,23 +164,7 @@ function parseDocuments(file: string, text: string, limits: RenderLimits): JsonV
 }
 
 function readText(index: TreeIndex, path: string, limits: RenderLimits): string {
-  const file = index.files.get(path);
-  if (file === undefined)
-    throw new RenderError('KustomizeInvalid', 'file is not in the tree', { file: path });
-  if (file.content.byteLength > limits.maxFileBytes) {
-    throw new RenderError(
-      'FileTooLarge',
-      `file is ${file.content.byteLength} bytes, the limit is ${limits.maxFileBytes}`,
-      {
-        file: path,
-      },
-    );
-  }
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(file.content);
-  } catch (cause) {
-    throw new RenderError('InvalidEncoding', 'file is not valid UTF-8', { file: path }, cause);
-  }
+  return readTreeText(index.files, path, limits, 'KustomizeInvalid');
 }
 
 function parseSingle(index: TreeIndex, file: string, limits: RenderLimits): JsonObject {
@@ -227,10 +174,6 @@ function parseSingle(index: TreeIndex, file: string, limits: RenderLimits): Json
     throw new RenderError('KustomizeInvalid', 'a kustomization must be one YAML mapping', { file });
   }
   return only;
-}
-
-function refuse(code: RenderErrorCode, file: string, field: string, message: string): never {
-  throw new RenderError(code, `${field}: ${message}`, { file, fields: [field] });
 }
 
 /** Resolves one path written in a kustomization; refuses URLs, absolute paths and escapes. */

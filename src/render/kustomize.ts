@@ -2,21 +2,14 @@
  * Rendering a kustomization: the pre-build check (kustomize-policy.ts), the engine, then the same
  * parsing, limits and owner labels as plain manifests (renderManifests over the built stream).
  */
+
+import { type EngineRenderOptions, engineRunOptions, renderStream, streamName } from './engine-stream.ts';
 import type { KustomizeEngine } from './kustomize-engine.ts';
 import { checkKustomization, type KustomizeTree, kustomizationFileIn } from './kustomize-policy.ts';
-import {
-  defaultRenderLimits,
-  type RenderedObject,
-  type RenderLimits,
-  type RenderOptions,
-  renderManifests,
-} from './render.ts';
+import { defaultRenderLimits, type RenderedObject, type RenderLimits } from './render.ts';
 
-export interface KustomizeRenderOptions extends RenderOptions {
+export interface KustomizeRenderOptions extends EngineRenderOptions {
   readonly engine: KustomizeEngine;
-  /** spec.timeout: the whole build. */
-  readonly timeoutMs: number;
-  readonly signal?: AbortSignal;
 }
 
 /** True when `dir` (relative to the tree's root) is built with Kustomize. */
@@ -26,7 +19,7 @@ export function isKustomization(tree: Pick<KustomizeTree, 'files'>, dir: string)
 
 /** The name objects built from `dir` are reported under (errors, ObjectSource.file). */
 export function builtStreamName(dir: string): string {
-  return dir === '' ? '(kustomize build).yaml' : `${dir}/(kustomize build).yaml`;
+  return streamName(dir, 'kustomize build');
 }
 
 export async function renderKustomization(
@@ -36,13 +29,6 @@ export async function renderKustomization(
 ): Promise<RenderedObject[]> {
   const limits: RenderLimits = { ...defaultRenderLimits, ...options.limits };
   checkKustomization(tree, dir, limits);
-  const built = await options.engine.build(tree, dir, {
-    timeoutMs: options.timeoutMs,
-    maxOutputBytes: limits.maxTotalBytes,
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
-  });
-  return renderManifests(
-    { files: [{ path: builtStreamName(dir), content: built }] },
-    { owner: options.owner, limits: { ...limits, maxFileBytes: limits.maxTotalBytes } },
-  );
+  const built = await options.engine.build(tree, dir, engineRunOptions(options, limits));
+  return renderStream(builtStreamName(dir), built, options, limits);
 }

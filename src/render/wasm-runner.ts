@@ -1,16 +1,16 @@
 /**
  * Runs a WASI (GOOS=wasip1) module on a copy of a verified tree (imperative shell), the packaging
- * docs/kustomize.md chose, for engines other than Kustomize (the Helm engine, helm-engine.ts):
+ * docs/kustomize.md chose, for the Kustomize (kustomize-engine.ts) and Helm (helm-engine.ts) engines:
  * - the module is read once, its sha256 optionally checked, its memory maximum written into it
  *   (withMemoryMaximum) and compiled once;
  * - the verified files are written to a fresh temporary directory, preopened as `/src`; a second
- *   fresh directory holds the request and is preopened as `/req`; nothing else is visible, and Go's
- *   wasip1 port has no sockets and WASI no exec;
+ *   fresh directory holds the request, when there is one, and is preopened as `/req`; nothing else is
+ *   visible, and Go's wasip1 port has no sockets and WASI no exec;
  * - each run is a fresh instance in a worker thread, stopped (worker.terminate) by the timeout or
  *   the caller's AbortSignal, its V8 heap bounded by resourceLimits;
- * - stdout goes to a file whose size is watched: past `maxOutputBytes` the run is stopped.
- * kustomize-engine.ts has the same steps for Kustomize; it is left as it is while its start-up is
- * being tuned, and can move onto this module afterwards.
+ * - stdout goes to a file whose size is watched: past `maxOutputBytes` the run is stopped;
+ * - the engines share one queue (`runExclusive`): one build or render at a time across both, so the
+ *   engines' linear memory at any time is one run's.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -19,7 +19,6 @@ import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { RenderError, type RenderErrorCode } from './errors.ts';
-import { withMemoryMaximum } from './kustomize-engine.ts';
 import type { SourceFile, SourceSymlink } from './render.ts';
 
 export const sandboxRoot = '/src';
@@ -34,6 +33,10 @@ export interface WasmRunOptions {
 /** The error codes and the name a runner reports under (e.g. "helm template"). */
 export interface WasmErrors {
   readonly label: string;
+  /** The engine's name in "the … engine" messages (default: label). */
+  readonly engine?: string;
+  /** Added to the message when the module cannot be read (e.g. how to build it). */
+  readonly buildHint?: string;
   readonly failed: RenderErrorCode;
   readonly timeout: RenderErrorCode;
   readonly tooLarge: RenderErrorCode;
@@ -56,6 +59,80 @@ export interface LoadedModule {
   readonly sha256: string;
 }
 
+const wasmPageBytes = 64 * 1024;
+
+function readLeb(bytes: Uint8Array, at: number): { value: number; next: number } {
+  let value = 0;
+  let shift = 0;
+  let i = at;
+  for (;;) {
+    const byte = bytes[i++];
+    if (byte === undefined || shift > 28) throw new Error('malformed LEB128 in the WebAssembly module');
+    value += (byte & 0x7f) * 2 ** shift;
+    if ((byte & 0x80) === 0) return { value, next: i };
+    shift += 7;
+  }
+}
+
+function leb(value: number): number[] {
+  const out: number[] = [];
+  let rest = value;
+  do {
+    const byte = rest & 0x7f;
+    rest = Math.floor(rest / 128);
+    out.push(rest === 0 ? byte : byte | 0x80);
+  } while (rest !== 0);
+  return out;
+}
+
+/**
+ * Returns the module with the maximum of its (single, defined) memory set to `maxBytes`, so that
+ * memory.grow fails past it and the Go runtime exits with "out of memory" instead of growing.
+ * Pure; throws when the module has no memory section of the expected form.
+ */
+export function withMemoryMaximum(module: Uint8Array, maxBytes: number): Uint8Array {
+  const maxPages = Math.max(1, Math.floor(maxBytes / wasmPageBytes));
+  let at = 8; // magic + version
+  while (at < module.length) {
+    const id = module[at] as number;
+    const size = readLeb(module, at + 1);
+    const end = size.next + size.value;
+    if (id === 5) {
+      const count = readLeb(module, size.next);
+      if (count.value !== 1) throw new Error('the WebAssembly module defines more than one memory');
+      const flags = module[count.next];
+      if (flags !== 0 && flags !== 1) throw new Error('unexpected memory limits in the WebAssembly module');
+      const min = readLeb(module, count.next + 1);
+      if (min.value > maxPages)
+        throw new Error(`the module needs ${min.value} pages, above the maximum ${maxPages}`);
+      const body = [...leb(1), 0x01, ...leb(min.value), ...leb(maxPages)];
+      const section = [5, ...leb(body.length), ...body];
+      const out = new Uint8Array(module.length - (end - at) + section.length);
+      out.set(module.subarray(0, at), 0);
+      out.set(section, at);
+      out.set(module.subarray(end), at + section.length);
+      return out;
+    }
+    at = end;
+  }
+  throw new Error('the WebAssembly module has no memory section');
+}
+
+/** One build or render at a time across the engines: each may take its engine's memory maximum. */
+let queue: Promise<void> = Promise.resolve();
+
+/** Runs `task` after every task queued before it has settled (the engines' one queue). */
+export function runExclusive<T>(task: () => Promise<T>): Promise<T> {
+  const run = queue.then(task);
+  queue = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  return run;
+}
+
+const engineName = (errors: WasmErrors): string => errors.engine ?? errors.label;
+
 /** Reads, checks and compiles the module; errors are `unavailable` RenderErrors naming the path. */
 export async function loadModule(
   path: string,
@@ -69,20 +146,54 @@ export async function loadModule(
   } catch (cause) {
     throw new RenderError(
       errors.unavailable,
-      `the ${errors.label} engine ${path} cannot be read: ${String(cause)}`,
+      `the ${engineName(errors)} engine ${path} cannot be read${errors.buildHint === undefined ? '' : ` (${errors.buildHint})`}: ${String(cause)}`,
     );
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (expectedSha256 !== undefined && expectedSha256 !== sha256) {
     throw new RenderError(
       errors.unavailable,
-      `the ${errors.label} engine ${path} has sha256 ${sha256}, expected ${expectedSha256}`,
+      `the ${engineName(errors)} engine ${path} has sha256 ${sha256}, expected ${expectedSha256}`,
     );
   }
-  // The same process-wide tier-up budget as the Kustomize engine (docs/kustomize.md): each run is a
-  // fresh instance, and with V8's default budget the engine would stay in the baseline tier.
+  // V8 runs new wasm code in its baseline tier and optimises a function after a budget of calls;
+  // each run is a fresh instance, so the default budget keeps an engine in the baseline tier for
+  // many runs (a 500-object Kustomize build: 1.3-2.8 s instead of 0.5 s). Process-wide, and the
+  // engines are the only WebAssembly the operator runs (docs/kustomize.md).
   setFlagsFromString('--wasm-tiering-budget=50000');
   return { module: await wasm.compile(withMemoryMaximum(bytes, maxMemoryBytes)), sha256 };
+}
+
+/** loadModule on first call, shared by the calls after it; a failed load is tried again next call. */
+export function lazyModule(
+  path: string,
+  maxMemoryBytes: number,
+  errors: WasmErrors,
+  expectedSha256?: string,
+): () => Promise<LoadedModule> {
+  let loaded: Promise<LoadedModule> | undefined;
+  return () => {
+    loaded ??= loadModule(path, maxMemoryBytes, errors, expectedSha256);
+    loaded.catch(() => {
+      loaded = undefined;
+    });
+    return loaded;
+  };
+}
+
+/**
+ * The deployment's pin and memory for an engine: the digest when set and non-empty; the memory of
+ * one run when a positive whole number of MiB, else absent (the engine's default).
+ */
+export function pinAndMemoryFromEnv(
+  sha256: string | undefined,
+  memoryMib: string | undefined,
+): { sha256?: string; maxMemoryBytes?: number } {
+  const memory = Number(memoryMib ?? '');
+  return {
+    ...(sha256 === undefined || sha256 === '' ? {} : { sha256 }),
+    ...(Number.isInteger(memory) && memory > 0 ? { maxMemoryBytes: memory * 1024 * 1024 } : {}),
+  };
 }
 
 /** A relative posix path without `.`/`..`/empty segments, or a RenderError (never written outside). */
@@ -155,8 +266,10 @@ export interface WasmInvocation {
   readonly env: Readonly<Record<string, string>>;
   /** The tree's copy (preopened as /src). */
   readonly root: string;
-  /** Files the module reads besides the tree (preopened as /req), by name. */
-  readonly request: Readonly<Record<string, string | Uint8Array>>;
+  /** Files the module reads besides the tree (preopened as /req), by name; absent: no /req. */
+  readonly request?: Readonly<Record<string, string | Uint8Array>>;
+  /** Named after the label in a failure's message (e.g. the kustomization's directory). */
+  readonly subject?: string;
 }
 
 /** Runs one instance; resolves to stdout, or throws a RenderError with stderr's first 4 KiB. */
@@ -167,10 +280,13 @@ export async function runWasi(
   errors: WasmErrors,
 ): Promise<Uint8Array> {
   const out = await fs.promises.mkdtemp(join(tmpdir(), 'signet-wasm-out-'));
-  const req = await fs.promises.mkdtemp(join(tmpdir(), 'signet-wasm-req-'));
+  const req =
+    invocation.request === undefined
+      ? undefined
+      : await fs.promises.mkdtemp(join(tmpdir(), 'signet-wasm-req-'));
   try {
-    for (const [name, content] of Object.entries(invocation.request))
-      await fs.promises.writeFile(join(req, name), content, { mode: 0o600 });
+    for (const [name, content] of Object.entries(invocation.request ?? {}))
+      await fs.promises.writeFile(join(req as string, name), content, { mode: 0o600 });
     const stdout = join(out, 'stdout');
     const stderr = join(out, 'stderr');
     const code = await runWorker(
@@ -178,7 +294,7 @@ export async function runWasi(
         module: loaded.module,
         args: invocation.args,
         env: invocation.env,
-        preopens: { [sandboxRoot]: invocation.root, [requestRoot]: req },
+        preopens: { [sandboxRoot]: invocation.root, ...(req === undefined ? {} : { [requestRoot]: req }) },
         stdout,
         stderr,
       },
@@ -187,14 +303,18 @@ export async function runWasi(
       errors,
     );
     if (code !== 0) {
-      throw new RenderError(errors.failed, `${errors.label}: ${await errorText(stderr, invocation.root)}`);
+      const subject = invocation.subject === undefined ? '' : ` ${invocation.subject}`;
+      throw new RenderError(
+        errors.failed,
+        `${errors.label}${subject}: ${await errorText(stderr, invocation.root)}`,
+      );
     }
     const stat = await fs.promises.stat(stdout);
     if (stat.size > options.maxOutputBytes) throw tooLarge(errors, options);
     return new Uint8Array(await fs.promises.readFile(stdout));
   } finally {
     await fs.promises.rm(out, { recursive: true, force: true });
-    await fs.promises.rm(req, { recursive: true, force: true });
+    if (req !== undefined) await fs.promises.rm(req, { recursive: true, force: true });
   }
 }
 
@@ -264,14 +384,19 @@ function runWorker(
     worker.once('message', (message: { code: number }) => finish(undefined, message.code));
     worker.once('error', (error) =>
       finish(
-        new RenderError(errors.failed, `the ${errors.label} engine failed: ${error.message}`, {}, error),
+        new RenderError(
+          errors.failed,
+          `the ${engineName(errors)} engine failed: ${error.message}`,
+          {},
+          error,
+        ),
       ),
     );
     worker.once('exit', (code) =>
       finish(
         new RenderError(
           errors.failed,
-          `the ${errors.label} engine stopped (exit ${code}) before it finished`,
+          `the ${engineName(errors)} engine stopped (exit ${code}) before it finished`,
         ),
       ),
     );
