@@ -172,7 +172,8 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
 
   it('kustomize-engine.wasm: both build it with hack/kustomize/build.sh engine, pinned to the same digest', () => {
     const kustomize = stage('kustomize');
-    expect(kustomize.copies.flatMap((copy) => copy.sources)).toEqual(['hack/kustomize']);
+    // hack/lib/engine-build.sh is the build steps both engines' build.sh share.
+    expect(kustomize.copies.flatMap((copy) => copy.sources)).toEqual(['hack/lib', 'hack/kustomize']);
     const [build] = kustomize.runs;
     expect(build).toBe('SIGNET_CACHE=/out hack/kustomize/build.sh engine');
     expect(script).toContain('"$repo/hack/kustomize/build.sh" engine');
@@ -193,7 +194,7 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
 
   it('helm-engine.wasm: both build it with hack/helm/build.sh engine, pinned to the same digest', () => {
     const helm = stage('helm');
-    expect(helm.copies.flatMap((copy) => copy.sources)).toEqual(['hack/helm']);
+    expect(helm.copies.flatMap((copy) => copy.sources)).toEqual(['hack/lib', 'hack/helm']);
     expect(helm.runs).toEqual(['SIGNET_CACHE=/out hack/helm/build.sh engine']);
     expect(script).toContain('"$repo/hack/helm/build.sh" engine');
     expect(script).toMatch(/cp "\$helm_dir\/helm-engine\.wasm" "\$dest\/helm-engine\.wasm"/);
