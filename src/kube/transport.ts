@@ -305,7 +305,10 @@ export function createUndiciTransport(options: UndiciTransportOptions): Transpor
       }
     },
     async close(): Promise<void> {
-      await options.dispatcher.close();
+      // Called once the operator's work is drained. undici's close() destroys its clients in a promise
+      // chain of its own whose rejection (ClientDestroyedError) no caller can catch: two clean-clone
+      // runs ended with it as an uncaught exception. destroy() is awaited here, and its error kept.
+      await options.dispatcher.destroy();
     },
   };
 }
