@@ -376,31 +376,122 @@ describe('refusals over SSH: nothing fetched, a message naming what to fix, no s
     expect(tooLarge.message).toContain('8192 bytes');
   });
 
-  it('host certificates: a host known only through @cert-authority is refused (ssh2 does not negotiate certificates)', async () => {
-    const ca = await generateSshKey(keysDir, 'ed25519', 'host-ca');
-    const certified = await startSshServer({ hostKeys: ['ed25519'], hostCertificate: { ca } });
-    try {
-      await certified.authorize(client);
-      const caLine = `@cert-authority [127.0.0.1]:${certified.port} ${ca.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`;
+  describe('host certificates (sshd HostCertificate, signed by ssh-keygen -s -h -n -V)', () => {
+    const caLine = (ca: SshKeyFixture, port: number, hosts = `[127.0.0.1]:${port}`) =>
+      `@cert-authority ${hosts} ${ca.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`;
+    const certRemote = (target: SshServer, knownHosts: string) =>
+      remote({ url: target.url(join(repo.dir, '.git')), credentials: { identity, knownHosts } });
+
+    it('accepts a host certificate from a @cert-authority (ed25519, ECDSA and RSA host keys) and fetches through it; refuses a revoked CA, a revoked host key, an unknown CA', async () => {
+      const ca = await generateSshKey(keysDir, 'ed25519', 'host-ca');
+      const otherCa = await generateSshKey(keysDir, 'ecdsa-p256', 'other-ca');
+      const certified = await startSshServer({ hostKeys: ['ed25519'], hostCertificate: { ca } });
+      try {
+        await certified.authorize(client);
+        const trusted = caLine(ca, certified.port);
+        const resolved = await poll(certRemote(certified, trusted));
+        expect(resolved.commit).toBe(await repo.git(['rev-parse', 'HEAD']));
+        // Nothing pins the plain host key: the certificate alone was trusted.
+        expect(trusted).not.toContain(certified.hostKeys[0]?.publicKeyLine.split(' ')[1]);
+        const fetched = await fetchRevision({
+          dir: cacheDirFor(cacheRoot, 'ns', 'certified'),
+          remote: certRemote(certified, trusted),
+          ref: { branch: 'main' },
+          resolved,
+          depth: 1,
+          signal: signal(),
+        });
+        expect(fetched.fetched).toBe(true);
+        const refusals: Array<[string, RegExp]> = [
+          [
+            `${trusted}@revoked * ${ca.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`,
+            /its CA key SHA256:\S+ is revoked/,
+          ],
+          [
+            `${trusted}@revoked * ${certified.hostKeys[0]?.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`,
+            /its certified key SHA256:\S+ is revoked/,
+          ],
+          [
+            caLine(otherCa, certified.port),
+            /its CA key SHA256:\S+ is not a @cert-authority for \[127\.0\.0\.1\]:\d+/,
+          ],
+        ];
+        for (const [knownHosts, message] of refusals) {
+          const error = await errorOf(poll(certRemote(certified, knownHosts)));
+          expect(error.code).toBe('HostKeyRejected');
+          expect(error.message).toContain(`host certificate of [127.0.0.1]:${certified.port} refused`);
+          expect(error.message).toMatch(message);
+        }
+        // A CA line for another address: no certificate is asked for, and the plain key is unknown.
+        const elsewhere = await errorOf(
+          poll(certRemote(certified, caLine(ca, certified.port, '[127.0.0.1]:1'))),
+        );
+        expect(elsewhere.message).toMatch(
+          /host \[127\.0\.0\.1\]:\d+ is not in known_hosts: the server offered ssh-ed25519 key/,
+        );
+      } finally {
+        await certified.close();
+      }
+      for (const kind of ['ecdsa-p256', 'rsa'] as const) {
+        const other = await startSshServer({ hostKeys: [kind], hostCertificate: { ca } });
+        try {
+          await other.authorize(client);
+          const resolved = await poll(certRemote(other, caLine(ca, other.port)));
+          expect(resolved.commit).toBe(await repo.git(['rev-parse', 'HEAD']));
+          // Only the CA line is in known_hosts: a plain key would have been refused.
+        } finally {
+          await other.close();
+        }
+      }
+    });
+
+    it('refuses an expired host certificate and one whose principal is another host, naming the host and the cause', async () => {
+      const ca = await generateSshKey(keysDir, 'ed25519', 'host-ca');
+      const expired = await startSshServer({
+        hostKeys: ['ed25519'],
+        hostCertificate: { ca, validity: '-2d:-1d' },
+      });
+      const misnamed = await startSshServer({
+        hostKeys: ['ed25519'],
+        hostCertificate: { ca, principals: 'git.example.com' },
+      });
+      try {
+        await expired.authorize(client);
+        await misnamed.authorize(client);
+        const old = await errorOf(poll(certRemote(expired, caLine(ca, expired.port))));
+        expect(old.code).toBe('HostKeyRejected');
+        expect(old.message).toMatch(
+          new RegExp(
+            `host certificate of \\[127\\.0\\.0\\.1\\]:${expired.port} refused: the certificate expired \\(valid from \\S+ to \\S+\\)`,
+          ),
+        );
+        expect(old.message).toContain('nothing was fetched');
+        const wrong = await errorOf(poll(certRemote(misnamed, caLine(ca, misnamed.port))));
+        expect(wrong.code).toBe('HostKeyRejected');
+        expect(wrong.message).toContain('the certificate names git.example.com, not 127.0.0.1');
+        // The refusal happened at the key exchange: neither server ran git-upload-pack.
+        expect(expired.log()).not.toMatch(/git-upload-pack/);
+        expect(misnamed.log()).not.toMatch(/git-upload-pack/);
+      } finally {
+        await expired.close();
+        await misnamed.close();
+      }
+    });
+
+    it('refuses a plain host key where known_hosts has only a @cert-authority line for the host', async () => {
+      const ca = await generateSshKey(keysDir, 'ed25519', 'host-ca');
       const error = await errorOf(
-        poll(
-          remote({
-            url: certified.url(join(repo.dir, '.git')),
-            credentials: { identity, knownHosts: caLine },
-          }),
-        ),
+        poll(remote({ credentials: { identity, knownHosts: caLine(ca, server.port) } })),
       );
       expect(error.code).toBe('HostKeyRejected');
-      expect(error.message).toContain('known only through @cert-authority lines');
-      expect(error.message).toContain('add its plain host key');
+      expect(error.message).toMatch(
+        /known only through @cert-authority lines, but the server offered a plain \S+ key SHA256:/,
+      );
       // Its plain key pinned next to the CA line is accepted.
-      const both = `${caLine}${certified.knownHosts}`;
       const resolved = await poll(
-        remote({ url: certified.url(join(repo.dir, '.git')), credentials: { identity, knownHosts: both } }),
+        remote({ credentials: { identity, knownHosts: `${caLine(ca, server.port)}${server.knownHosts}` } }),
       );
       expect(resolved.commit).toBe(await repo.git(['rev-parse', 'HEAD']));
-    } finally {
-      await certified.close();
-    }
+    });
   });
 });

@@ -22,8 +22,15 @@ export interface SshServerOptions {
   readonly acceptGitProtocol?: boolean;
   /** Listen on this port (e.g. a second server on the same address after the first stopped). */
   readonly port?: number;
-  /** A host certificate signed by this CA key for every host key (`HostCertificate`). */
-  readonly hostCertificate?: { readonly ca: SshKeyFixture; readonly validity?: string };
+  /**
+   * A host certificate for every host key (`HostCertificate`), made with `ssh-keygen -s <ca> -h -n
+   * <principals> -V <validity>` (defaults: principal 127.0.0.1, valid from 5 minutes ago for 1 hour).
+   */
+  readonly hostCertificate?: {
+    readonly ca: SshKeyFixture;
+    readonly validity?: string;
+    readonly principals?: string;
+  };
 }
 
 export interface SshServer {
@@ -114,7 +121,7 @@ export async function startSshServer(options: SshServerOptions = {}): Promise<Ss
         'signet-test-host',
         '-h',
         '-n',
-        '127.0.0.1',
+        options.hostCertificate.principals ?? '127.0.0.1',
         '-V',
         options.hostCertificate.validity ?? '-5m:+1h',
         key.publicKeyPath,
