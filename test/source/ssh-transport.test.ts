@@ -102,7 +102,8 @@ describe('Git over SSH against OpenSSH', () => {
     });
   });
 
-  it('clones shallow, then fetches incrementally, then does nothing when up to date', async () => {
+  it('clones shallow, then fetches incrementally, then does nothing when up to date (protocol v2 fetch)', async () => {
+    const commandsBefore = (await server.protocols()).length;
     const first = await fetchInto('inc', { branch: 'main' });
     expect(first).toMatchObject({ fetched: true, shallow: true });
     expect((await openRepoReader(first.dir).readObject(first.commit, signal())).type).toBe('commit');
@@ -115,9 +116,13 @@ describe('Git over SSH against OpenSSH', () => {
     expect(packs.reduce((a, b) => a + b, 0)).toBeLessThan(10);
     const third = await fetchInto('inc', { branch: 'main' });
     expect(third.fetched).toBe(false);
+    // Three polls and two fetches ran git-upload-pack with GIT_PROTOCOL=version=2 (sshd AcceptEnv):
+    // a v2 server answers only v2 commands, so the fetches were v2 ls-refs + fetch
+    // (protocol-v2.ts), shallow and incremental alike; the up-to-date one made no request.
+    expect((await server.protocols()).slice(commandsBefore)).toEqual(Array(5).fill('version=2'));
   });
 
-  it('falls back to protocol v0 where the server does not pass GIT_PROTOCOL (poll, then fetch)', async () => {
+  it('falls back to protocol v0 where the server does not pass GIT_PROTOCOL (poll, shallow and incremental fetch)', async () => {
     const v0 = await startSshServer({ hostKeys: ['ed25519'], acceptGitProtocol: false });
     try {
       await v0.authorize(client);
@@ -147,6 +152,25 @@ describe('Git over SSH against OpenSSH', () => {
       });
       expect(outcome.fetched).toBe(true);
       expect(v0.log()).not.toMatch(/fatal|error/i);
+      // An incremental v0 fetch of the branch: only what is new since the shallow clone.
+      const branchDir = cacheDirFor(cacheRoot, 'ns', 'v0-branch');
+      const fetchBranch = async (onPack?: (p: { objects: number }) => void) =>
+        fetchRevision({
+          dir: branchDir,
+          remote: v0Remote,
+          ref: { branch: 'main' },
+          resolved: await pollRemote(v0Remote, { branch: 'main' }, { signal: signal() }),
+          depth: 1,
+          signal: signal(),
+          ...(onPack === undefined ? {} : { onPack }),
+        });
+      expect(await fetchBranch()).toMatchObject({ fetched: true, shallow: true });
+      await repo.commit({ files: { 'deploy/v0.yaml': 'kind: ConfigMap\n' } });
+      const packs: number[] = [];
+      expect((await fetchBranch((p) => packs.push(p.objects))).fetched).toBe(true);
+      expect(packs.reduce((a, b) => a + b, 0)).toBeLessThan(10);
+      // sshd dropped GIT_PROTOCOL: git-upload-pack spoke v0 to every poll and fetch.
+      expect(await v0.protocols()).toEqual(['v0', 'v0', 'v0', 'v0', 'v0', 'v0']);
     } finally {
       await v0.close();
     }
