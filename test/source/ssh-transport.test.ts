@@ -181,6 +181,26 @@ describe('Git over SSH against OpenSSH', () => {
     const reader = openRepoReader(out.dir);
     expect((await reader.readObject(await repo.git(['rev-parse', 'v1.0.0']), signal())).type).toBe('tag');
   });
+
+  it('authenticates with RSA-2048 (rsa-sha2: sshd 9.x refuses SHA-1 ssh-rsa signatures) and ECDSA P-384 identities', async () => {
+    for (const kind of ['rsa', 'ecdsa-p384'] as const) {
+      const key = await generateSshKey(keysDir, kind, `client-${kind}`);
+      await server.authorize(key);
+      const resolved = await pollRemote(
+        remote({
+          credentials: {
+            identity: await readFile(key.privateKeyPath, 'utf8'),
+            knownHosts: server.knownHosts,
+          },
+        }),
+        { branch: 'main' },
+        { signal: signal() },
+      );
+      expect(resolved.commit).toBe(await repo.git(['rev-parse', 'HEAD']));
+    }
+    expect(server.log()).toMatch(/Accepted publickey for \S+ from 127\.0\.0\.1 port \d+ ssh2: RSA SHA256:/);
+    expect(server.log()).toMatch(/Accepted publickey for \S+ from 127\.0\.0\.1 port \d+ ssh2: ECDSA SHA256:/);
+  });
 });
 
 describe('refusals over SSH: nothing fetched, a message naming what to fix, no secret in it', () => {
