@@ -3,17 +3,20 @@
 // git-shell forced. Signed commits are verified and applied, a new commit is fetched incrementally,
 // a force push back to an older commit is refused (rollback protection), and a host key that does
 // not match is Ready=False FetchFailed naming the fingerprint, with nothing applied. A host known only
-// through a `@cert-authority` line (sshd with a HostCertificate) is verified and applied; an expired
+// through a `@cert-authority` line (sshd with a HostCertificate) is verified and applied, and `signet
+// diff` with the same GitRepository and Secret in a policy file plans no changes; an expired
 // host certificate is Ready=False FetchFailed naming the host and the cause. The key and
 // its passphrase are registered with the suite-wide secret scan (e2e/zz-secret-scan.test.ts).
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import { fingerprintSha256 } from '../src/source/known-hosts.ts';
+import { configMapObject, runSignet, secretObject, yamlDocuments } from '../test/cli/support.ts';
 import { generateSshKey, makeTempDir, runCommand } from '../test/support/git-fixtures.ts';
 import { type SshServer, startSshServer } from '../test/support/ssh-server.ts';
-import { createObjects, gitRepositoryObject } from './support/fixtures.ts';
+import { createObjects, gitRepositoryObject, signersConfigMapName } from './support/fixtures.ts';
+import { kubeconfigPath } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import { registerSecret } from './support/secret-scan.ts';
 import {
@@ -34,6 +37,8 @@ let impostor: SshServer;
 let certified: SshServer;
 let expiredCert: SshServer;
 let keyDir: string;
+/** The Secret data of `git-ssh-ca` (the deploy key, its passphrase, only the host CA). */
+let caSecretData: Record<string, string>;
 let operator: Awaited<ReturnType<typeof startTestOperator>> | undefined;
 const passphrase = `pass-${Math.random().toString(36).slice(2, 14)}`;
 
@@ -71,6 +76,11 @@ beforeAll(async () => {
       publicKeyLine,
     });
   }
+  caSecretData = {
+    identity,
+    password: passphrase,
+    known_hosts: `@cert-authority [127.0.0.1]:${certified.port},[127.0.0.1]:${expiredCert.port} ${ca.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`,
+  };
   const secret = (name: string, knownHosts: string) => ({
     apiVersion: 'v1',
     kind: 'Secret',
@@ -82,10 +92,7 @@ beforeAll(async () => {
     // The impostor's address pinned with the real server's keys: its own key does not match.
     secret('git-ssh-pinned-elsewhere', sshd.knownHosts.replaceAll(`:${sshd.port}`, `:${impostor.port}`)),
     // Only the host CA: no plain host key of either certified server is pinned.
-    secret(
-      'git-ssh-ca',
-      `@cert-authority [127.0.0.1]:${certified.port},[127.0.0.1]:${expiredCert.port} ${ca.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`,
-    ),
+    secret('git-ssh-ca', caSecretData.known_hosts ?? ''),
   ]);
   operator = await startTestOperator();
 }, 120_000);
@@ -179,6 +186,32 @@ describe('a GitRepository over SSH with a pinned host key and an encrypted deplo
     expect(condition(applied, 'Verified')?.status).toBe('True');
     const certApp = await admin.get({ ...configMap('cert-app') });
     expect((certApp?.data as Record<string, string> | undefined)?.color).toBe('certified');
+
+    // signet diff with the same GitRepository and Secret in a policy file: fetched through the
+    // certified host, verified, and nothing to change.
+    const policyPath = join(keyDir, 'certified-policy.yaml');
+    await writeFile(
+      policyPath,
+      yamlDocuments([
+        gitRepositoryObject({ url: certified.url(join(signed.repo.dir, '.git')) }, ns.name, 'certified', {
+          interval: '1h',
+          timeout: '20s',
+          path: './cert',
+          secretRef: { name: 'git-ssh-ca' },
+        }) as unknown as Record<string, unknown>,
+        secretObject('git-ssh-ca', caSecretData),
+        configMapObject(signersConfigMapName, { allowed_signers: signed.allowedSigners }),
+      ]),
+    );
+    const diff = await runSignet(['diff', '-f', policyPath, '--kubeconfig', kubeconfigPath()], {
+      timeoutMs: 90_000,
+    });
+    expect(diff.stderr).toBe('');
+    expect(diff.lines).toEqual([
+      expect.stringMatching(new RegExp(`^revision main@sha1:${head} verified`)),
+      'no changes',
+    ]);
+    expect(diff.code).toBe(0);
 
     await admin.apply(
       gitRepositoryObject({ url: expiredCert.url(join(signed.repo.dir, '.git')) }, ns.name, 'expired-cert', {
