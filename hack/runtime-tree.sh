@@ -56,6 +56,10 @@ fi
 for patched in lib/client.js lib/protocol/constants.js lib/protocol/kex.js; do
   cp "$repo/node_modules/ssh2/$patched" "$work/node_modules/ssh2/$patched"
 done
+if ! grep -q CERT_SERVER_HOST_KEY "$work/node_modules/ssh2/lib/protocol/constants.js"; then
+  echo "runtime-tree: $repo/node_modules/ssh2 is not patched (npm install runs patch-package as its postinstall)" >&2
+  exit 1
+fi
 
 # Stage "build": compile with the repository's dev toolchain into the destination.
 (cd "$repo" && timeout 600 npx tsc -p tsconfig.build.json --outDir "$dest/dist")
