@@ -6,12 +6,14 @@
  *
  * The mapping (a pooled SSH connection, one exec channel per Git conversation):
  * - `GET …/info/refs?service=git-upload-pack` opens `git-upload-pack '<path>'` on an exec channel
- *   (with the `GIT_PROTOCOL=version=2` environment request when isomorphic-git asks for v2) and
- *   answers with what the server says up to its first flush: v2 capabilities, or the v0 ref
- *   advertisement behind the `# service=` line smart HTTP adds;
+ *   (always with the `GIT_PROTOCOL=version=2` environment request) and answers with what the
+ *   server says up to its first flush: v2 capabilities when isomorphic-git asked for v2 (the poll,
+ *   whose ls-refs POST follows), else the v0 ref advertisement behind the `# service=` line smart
+ *   HTTP adds; a v2 server's refs are then listed here with `ls-refs` (protocol-v2.ts);
  * - `POST …/git-upload-pack` writes the request to that same channel (stateful SSH upload-pack
  *   answers a complete request — wants, haves, `done` — exactly like stateless smart HTTP), closes
- *   our side, and streams the answer until the server closes the channel.
+ *   our side, and streams the answer until the server closes the channel. On a v2 server the fetch's
+ *   v0 request goes as a v2 `fetch` command and its answer comes back in v0 form (protocol-v2.ts).
  *
  * Trust (pinned host keys, the client key in memory only) is ssh-connection.ts's.
  *
@@ -331,7 +333,9 @@ export function createSshTransport(options: SshTransportOptions): SshTransport {
     try {
       return work();
     } catch (error) {
-      if (error instanceof SourceError) throw new SourceError(error.code, `${where}: ${error.message}`);
+      if (error instanceof SourceError) {
+        throw new SourceError(error.code, `${where}: ${error.message}`, { cause: error });
+      }
       throw error;
     }
   };
