@@ -36,7 +36,13 @@ export type CertificateRefusal =
 
 export type CertificateDecision =
   | { readonly ok: true; readonly caFingerprint: string; readonly line: number }
-  | { readonly ok: false; readonly cause: CertificateRefusal; readonly detail: string };
+  | {
+      readonly ok: false;
+      readonly cause: CertificateRefusal;
+      readonly detail: string;
+      /** The certified key's `SHA256:` fingerprint, once the certificate parsed. */
+      readonly keyFingerprint?: string;
+    };
 
 export function isCertificateType(keyType: string): boolean {
   return keyType.endsWith(certificateSuffix);
@@ -164,6 +170,17 @@ export function decideHostCertificate(
   const parsed = parseCertificate(Buffer.from(blob), keyType);
   if (typeof parsed === 'string')
     return refuse('cert-invalid', `the host certificate is malformed: ${parsed}`);
+  const decision = decideParsed(entries, host, port, parsed, now);
+  return decision.ok ? decision : { ...decision, keyFingerprint: fingerprintSha256(parsed.keyBlob) };
+}
+
+function decideParsed(
+  entries: readonly KnownHostEntry[],
+  host: string,
+  port: number,
+  parsed: ParsedCertificate,
+  now: Date,
+): CertificateDecision {
   const { certificate } = parsed;
   if (certificate.subjects.some((s) => s.type !== 'host')) {
     return refuse('cert-not-host', 'the server presented a user certificate, not a host certificate');

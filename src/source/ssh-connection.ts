@@ -196,7 +196,8 @@ export function hostKeyVerdict(
   if (isCertificateType(keyType)) {
     const decision = decideHostCertificate(entries, url.host, url.port, offered, keyType, now);
     if (decision.ok) return undefined;
-    return `host certificate of ${hostLookupName(url.host, url.port)} refused: ${decision.detail} (${keyType}); fix the server's certificate or the @cert-authority lines in the known_hosts key of spec.secretRef; nothing was fetched`;
+    const certified = decision.keyFingerprint === undefined ? '' : ` for key ${decision.keyFingerprint}`;
+    return `host certificate of ${hostLookupName(url.host, url.port)} refused: ${decision.detail} (${keyType}${certified}); fix the server's certificate or the @cert-authority lines in the known_hosts key of spec.secretRef; nothing was fetched`;
   }
   const decision = decideHostKey(entries, url.host, url.port, offered);
   return decision.ok ? undefined : hostKeyRefusal(decision, url.host, url.port, keyType);

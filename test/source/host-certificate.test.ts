@@ -55,7 +55,13 @@ describe('decideHostCertificate', () => {
 
   it('refuses an expired and a not-yet-valid certificate, naming the window', () => {
     const expired = decide(trusted, certify(ca, hostKey, ['-h', '-n', 'git.example.com', '-V', '-2d:-1d']));
-    expect(expired).toMatchObject({ ok: false, cause: 'cert-expired' });
+    expect(expired).toMatchObject({
+      ok: false,
+      cause: 'cert-expired',
+      keyFingerprint: execFileSync('ssh-keygen', ['-lf', `${hostKey.path}.pub`], { encoding: 'utf8' }).split(
+        ' ',
+      )[1],
+    });
     expect(expired.ok ? '' : expired.detail).toMatch(/expired \(valid from \S+Z to \S+Z\)/);
     const future = decide(trusted, certify(ca, hostKey, ['-h', '-n', 'git.example.com', '-V', '+1d:+2d']));
     expect(future).toMatchObject({ ok: false, cause: 'cert-not-yet-valid' });

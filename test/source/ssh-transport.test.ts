@@ -510,6 +510,11 @@ describe('refusals over SSH: nothing fetched, a message naming what to fix, no s
           ),
         );
         expect(old.message).toContain('nothing was fetched');
+        // It names the certified key as ssh-keygen -l does.
+        const hostKey = Buffer.from(expired.hostKeys[0]?.publicKeyLine.split(' ')[1] ?? '', 'base64');
+        expect(old.message).toContain(
+          `(ssh-ed25519-cert-v01@openssh.com for key ${fingerprintSha256(hostKey)})`,
+        );
         const wrong = await errorOf(poll(certRemote(misnamed, caLine(ca, misnamed.port))));
         expect(wrong.code).toBe('HostKeyRejected');
         expect(wrong.message).toContain('the certificate names git.example.com, not 127.0.0.1');
