@@ -22,10 +22,12 @@ COPY hack/lib ./hack/lib
 COPY hack/helm ./hack/helm
 RUN SIGNET_CACHE=/out hack/helm/build.sh engine
 
-# 1. Compile TypeScript with the dev dependencies (typescript) from the lockfile.
+# 1. Compile TypeScript with the dev dependencies (typescript) from the lockfile; npm ci's
+#    postinstall (patch-package) applies patches/ (ssh2 host certificates, docs/ssh.md).
 FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -36,6 +38,9 @@ FROM ${BUILD_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+#    No scripts run here, so the files patches/ssh2+1.17.0.patch changes come from the build stage.
+COPY --from=build /src/node_modules/ssh2/lib/client.js ./node_modules/ssh2/lib/
+COPY --from=build /src/node_modules/ssh2/lib/protocol/constants.js /src/node_modules/ssh2/lib/protocol/kex.js ./node_modules/ssh2/lib/protocol/
 
 # 3. Runtime: node, production node_modules, dist/, package.json (read for the version) and the
 #    Kustomize and Helm engines (found beside dist/; their digests checked when loaded).

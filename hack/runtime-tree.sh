@@ -51,6 +51,16 @@ if ! prod_ci; then
   prod_ci
 fi
 
+# The files patches/ssh2+1.17.0.patch changes, patched by the repository's npm install (postinstall
+# patch-package), as the Dockerfile's prod-deps stage copies them from its build stage.
+for patched in lib/client.js lib/protocol/constants.js lib/protocol/kex.js; do
+  cp "$repo/node_modules/ssh2/$patched" "$work/node_modules/ssh2/$patched"
+done
+if ! grep -q CERT_SERVER_HOST_KEY "$work/node_modules/ssh2/lib/protocol/constants.js"; then
+  echo "runtime-tree: $repo/node_modules/ssh2 is not patched (npm install runs patch-package as its postinstall)" >&2
+  exit 1
+fi
+
 # Stage "build": compile with the repository's dev toolchain into the destination.
 (cd "$repo" && timeout 600 npx tsc -p tsconfig.build.json --outDir "$dest/dist")
 

@@ -3,7 +3,7 @@
 // tree as the image would. This test reads the Dockerfile and the script and fails when they drift
 // apart: a COPY added, removed or sourced differently, other npm ci flags or tsconfig, another
 // ENTRYPOINT, USER or ENV, or a Deployment that no longer matches the image.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { V1Deployment } from '@kubernetes/client-node';
@@ -127,14 +127,12 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
     const prodDeps = stage('prod-deps');
     const entry = tree.find((t) => t.entry === 'node_modules');
     expect(entry?.source).toBe(posix.join(prodDeps.workdir ?? '', 'node_modules'));
-    expect(prodDeps.copies).toEqual([
-      {
-        from: undefined,
-        chown: undefined,
-        sources: ['package.json', 'package-lock.json'],
-        destination: '/app',
-      },
-    ]);
+    expect(prodDeps.copies[0]).toEqual({
+      from: undefined,
+      chown: undefined,
+      sources: ['package.json', 'package-lock.json'],
+      destination: '/app',
+    });
     expect(script).toMatch(/cp "\$repo\/package\.json" "\$repo\/package-lock\.json" "\$work\/"/);
     const image = runWords('prod-deps', 'npm ci');
     const assembled = scriptWords('npm ci');
@@ -142,6 +140,48 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
     expect(flags(assembled).filter((flag) => flag !== '--prefer-offline')).toEqual(flags(image));
     expect(flags(image)).toEqual(expect.arrayContaining(['--omit=dev', '--ignore-scripts']));
     expect(script).toMatch(/mv "\$work\/node_modules" "\$dest\/node_modules"/);
+  });
+
+  it('node_modules: the files patches/ changes come from the build stage, whose npm ci applied them; the script copies the same', () => {
+    const patched = readdirSync(join(repoRoot, 'patches')).flatMap((name) =>
+      [...readFileSync(join(repoRoot, 'patches', name), 'utf8').matchAll(/^diff --git a\/(\S+) /gm)].map(
+        (match) => match[1] ?? '',
+      ),
+    );
+    expect(patched).toEqual(expect.arrayContaining(['node_modules/ssh2/lib/protocol/kex.js']));
+    const build = stage('build');
+    const fromBuild = stage('prod-deps').copies.slice(1);
+    expect(fromBuild.every((copy) => copy.from === 'build')).toBe(true);
+    // Every patched file, copied to the same path under /app (the prod-deps WORKDIR).
+    const copied = fromBuild.flatMap((copy) =>
+      copy.sources.map((source) => ({
+        source,
+        destination: posix.join(copy.destination, posix.basename(source)),
+      })),
+    );
+    expect(copied.map((c) => c.source).sort()).toEqual(
+      patched.map((p) => posix.join(build.workdir ?? '', p)).sort(),
+    );
+    for (const { source, destination } of copied) {
+      expect(posix.relative(build.workdir ?? '', source)).toBe(posix.relative('/app', destination));
+    }
+    // The build stage has patches/ before its npm ci (whose postinstall is patch-package).
+    expect(build.copies.flatMap((copy) => copy.sources)).toContain('patches');
+    const packageJson = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(packageJson.scripts.postinstall).toBe('patch-package');
+    const loop =
+      /for patched in ([^;]+); do\n\s+cp "\$repo\/node_modules\/ssh2\/\$patched" "\$work\/node_modules\/ssh2\/\$patched"/.exec(
+        script,
+      );
+    expect(
+      loop?.[1]
+        ?.trim()
+        .split(/\s+/)
+        .map((file) => `node_modules/ssh2/${file}`)
+        .sort(),
+    ).toEqual([...patched].sort());
   });
 
   it('dist: the build stage compiles src/ with the same tsconfig, whose outDir is what both copy', () => {
