@@ -16,16 +16,19 @@
  *   verifyKeyed(registry, ref, key, { format })  `cosign verify --key --insecure-ignore-tlog`, the
  *       oracle; rejects with CommandError when cosign refuses
  *   verifyAttestationKeyed(registry, ref, key, { predicateType, format })
+ *   verifyKeyless(registry, ref, { trustedRoot, issuer, subject, format })   `cosign verify
+ *       --trusted-root --certificate-identity --certificate-oidc-issuer`, the oracle for keyless
+ *       signatures made with the sigstore fixtures (test/support/image-signing.ts)
  * `ref` is an image reference in the registry (`${host}/repo:tag` or `${host}/repo@sha256:…`);
  * cosign signs the digest it resolves, so sign the pinned reference when a tag may move.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { type RunResult, runCommand } from './git-fixtures.ts';
+import { makeTempDir, type RunResult, runCommand } from './git-fixtures.ts';
 import type { OciRegistry } from './oci-registry.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -154,4 +157,25 @@ export async function verifyAttestationKeyed(
     cwd: workDir(key),
     registry,
   });
+}
+
+/**
+ * `cosign verify --trusted-root <root> --certificate-identity <subject> --certificate-oidc-issuer
+ * <issuer>`: the oracle for keyless signatures made with the sigstore fixtures (their trusted root).
+ */
+export async function verifyKeyless(
+  registry: OciRegistry,
+  ref: string,
+  options: { trustedRoot: object; issuer: string; subject: string; format: SignatureFormat },
+): Promise<RunResult> {
+  const dir = await makeTempDir('cosign-keyless');
+  try {
+    const rootPath = join(dir, 'trusted_root.json');
+    await writeFile(rootPath, JSON.stringify(options.trustedRoot));
+    const identity = ['--certificate-identity', options.subject, '--certificate-oidc-issuer', options.issuer];
+    const args = ['verify', '--trusted-root', rootPath, ...identity, formatFlag(options.format), ref];
+    return await cosign(args, { cwd: dir, registry });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
