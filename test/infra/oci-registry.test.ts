@@ -110,6 +110,17 @@ describe('test registry with auth and referrers', () => {
     ]);
   });
 
+  it('stores a large manifest intact (for client size-limit tests)', async () => {
+    const padding = 'x'.repeat(5 * 1024 * 1024);
+    const manifest = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, annotations: { padding } }),
+    );
+    const { digest } = await putManifest(registry, 'team/large', 'v1', manifest, OCI_MANIFEST);
+    const served = await getManifest(registry, 'team/large', 'v1');
+    expect(served.digest).toBe(digest);
+    expect(served.bytes.length).toBe(manifest.length);
+  });
+
   it('moves a tag to another manifest', async () => {
     const first = await pushImage(registry, 'team/moving', 'stable');
     const second = await pushImage(registry, 'team/moving', 'next');
