@@ -2,16 +2,22 @@
 // bundles attached as referrers verify with @sigstore/verify against the fixtures' trusted root and
 // only for the identity that signed; and the real cosign, given the same trusted root, accepts the
 // referrer and the legacy `.sig` tag forms for that identity and refuses another.
+
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { bundleFromJSON } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cosignBuildTimeoutMs, ensureCosign, verifyKeyless } from '../support/cosign.ts';
+import { cosignBuildTimeoutMs, ensureCosign, verifyKeyed, verifyKeyless } from '../support/cosign.ts';
+import { makeTempDir } from '../support/git-fixtures.ts';
 import {
   attachKeylessBundle,
   attachKeylessSigTag,
   COSIGN_SIGN_PREDICATE,
+  generateInProcessKey,
   SIGSTORE_BUNDLE_V03,
+  signKeyedInProcess,
 } from '../support/image-signing.ts';
 import {
   getBlob,
@@ -165,5 +171,37 @@ describe('keyless bundles on a registry without the referrers API', () => {
         format: 'bundle-referrer',
       }),
     ).resolves.toBeDefined();
+  });
+});
+
+describe('keyed signatures made in-process', () => {
+  let registry: OciRegistry;
+  let dir: string;
+  beforeAll(async () => {
+    await ensureCosign();
+    registry = await startRegistry();
+    dir = await makeTempDir('inprocess-key');
+  }, cosignBuildTimeoutMs);
+  afterAll(async () => {
+    await registry?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('are verified by cosign with the public key, in both formats, and refused with another key', async () => {
+    const key = generateInProcessKey();
+    const other = generateInProcessKey();
+    const publicKeyPath = join(dir, 'signer.pub');
+    const otherPath = join(dir, 'other.pub');
+    await writeFile(publicKeyPath, key.publicKeyPem);
+    await writeFile(otherPath, other.publicKeyPem);
+    for (const format of ['legacy-sig-tag', 'bundle-referrer'] as const) {
+      const image = await pushImage(registry, 'team/inprocess', format);
+      await signKeyedInProcess(registry, image, key, { format });
+      const output = await verifyKeyed(registry, image.pinned, { publicKeyPath }, { format });
+      expect(output.stdout.toString()).toContain(image.digest);
+      await expect(
+        verifyKeyed(registry, image.pinned, { publicKeyPath: otherPath }, { format }),
+      ).rejects.toThrow(/no matching (signatures|attestations)/);
+    }
   });
 });

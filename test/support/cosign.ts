@@ -59,6 +59,11 @@ export interface CosignKeyPair {
   readonly password: string;
 }
 
+/** A cosign public key (PEM, PKIX) in a file: what verification needs. */
+export interface PublicKeyFile {
+  readonly publicKeyPath: string;
+}
+
 export type SignatureFormat = 'legacy-sig-tag' | 'bundle-referrer';
 
 async function cosign(
@@ -131,7 +136,7 @@ export async function attestKeyed(
 export async function verifyKeyed(
   registry: OciRegistry,
   ref: string,
-  key: CosignKeyPair,
+  key: PublicKeyFile,
   options: { format: SignatureFormat },
 ): Promise<RunResult> {
   const args = [
@@ -142,19 +147,19 @@ export async function verifyKeyed(
     formatFlag(options.format),
     ref,
   ];
-  return cosign(args, { cwd: workDir(key), registry });
+  return cosign(args, { cwd: dirname(key.publicKeyPath), registry });
 }
 
 /** `cosign verify-attestation --key <pub> --insecure-ignore-tlog --type <predicateType>`. */
 export async function verifyAttestationKeyed(
   registry: OciRegistry,
   ref: string,
-  key: CosignKeyPair,
+  key: PublicKeyFile,
   options: { predicateType: string; format: SignatureFormat },
 ): Promise<RunResult> {
   const args = ['verify-attestation', '--key', key.publicKeyPath, '--insecure-ignore-tlog'];
   return cosign([...args, '--type', options.predicateType, formatFlag(options.format), ref], {
-    cwd: workDir(key),
+    cwd: dirname(key.publicKeyPath),
     registry,
   });
 }
