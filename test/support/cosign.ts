@@ -1,7 +1,7 @@
 /**
  * The real `cosign` CLI for the image tests: hack/cosign/build.sh builds it from Go modules
  * (github.com/sigstore/cosign/v3, pinned in hack/cosign/cli/go.mod) into ~/.cache/signet on first
- * use (about 6 minutes cold on 2 cores) and reuses it afterwards. Everything runs offline: keyed
+ * use (337 CPU-seconds cold, see docs/images.md) and reuses it afterwards. Everything runs offline: keyed
  * signatures only, no transparency log upload (`--use-signing-config=false --tlog-upload=false`),
  * HOME in a temporary directory (no TUF cache), the registry's CA as SSL_CERT_FILE and its
  * credentials as DOCKER_CONFIG. docs/images.md ("Test infrastructure") records what cosign writes.
