@@ -186,3 +186,29 @@ describe('test registry without the referrers API', () => {
     expect(anonymous.status).toBe(200);
   });
 });
+
+describe('test registry with expiring tokens', () => {
+  let registry: OciRegistry;
+  beforeAll(async () => {
+    registry = await startRegistry({ tokenTtlSeconds: 0 });
+  }, registryBuildTimeoutMs);
+  afterAll(async () => {
+    await registry?.stop();
+  });
+
+  it('refuses a bearer token once it has expired', async () => {
+    await pushImage(registry, 'team/app', 'v1');
+    const basic = Buffer.from(`${registry.username}:${registry.password}`).toString('base64');
+    const issued = await fetch(`https://${registry.host}/token?scope=repository:team/app:pull`, {
+      headers: { authorization: `Basic ${basic}` },
+      dispatcher: registry.dispatcher,
+    });
+    const { token, expires_in } = (await issued.json()) as { token: string; expires_in: number };
+    expect(expires_in).toBe(0);
+    const response = await fetch(`https://${registry.host}/v2/team/app/manifests/v1`, {
+      headers: { authorization: `Bearer ${token}` },
+      dispatcher: registry.dispatcher,
+    });
+    expect(response.status).toBe(401);
+  });
+});
