@@ -170,6 +170,7 @@ describe('the runtime tree of the image', () => {
     expect((await readdir(app)).sort()).toEqual([
       'dist',
       'helm-engine.wasm',
+      'kustomize-engine',
       'kustomize-engine.wasm',
       'node_modules',
       'package.json',
@@ -307,6 +308,9 @@ describe('the runtime tree of the image', () => {
         (await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'k-from-image', namespace: ns.name }))
           ?.data,
       ).toEqual({ built: 'kustomize' });
+      // It was built by the tree's native engine, confined by Landlock (this kernel has Landlock
+      // ABI 7; where it has none, the metric says wasm).
+      expect(await operator.metrics()).toContain('signet_kustomize_engine_info{engine="native-landlock"} 1');
       // A chart is rendered with the Helm engine of the tree, its digest checked against the image's pin.
       await admin.apply(
         gitRepositoryObject(signed, ns.name, 'happs', {
