@@ -226,6 +226,8 @@ describe('the runtime tree of the image', () => {
       version: string;
     };
     expect(version.stdout).toContain(`signet ${expected} (node 24.`);
+    // The tree's native Kustomize engine, its digest checked against the image's pin, confines itself.
+    expect(version.stdout).toContain('kustomize engine: native-landlock');
   });
 
   it('`run` from the tree reconciles a signed GitRepository, is ready, and exits 0 on SIGTERM', async () => {

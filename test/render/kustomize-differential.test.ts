@@ -1,8 +1,8 @@
 /**
  * Differential test: Signet's Kustomize engines (WebAssembly in-process, and the native engine
  * confined by Landlock) against the native `kustomize build` of the same module version, object
- * for object and in the same order, over the
- * layouts of kustomize-corpus.ts; and Signet's rendered objects are kustomize's plus owner labels.
+ * for object and in the same order, over the layouts of kustomize-corpus.ts; and Signet's rendered
+ * objects are kustomize's plus owner labels.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
