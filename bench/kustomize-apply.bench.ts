@@ -323,6 +323,7 @@ export async function runKustomizeApplyBench(
 
 const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
 const mib = (bytes: number) => bytes / 2 ** 20;
+const signedMib = (bytes: number) => `${bytes >= 0 ? '+' : ''}${fmt(mib(bytes), 1)}`;
 
 /** Rows for bench/run.ts: for each engine, the cold apply, the RSS slope and the fixed cost. */
 export function benchRows(r: KustomizeApplyBenchResult): BenchRow[] {
@@ -376,7 +377,7 @@ function engineRows(r: KustomizeApplyBenchResult, engine: 'native' | 'wasm'): Be
     rows.push({
       bench: 'kustomize-apply',
       figure: `the fixed cost of ${label}: operator RSS for ${r.smallest} ConfigMaps from an overlay minus the same as plain files (fresh processes)`,
-      value: `+${fmt(mib(small.rssIdleBytes - plain.rssIdleBytes), 1)} MiB idle (right after the reconcile +${fmt(mib(small.rssAfterReconcileBytes - plain.rssAfterReconcileBytes), 1)}, peak +${fmt(mib(small.peakRssBytes - plain.peakRssBytes), 1)}); cold apply ${fmt(small.coldApplySeconds)} s vs ${fmt(plain.coldApplySeconds)} s plain`,
+      value: `${signedMib(small.rssIdleBytes - plain.rssIdleBytes)} MiB idle (right after the reconcile ${signedMib(small.rssAfterReconcileBytes - plain.rssAfterReconcileBytes)}, peak ${signedMib(small.peakRssBytes - plain.peakRssBytes)}); cold apply ${fmt(small.coldApplySeconds)} s vs ${fmt(plain.coldApplySeconds)} s plain`,
       baseline: `plain directory: RSS idle ${fmt(mib(plain.rssIdleBytes), 1)} MiB`,
       ratio: '–',
       target: 'informational: the engine fixed cost (no target)',
