@@ -4,6 +4,7 @@
 #   dist/          src/ compiled with tsconfig.build.json (fresh, not the shared ./dist)
 #   package.json
 #   kustomize-engine.wasm  hack/kustomize/build.sh engine (docs/kustomize.md)
+#   kustomize-engine       the same: the native engine, confined by Landlock
 #   helm-engine.wasm       hack/helm/build.sh engine (docs/helm.md)
 # so `node <dest>/dist/cli/main.js run ...` can be tested without a container engine.
 # Usage: hack/runtime-tree.sh <dest>   (<dest> must not exist or be an empty directory)
@@ -73,5 +74,6 @@ helm_dir="$(PATH="$("$repo/hack/go.sh"):$PATH" "$repo/hack/helm/build.sh" engine
 mv "$work/node_modules" "$dest/node_modules"
 cp "$repo/package.json" "$dest/package.json"
 cp "$engine_dir/kustomize-engine.wasm" "$dest/kustomize-engine.wasm"
+cp "$engine_dir/kustomize-engine" "$dest/kustomize-engine"
 cp "$helm_dir/helm-engine.wasm" "$dest/helm-engine.wasm"
 echo "$dest"

@@ -15,6 +15,7 @@ import {
 import type { KubeClient } from '../kube/client.ts';
 import { loadKubeClient, serviceAccountImpersonation } from '../kube/load.ts';
 import { resourceListWatch } from '../kube/watch.ts';
+import { sharedEngineChoice } from '../render/kustomize-select.ts';
 import type { KubeObject } from '../render/object.ts';
 import { backoffDelay, jitterInterval } from '../util/backoff.ts';
 import type { Logger } from '../util/logger.ts';
@@ -546,6 +547,7 @@ export async function startOperator(
     repoOf: (key) => repos.get(key),
   };
   const workers = createWorkers(wiring);
+  reportKustomizeEngine(metrics, logger);
   const repos = watchGitRepositories(options, admin, workers.queue, logger);
   const { ports, servers } = await startServers(options, metrics, repos);
   const stopElection = new AbortController();
@@ -563,6 +565,14 @@ export async function startOperator(
     stop: (graceMs = 20_000) =>
       shutdown({ workers, stopElection, election, alerter, repos, servers, clients }, graceMs),
   };
+}
+
+/** Logs once which Kustomize engine builds run on, and sets its metric (the choice never fails). */
+function reportKustomizeEngine(metrics: OperatorMetrics, logger: Logger): void {
+  void sharedEngineChoice().then((choice) => {
+    metrics.kustomizeEngine.set({ engine: choice.kind }, 1);
+    logger.info({ engine: choice.kind, reason: choice.reason }, 'kustomize engine chosen');
+  });
 }
 
 /**

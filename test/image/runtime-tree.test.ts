@@ -112,6 +112,11 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
         from: 'kustomize',
         source: '/out/kustomize/v5.8.2-api0.21.2/kustomize-engine.wasm',
       },
+      {
+        entry: 'kustomize-engine',
+        from: 'kustomize',
+        source: '/out/kustomize/v5.8.2-api0.21.2/kustomize-engine',
+      },
       { entry: 'helm-engine.wasm', from: 'helm', source: '/out/helm/v4.3.2/helm-engine.wasm' },
     ]);
     // Root-owned: the non-root user cannot modify the tree.
@@ -232,6 +237,18 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
     expect(kustomize.image).toBe(`golang:${pin?.[0]?.replace(/^go/, '')}-bookworm`);
   });
 
+  it('kustomize-engine (native, Landlock): the same stage and script build it, pinned to the same digest', () => {
+    expect(script).toMatch(/cp "\$engine_dir\/kustomize-engine" "\$dest\/kustomize-engine"/);
+    const source = tree.find((t) => t.entry === 'kustomize-engine')?.source;
+    expect(source).toBe(tree.find((t) => t.entry === 'kustomize-engine.wasm')?.source.replace(/\.wasm$/, ''));
+    const pin = readFileSync(join(repoRoot, 'hack', 'kustomize', 'engine-native-amd64.sha256'), 'utf8')
+      .split('\n')
+      .find((line) => line !== '' && !line.startsWith('#'))
+      ?.split(' ');
+    expect(runtime.env.SIGNET_KUSTOMIZE_NATIVE_ENGINE_SHA256).toBe(pin?.[1]);
+    expect(stage('kustomize').image).toBe(`golang:${pin?.[0]?.replace(/^go/, '')}-bookworm`);
+  });
+
   it('helm-engine.wasm: both build it with hack/helm/build.sh engine, pinned to the same digest', () => {
     const helm = stage('helm');
     expect(helm.copies.flatMap((copy) => copy.sources)).toEqual(['hack/lib', 'hack/helm']);
@@ -294,6 +311,7 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
       'SIGNET_CACHE_DIR',
       'SIGNET_HELM_ENGINE_SHA256',
       'SIGNET_KUSTOMIZE_ENGINE_SHA256',
+      'SIGNET_KUSTOMIZE_NATIVE_ENGINE_SHA256',
     ]);
     expect(runtime.env.NODE_ENV).toBe('production');
     // With readOnlyRootFilesystem, HOME and the cache must be the emptyDir mounts.
