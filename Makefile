@@ -5,7 +5,7 @@ SHELL := bash
 NODE_BIN := $(shell hack/node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: all deps build lint typecheck unit e2e test controlplane kustomize helm cluster-up cluster-down demo bench clean
+.PHONY: all deps build lint typecheck unit e2e test controlplane kustomize helm registry cosign cluster-up cluster-down demo bench clean
 
 all: build
 
@@ -34,6 +34,13 @@ kustomize:
 # The Helm engine (WebAssembly) and the reference helm CLI, from Go modules (docs/helm.md).
 helm:
 	PATH="$$(hack/go.sh):$$PATH" hack/helm/build.sh >/dev/null
+
+# The image tests' OCI registry and the reference cosign CLI, from Go modules (docs/images.md).
+registry:
+	PATH="$$(hack/go.sh):$$PATH" hack/registry/build.sh >/dev/null
+
+cosign:
+	PATH="$$(hack/go.sh):$$PATH" hack/cosign/build.sh >/dev/null
 
 unit: deps
 	npx vitest run --project unit
