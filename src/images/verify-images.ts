@@ -21,7 +21,7 @@ import {
 } from './signature.ts';
 
 export const sigstoreBundleMediaPrefix = 'application/vnd.dev.sigstore.bundle';
-export const simpleSigningMediaType = 'application/vnd.dev.cosignproject.cosign.simplesigning.v1+json';
+export const simpleSigningMediaType = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const cosignSignatureAnnotation = 'dev.cosignproject.cosign/signature';
 
 export interface ImageLimits {
@@ -151,6 +151,19 @@ function satisfied(findings: Findings, required: readonly string[]): boolean {
   return findings.signer !== undefined && required.every((type) => findings.predicateTypes.has(type));
 }
 
+export const bundlePredicateAnnotation = 'dev.sigstore.bundle.predicateType';
+
+/**
+ * Whether a referrer may help: its predicate type (the annotation cosign writes, which the
+ * referrers list copies) is the signature's or a required attestation's. Without the annotation
+ * (the tag-schema fallback has none) it is fetched. The annotation only saves requests: what
+ * counts is the verified statement inside.
+ */
+function wanted(descriptor: Descriptor, attestations: readonly string[]): boolean {
+  const type = descriptor.annotations[bundlePredicateAnnotation];
+  return type === undefined || type === COSIGN_SIGN_PREDICATE || attestations.includes(type);
+}
+
 /** Checks one image digest (cache first); throws ImageRefusal naming the cause. */
 class DigestVerifier {
   readonly #deps: ImageCheckDeps;
@@ -222,6 +235,7 @@ class DigestVerifier {
     if (index === undefined) return;
     const bundles = descriptors(parseJson(index.bytes, 'the referrers index').manifests)
       .filter((d) => (d.artifactType ?? '').startsWith(sigstoreBundleMediaPrefix))
+      .filter((d) => wanted(d, resolved.attestations))
       .slice(0, this.#limits.maxSignatures);
     for (const referrer of bundles) {
       const artifact = await registry.manifest(repo, referrer.digest, signal);

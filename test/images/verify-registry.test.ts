@@ -1,0 +1,280 @@
+// The image step (verifyDesiredImages, shared by the operator and the CLI) against the real test
+// registry (TLS, token auth) with signatures made by the real cosign, in both of its formats:
+// signed images pass and come back pinned to their digests; unsigned, other key, moved tag, no
+// policy, missing attestation and an unreachable registry each refuse, naming image, object and
+// cause. Requests are counted at the registry's own log.
+import { rm } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseGitRepository } from '../../src/api/gitrepository.ts';
+import { type ImageCheck, type PipelineDeps, verifyDesiredImages } from '../../src/controller/pipeline.ts';
+import { VerdictCache } from '../../src/images/cache.ts';
+import { extractImages } from '../../src/images/extract.ts';
+import type { KubeObject } from '../../src/render/object.ts';
+import { createTrustMaterialCache } from '../../src/verify/trust.ts';
+import {
+  attestKeyed,
+  type CosignKeyPair,
+  cosignBuildTimeoutMs,
+  ensureCosign,
+  generateKeyPair,
+  signKeyed,
+} from '../support/cosign.ts';
+import { makeTempDir } from '../support/git-fixtures.ts';
+import {
+  moveTag,
+  type OciRegistry,
+  type PushedImage,
+  pushImage,
+  startRegistry,
+} from '../support/oci-registry.ts';
+
+const SLSA_V1 = 'https://slsa.dev/provenance/v1';
+let registry: OciRegistry;
+let noReferrers: OciRegistry;
+let dir: string;
+let key: CosignKeyPair;
+let otherKey: CosignKeyPair;
+
+function repoWith(host: string, extra: Record<string, unknown> = {}) {
+  return parseGitRepository({
+    apiVersion: 'signet.dev/v1alpha1',
+    kind: 'GitRepository',
+    metadata: { name: 'apps', namespace: 'team-a' },
+    spec: {
+      url: 'https://git.example.com/apps.git',
+      ref: { branch: 'main' },
+      timeout: '10s',
+      verify: {
+        signersRef: { kind: 'ConfigMap', name: 'signers' },
+        imagePullSecretRef: { name: 'pull' },
+        images: [{ match: [`${host}/team/**`], keysRef: { kind: 'Secret', name: 'image-keys' } }],
+        ...extra,
+      },
+    },
+  });
+}
+
+function depsFor(reg: OciRegistry, cache: VerdictCache, pem = key.publicKeyPem): PipelineDeps {
+  const references: Record<string, Record<string, string>> = {
+    pull: { '.dockerconfigjson': reg.dockerConfigJson, 'ca.crt': reg.caPem },
+    'image-keys': { 'cosign.pub': pem },
+  };
+  return {
+    source: undefined as never,
+    trustCache: createTrustMaterialCache(),
+    now: () => new Date(),
+    imageCache: cache,
+    readReference: async (ref) => {
+      const data = references[ref.name];
+      if (data === undefined) throw new Error(`${ref.kind} ${ref.name} not found`);
+      return data;
+    },
+  };
+}
+
+function deployment(name: string, ...images: string[]): KubeObject {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: 'team-a' },
+    spec: {
+      template: { spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) } },
+    },
+  } as KubeObject;
+}
+
+async function check(
+  reg: OciRegistry,
+  objects: KubeObject[],
+  options: { cache?: VerdictCache; pem?: string; extra?: Record<string, unknown> } = {},
+): Promise<ImageCheck> {
+  const cache = options.cache ?? new VerdictCache(100);
+  return verifyDesiredImages(
+    repoWith(reg.host, options.extra),
+    objects,
+    depsFor(reg, cache, options.pem),
+    AbortSignal.timeout(60_000),
+  );
+}
+
+function refusal(result: ImageCheck): string {
+  if (result.ok) throw new Error('accepted');
+  expect(result.reason).toBe('ImageUnverified');
+  return result.message;
+}
+
+/** Registry requests other than token fetches and the /v2/ probe. */
+const apiRequests = (reg: OciRegistry) =>
+  reg.requests().filter((r) => r.path !== '/token' && r.path !== '/v2/');
+
+async function signed(
+  reg: OciRegistry,
+  repository: string,
+  format: 'legacy-sig-tag' | 'bundle-referrer',
+  signer = key,
+): Promise<PushedImage> {
+  const image = await pushImage(reg, repository, 'v1');
+  await signKeyed(reg, image.pinned, signer, { format });
+  return image;
+}
+
+beforeAll(async () => {
+  await ensureCosign();
+  registry = await startRegistry();
+  noReferrers = await startRegistry({ referrers: false });
+  dir = await makeTempDir('signet-image-keys-');
+  key = await generateKeyPair(dir);
+  const otherDir = await makeTempDir('signet-image-other-');
+  otherKey = await generateKeyPair(otherDir);
+}, cosignBuildTimeoutMs);
+
+afterAll(async () => {
+  await registry?.stop();
+  await noReferrers?.stop();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  if (otherKey !== undefined)
+    await rm(otherKey.privateKeyPath.replace(/\/cosign\.key$/, ''), { recursive: true, force: true });
+});
+
+describe('image verification against a real registry and cosign', () => {
+  it.each(['legacy-sig-tag', 'bundle-referrer'] as const)(
+    'accepts a %s signature and pins the verified digest',
+    async (format) => {
+      const image = await signed(registry, `team/${format}`, format);
+      const result = await check(registry, [deployment('web', image.reference)]);
+      if (!result.ok) throw new Error(result.message);
+      const [location] = extractImages(result.desired);
+      expect(location?.image).toBe(`${image.reference}@${image.digest}`);
+      expect(result.images).toEqual([
+        expect.objectContaining({
+          image: `${image.reference}@${image.digest}`,
+          digest: image.digest,
+          format,
+        }),
+      ]);
+      expect(result.images[0]?.signer).toMatch(/^key SHA256:/);
+    },
+  );
+
+  it('finds a bundle under the sha256-<hex> tag when the registry has no referrers API', async () => {
+    const image = await signed(noReferrers, 'team/fallback', 'bundle-referrer');
+    const result = await check(noReferrers, [deployment('web', image.reference)], {
+      extra: {
+        images: [
+          {
+            match: [`${noReferrers.host}/team/*`],
+            keysRef: { kind: 'Secret', name: 'image-keys' },
+            keyless: [],
+          },
+        ],
+      },
+    });
+    if (!result.ok) throw new Error(result.message);
+    expect(result.images[0]?.format).toBe('bundle-referrer');
+  });
+
+  it('cold: at most 3 requests per keyed legacy image; warm: 0 by digest, 1 manifest GET by tag', async () => {
+    const images = await Promise.all(
+      [1, 2, 3].map((n) => signed(registry, 'team/counted', 'legacy-sig-tag').then((i) => ({ ...i, n }))),
+    );
+    const cache = new VerdictCache(100);
+    // A first check warms the token for the repository (2 requests: the 401 and /token).
+    await check(registry, [deployment('warmup', `${registry.host}/team/counted@${images[0]?.digest}`)], {
+      cache: new VerdictCache(10),
+    });
+    registry.resetRequests();
+    const byDigest = images.map((i) => i.pinned);
+    const cold = await check(registry, [deployment('web', ...byDigest)], { cache });
+    expect(cold.ok).toBe(true);
+    expect(apiRequests(registry).length).toBeLessThanOrEqual(3 * images.length);
+    registry.resetRequests();
+    expect((await check(registry, [deployment('web', ...byDigest)], { cache })).ok).toBe(true);
+    expect(registry.requests()).toEqual([]);
+    registry.resetRequests();
+    const image = images[0] as PushedImage;
+    const warmTag = await check(
+      registry,
+      [deployment('a', image.reference), deployment('b', image.reference)],
+      { cache },
+    );
+    if (!warmTag.ok) throw new Error(warmTag.message);
+    // The tag is resolved once for both objects (and lands on the last pushed digest).
+    expect(apiRequests(registry).map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET /v2/team/counted/manifests/v1`,
+    ]);
+  });
+
+  it('refuses an unsigned image, naming image, object and cause', async () => {
+    const image = await pushImage(registry, 'team/unsigned', 'v1');
+    const message = refusal(await check(registry, [deployment('web', image.reference)]));
+    expect(message).toContain(
+      `image ${image.reference} in Deployment team-a/web (spec.template.spec.containers[0].image, container c0)`,
+    );
+    expect(message).toContain('no signature found');
+  });
+
+  it.each(['legacy-sig-tag', 'bundle-referrer'] as const)(
+    'refuses a %s signature by an untrusted key',
+    async (format) => {
+      const image = await signed(registry, `team/other-${format}`, format, otherKey);
+      const message = refusal(await check(registry, [deployment('web', image.reference)]));
+      expect(message).toContain(image.digest);
+      expect(message).toContain('not signed by a trusted identity or key');
+    },
+  );
+
+  it('refuses a tag moved to an unsigned digest', async () => {
+    const image = await signed(registry, 'team/moved', 'legacy-sig-tag');
+    expect((await check(registry, [deployment('web', image.reference)])).ok).toBe(true);
+    const unsigned = await pushImage(registry, 'team/moved', 'unsigned');
+    await moveTag(registry, 'team/moved', 'v1', unsigned.digest);
+    const message = refusal(await check(registry, [deployment('web', image.reference)]));
+    expect(message).toContain(unsigned.digest);
+  });
+
+  it('refuses an image that matches no policy, without a registry request', async () => {
+    registry.resetRequests();
+    const message = refusal(await check(registry, [deployment('web', 'quay.io/elsewhere/app:1')]));
+    expect(message).toContain('quay.io/elsewhere/app matches no policy of spec.verify.images');
+    expect(registry.requests()).toEqual([]);
+  });
+
+  it('requires each attestation of the policy, verified with the same key', async () => {
+    const policy = (types: string[]) => ({
+      images: [
+        {
+          match: [`${registry.host}/team/**`],
+          keysRef: { kind: 'Secret', name: 'image-keys' },
+          attestations: types.map((predicateType) => ({ predicateType })),
+        },
+      ],
+    });
+    const image = await signed(registry, 'team/attested', 'bundle-referrer');
+    const missing = refusal(
+      await check(registry, [deployment('web', image.reference)], { extra: policy([SLSA_V1]) }),
+    );
+    expect(missing).toContain(`no verified attestation of ${SLSA_V1}`);
+    await attestKeyed(registry, image.pinned, key, {
+      predicateType: SLSA_V1,
+      predicate: { buildDefinition: { buildType: 'test' }, runDetails: { builder: { id: 'test' } } },
+      format: 'bundle-referrer',
+    });
+    const result = await check(registry, [deployment('web', image.reference)], { extra: policy([SLSA_V1]) });
+    if (!result.ok) throw new Error(result.message);
+    expect(result.images[0]?.attestations).toEqual([SLSA_V1]);
+  });
+
+  it('refuses when the registry fails or is unreachable', async () => {
+    const image = await signed(registry, 'team/faulty', 'legacy-sig-tag');
+    await registry.setFault('fail');
+    try {
+      expect(refusal(await check(registry, [deployment('web', image.reference)]))).toContain('HTTP 503');
+    } finally {
+      await registry.setFault('none');
+    }
+    const gone = await check(registry, [deployment('web', '127.0.0.1:1/team/app:v1')], {
+      extra: { images: [{ match: ['127.0.0.1:1/team/*'], keysRef: { kind: 'Secret', name: 'image-keys' } }] },
+    });
+    expect(refusal(gone)).toContain('127.0.0.1:1/v2/team/app/manifests/v1');
+  });
+});
