@@ -3,6 +3,7 @@
 // signed images pass and come back pinned to their digests; unsigned, other key, moved tag, no
 // policy, missing attestation and an unreachable registry each refuse, naming image, object and
 // cause. Requests are counted at the registry's own log.
+import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseGitRepository } from '../../src/api/gitrepository.ts';
@@ -22,11 +23,23 @@ import {
 import { makeTempDir } from '../support/git-fixtures.ts';
 import {
   moveTag,
+  OCI_EMPTY,
+  OCI_MANIFEST,
   type OciRegistry,
   type PushedImage,
   pushImage,
+  putManifest,
   startRegistry,
+  uploadBlob,
 } from '../support/oci-registry.ts';
+import {
+  createSigstoreTestbed,
+  DEFAULT_SUBJECT,
+  makeDsseBundle,
+  makeMessageBundle,
+  OIDC_ISSUER,
+  type SigstoreTestbed,
+} from '../support/sigstore-fixtures.ts';
 
 const SLSA_V1 = 'https://slsa.dev/provenance/v1';
 let registry: OciRegistry;
@@ -34,6 +47,39 @@ let noReferrers: OciRegistry;
 let dir: string;
 let key: CosignKeyPair;
 let otherKey: CosignKeyPair;
+let bed: SigstoreTestbed;
+const BUNDLE_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+
+/** Attaches a sigstore bundle to `image` as an OCI referrer, as cosign's bundle format does. */
+async function attachBundle(
+  reg: OciRegistry,
+  image: PushedImage,
+  bundle: unknown,
+  predicateType: string,
+): Promise<void> {
+  const config = await uploadBlob(reg, image.repository, Buffer.from('{}'), OCI_EMPTY);
+  const layer = await uploadBlob(reg, image.repository, Buffer.from(JSON.stringify(bundle)), BUNDLE_TYPE);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      artifactType: BUNDLE_TYPE,
+      config,
+      layers: [layer],
+      subject: { mediaType: OCI_MANIFEST, digest: image.digest, size: image.manifest.length },
+      annotations: { 'dev.sigstore.bundle.predicateType': predicateType },
+    }),
+  );
+  const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+  await putManifest(reg, image.repository, digest, manifest, OCI_MANIFEST);
+}
+
+const cosignStatement = (digest: string) => ({
+  _type: 'https://in-toto.io/Statement/v1',
+  subject: [{ digest: { sha256: digest.slice('sha256:'.length) } }],
+  predicateType: 'https://sigstore.dev/cosign/sign/v1',
+  predicate: {},
+});
 
 function repoWith(host: string, extra: Record<string, unknown> = {}) {
   return parseGitRepository({
@@ -58,6 +104,7 @@ function depsFor(reg: OciRegistry, cache: VerdictCache, pem = key.publicKeyPem):
   const references: Record<string, Record<string, string>> = {
     pull: { '.dockerconfigjson': reg.dockerConfigJson, 'ca.crt': reg.caPem },
     'image-keys': { 'cosign.pub': pem },
+    ...(bed === undefined ? {} : { root: { 'trusted_root.json': JSON.stringify(bed.trustedRoot) } }),
   };
   return {
     source: undefined as never,
@@ -126,6 +173,7 @@ beforeAll(async () => {
   key = await generateKeyPair(dir);
   const otherDir = await makeTempDir('signet-image-other-');
   otherKey = await generateKeyPair(otherDir);
+  bed = await createSigstoreTestbed();
 }, cosignBuildTimeoutMs);
 
 afterAll(async () => {
@@ -276,5 +324,66 @@ describe('image verification against a real registry and cosign', () => {
       extra: { images: [{ match: ['127.0.0.1:1/team/*'], keysRef: { kind: 'Secret', name: 'image-keys' } }] },
     });
     expect(refusal(gone)).toContain('127.0.0.1:1/v2/team/app/manifests/v1');
+  });
+
+  describe('keyless bundles attached as referrers (the sigstore test bed as Fulcio and Rekor)', () => {
+    const keyless = (subject: string) => ({
+      trustedRootRef: { name: 'root' },
+      images: [{ match: [`${registry.host}/team/**`], keyless: [{ issuer: OIDC_ISSUER, subject }] }],
+    });
+
+    it('accepts a DSSE (cosign sign) and a message-signature bundle of the allowed identity', async () => {
+      const dsse = await pushImage(registry, 'team/keyless-dsse', 'v1');
+      await attachBundle(
+        registry,
+        dsse,
+        await makeDsseBundle(bed, cosignStatement(dsse.digest)),
+        'https://sigstore.dev/cosign/sign/v1',
+      );
+      const message = await pushImage(registry, 'team/keyless-message', 'v1');
+      await attachBundle(
+        registry,
+        message,
+        await makeMessageBundle(bed, message.manifest),
+        'https://sigstore.dev/cosign/sign/v1',
+      );
+      const result = await check(registry, [deployment('web', dsse.reference, message.reference)], {
+        extra: keyless(DEFAULT_SUBJECT),
+      });
+      if (!result.ok) throw new Error(result.message);
+      expect(result.images.map((i) => i.signer)).toEqual([
+        `${DEFAULT_SUBJECT} (${OIDC_ISSUER})`,
+        `${DEFAULT_SUBJECT} (${OIDC_ISSUER})`,
+      ]);
+    });
+
+    it('refuses a keyless bundle of another identity, and one over another digest', async () => {
+      const image = await pushImage(registry, 'team/keyless-other', 'v1');
+      await attachBundle(
+        registry,
+        image,
+        await makeDsseBundle(bed, cosignStatement(image.digest)),
+        'https://sigstore.dev/cosign/sign/v1',
+      );
+      const other = refusal(
+        await check(registry, [deployment('web', image.reference)], {
+          extra: keyless('https://github.com/evil/repo/.github/workflows/x.yml@refs/heads/main'),
+        }),
+      );
+      expect(other).toContain(`signed by "${DEFAULT_SUBJECT}"`);
+      const elsewhere = await pushImage(registry, 'team/keyless-elsewhere', 'v1');
+      await attachBundle(
+        registry,
+        elsewhere,
+        await makeDsseBundle(bed, cosignStatement(image.digest)),
+        'https://sigstore.dev/cosign/sign/v1',
+      );
+      const wrong = refusal(
+        await check(registry, [deployment('web', elsewhere.reference)], { extra: keyless(DEFAULT_SUBJECT) }),
+      );
+      expect(wrong).toContain(
+        `no subject of the in-toto statement is the image's digest ${elsewhere.digest}`,
+      );
+    });
   });
 });
