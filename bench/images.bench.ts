@@ -8,7 +8,7 @@
  *   single-image checks run one after another.
  * - Registry requests per image: the 100-image revision checked cold (fresh process: tokens too),
  *   counted at the registry's own request log, split into API requests (manifest, signature
- *   manifest, blob) and auth (401 challenge + /token); then warm by digest and by tag.
+ *   manifest, blob) and auth (the /v2/ challenge and /token); then warm by digest and by tag.
  * - Baseline, same run: `cosign verify --key` per image (the real CLI) on 10 of the images.
  *
  * Run: node bench/images.bench.ts   (or `node bench/run.ts images`)
@@ -246,7 +246,7 @@ export function benchRows(raw: unknown): BenchRow[] {
       {
         bench: 'images',
         figure: `registry requests per image, ${name}, cold (${f.images} distinct images in one revision)`,
-        value: `${fmt(f.coldApiRequestsPerImage)} API + ${fmt(f.coldAuthRequestsPerImage)} auth (401 + /token, per repository); revision ${fmt(f.revisionColdMs, 0)} ms`,
+        value: `${fmt(f.coldApiRequestsPerImage)} API + ${fmt(f.coldAuthRequestsPerImage)} auth (GET /v2/ once, one /token per 32 repositories); revision ${fmt(f.revisionColdMs, 0)} ms`,
         baseline: `cosign verify ${fmt(r.cosignRequestsPerImage, 1)} requests/image`,
         ratio: `${fmt((f.coldApiRequestsPerImage + f.coldAuthRequestsPerImage) / r.cosignRequestsPerImage)}×`,
         target: legacy

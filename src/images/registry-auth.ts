@@ -81,14 +81,19 @@ export function parseChallenge(header: string | undefined): Challenge | undefine
   return { scheme, params };
 }
 
-/** The token endpoint URL for a Bearer challenge; refuses a realm that is not https (credentials would leak). */
-export function tokenUrl(challenge: Challenge, scope: string, allowHttp = false): URL {
+/**
+ * The token endpoint URL for a Bearer challenge, asking for `scopes` (the challenge's own scope
+ * when it names one); refuses a realm that is not https (credentials would leak).
+ */
+export function tokenUrl(challenge: Challenge, scopes: readonly string[], allowHttp = false): URL {
   const realm = challenge.params.realm;
   if (realm === undefined) throw new RegistryConfigError("the registry's Bearer challenge names no realm");
   const url = new URL(realm);
   if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:'))
     throw new RegistryConfigError(`the registry's token realm ${url.origin} is not https`);
   if (challenge.params.service !== undefined) url.searchParams.set('service', challenge.params.service);
-  url.searchParams.set('scope', challenge.params.scope ?? scope);
+  const own = challenge.params.scope;
+  for (const scope of own !== undefined && own !== '' ? [own] : scopes)
+    url.searchParams.append('scope', scope);
   return url;
 }

@@ -71,6 +71,12 @@ export interface RegistryPort {
   /** The referrers index of `digest`; undefined when the registry has no referrers API (404). */
   referrers(repo: Repo, digest: string, signal: AbortSignal): Promise<Manifest | undefined>;
   blob(repo: Repo, digest: string, maxBytes: number, signal: AbortSignal): Promise<Buffer>;
+  /**
+   * Optional: authenticates for pulls from all `repos` up front (one token request per registry for
+   * many repositories) so that the checks themselves need no challenge round trip. Never throws:
+   * a registry that cannot be reached here fails in the check that needs it, with its own message.
+   */
+  authorize?(repos: readonly Repo[], signal: AbortSignal): Promise<void>;
 }
 
 export interface RegistryClientOptions {
@@ -136,7 +142,26 @@ interface Response {
 
 /** Tokens by registry, scope and credential, shared by every client of the process. */
 const tokens = new Map<string, Token>();
-const maxTokens = 1_024;
+const maxTokens = 4_096;
+/** Each registry's challenge as last seen (`none`: it served /v2/ without credentials). */
+const challenges = new Map<string, Challenge | 'none'>();
+const maxChallenges = 256;
+/** Scopes asked for in one token request (the URL stays short). */
+const scopesPerTokenRequest = 32;
+
+function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key);
+  if (map.size >= max) {
+    const oldest = map.keys().next().value;
+    if (oldest !== undefined) map.delete(oldest);
+  }
+  map.set(key, value);
+}
+
+function withoutScope(params: Readonly<Record<string, string>>): Record<string, string> {
+  const { scope: _scope, ...rest } = params;
+  return rest;
+}
 
 export class RegistryClient implements RegistryPort {
   readonly #options: RegistryClientOptions;
@@ -235,17 +260,73 @@ export class RegistryClient implements RegistryPort {
     if (first.status !== 401) return first;
     const challenge = parseChallenge(header(first.headers, 'www-authenticate'));
     if (challenge === undefined) return first;
-    const fresh = await this.#authenticate(repo, challenge, signal);
+    // Remembered without its scope, for authorize() to ask for other repositories.
+    remember(
+      challenges,
+      repo.registry,
+      { ...challenge, params: withoutScope(challenge.params) },
+      maxChallenges,
+    );
+    const fresh = await this.#authenticate(repo, challenge, [`repository:${repo.repository}:pull`], signal);
     if (fresh === undefined) return first;
-    if (tokens.size >= maxTokens) {
-      const oldest = tokens.keys().next().value;
-      if (oldest !== undefined) tokens.delete(oldest);
-    }
-    tokens.set(key, fresh);
+    remember(tokens, key, fresh, maxTokens);
     return this.#send(url, accept, fresh.header, max, signal, 0);
   }
 
-  async #authenticate(repo: Repo, challenge: Challenge, signal: AbortSignal): Promise<Token | undefined> {
+  async authorize(repos: readonly Repo[], signal: AbortSignal): Promise<void> {
+    const byRegistry = new Map<string, Repo[]>();
+    for (const repo of repos) {
+      const cached = tokens.get(this.#tokenKey(repo));
+      if (cached !== undefined && cached.expiresAt > Date.now()) continue;
+      const list = byRegistry.get(repo.registry) ?? [];
+      if (!list.some((r) => r.repository === repo.repository)) list.push(repo);
+      byRegistry.set(repo.registry, list);
+    }
+    await Promise.all(
+      [...byRegistry.values()].map((list) =>
+        this.#authorizeRegistry(list, signal).catch(() => {
+          signal.throwIfAborted();
+        }),
+      ),
+    );
+  }
+
+  /** The registry's challenge (one GET /v2/ the first time), then one token per 32 repositories. */
+  async #authorizeRegistry(repos: readonly Repo[], signal: AbortSignal): Promise<void> {
+    const first = repos[0];
+    if (first === undefined) return;
+    let challenge = challenges.get(first.registry);
+    if (challenge === undefined) {
+      const probe = await this.#send(
+        new URL(`https://${registryHost(first.registry)}/v2/`),
+        'application/json',
+        undefined,
+        64 * 1024,
+        signal,
+        0,
+      );
+      const parsed =
+        probe.status === 401 ? parseChallenge(header(probe.headers, 'www-authenticate')) : 'none';
+      if (parsed === undefined) return;
+      challenge = parsed === 'none' ? 'none' : { ...parsed, params: withoutScope(parsed.params) };
+      remember(challenges, first.registry, challenge, maxChallenges);
+    }
+    if (challenge === 'none') return;
+    for (let i = 0; i < repos.length; i += scopesPerTokenRequest) {
+      const batch = repos.slice(i, i + scopesPerTokenRequest);
+      const scopes = batch.map((repo) => `repository:${repo.repository}:pull`);
+      const token = await this.#authenticate(first, challenge, scopes, signal);
+      if (token === undefined) return;
+      for (const repo of batch) remember(tokens, this.#tokenKey(repo), token, maxTokens);
+    }
+  }
+
+  async #authenticate(
+    repo: Repo,
+    challenge: Challenge,
+    scopes: readonly string[],
+    signal: AbortSignal,
+  ): Promise<Token | undefined> {
     const credential = this.#credential(repo);
     const basic =
       credential === undefined
@@ -253,7 +334,7 @@ export class RegistryClient implements RegistryPort {
         : `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`;
     if (challenge.scheme === 'basic')
       return basic === undefined ? undefined : { header: basic, expiresAt: Date.now() + 3_600_000 };
-    const url = tokenUrl(challenge, `repository:${repo.repository}:pull`);
+    const url = tokenUrl(challenge, scopes);
     const response = await this.#send(url, 'application/json', basic, 64 * 1024, signal, 0);
     if (response.status !== 200)
       throw new RegistryError(

@@ -345,6 +345,7 @@ export async function verifyImages(
     }
     return pending;
   };
+  await deps.registry.authorize?.(repositoriesToAuthorize(locations, policies), signal);
   const limit = (deps.limits ?? defaultImageLimits).concurrency;
   const checked: Checked[] = await mapBounded(locations, limit, async (location): Promise<Checked> => {
     if (location.image === undefined)
@@ -372,6 +373,22 @@ export async function verifyImages(
     });
   }
   return { ok: true, objects: pinImages(objects, pins), images: [...audit.values()] };
+}
+
+/** The repositories of the images a policy covers (those the checks will read). */
+function repositoriesToAuthorize(
+  locations: readonly ImageLocation[],
+  policies: readonly ImagePolicySpec[],
+): Repo[] {
+  const repos = new Map<string, Repo>();
+  for (const { image } of locations) {
+    const parsed = image === undefined ? undefined : parseImageReference(image);
+    if (parsed?.ok !== true) continue;
+    const name = canonicalName(parsed.ref);
+    if (policyFor(policies, name) !== undefined)
+      repos.set(name, { registry: parsed.ref.registry, repository: parsed.ref.repository });
+  }
+  return [...repos.values()];
 }
 
 async function checkOne(
