@@ -36,7 +36,7 @@ import {
   signersConfigMapName,
   trustObjects,
 } from './support/fixtures.ts';
-import { waitFor } from './support/kube.ts';
+import { kubeconfigPath, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
 import {
   adminClient,
@@ -141,7 +141,7 @@ async function waitRefused(commit: string): Promise<RepoStatus> {
 /** The policy file a CI job checks in: the GitRepository and the objects it references. */
 async function writePolicyFile(): Promise<string> {
   const path = join(policyDir, 'apps.yaml');
-  const repo = gitRepositoryObject(signed, 'default', 'apps', { path: './deploy', verify: verifySpec() });
+  const repo = gitRepositoryObject(signed, ns.name, 'apps', { path: './deploy', verify: verifySpec() });
   await writeFile(
     path,
     yamlDocuments([
@@ -234,13 +234,25 @@ describe('image verification on a real API server', () => {
     expect(registry.requests()).toEqual([]);
   });
 
-  it('signet verify prints the pinned reference of the signed revision (exit 0)', async () => {
-    const result = await runSignet(['verify', '-f', await writePolicyFile()], { timeoutMs: 90_000 });
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
-    expect(result.lines).toContainEqual(
-      expect.stringMatching(new RegExp(`^image ${good.reference}@${good.digest} signed by key SHA256:`)),
+  it('signet verify prints the pinned reference (exit 0), build prints the pinned objects, diff plans no change', async () => {
+    const policy = await writePolicyFile();
+    const pinned = `${good.reference}@${good.digest}`;
+    const verified = await runSignet(['verify', '-f', policy], { timeoutMs: 90_000 });
+    expect(verified.stderr).toBe('');
+    expect(verified.code).toBe(0);
+    expect(verified.lines).toContainEqual(
+      expect.stringMatching(new RegExp(`^image ${pinned} signed by key SHA256:`)),
     );
+    const built = await runSignet(['build', '-f', policy], { timeoutMs: 90_000 });
+    expect(built.code).toBe(0);
+    expect(built.stdout).toContain(`image: ${pinned}`);
+    expect(built.stdout).not.toMatch(/image: [^\n@]+\n/);
+    // The operator applied the pinned objects: the same pinning in the CLI plans nothing.
+    const diff = await runSignet(['diff', '-f', policy, '--kubeconfig', kubeconfigPath()], {
+      timeoutMs: 90_000,
+    });
+    expect(diff.stdout).toContain('no changes');
+    expect(diff.code).toBe(0);
   });
 
   const refusals: { name: string; image: () => Promise<string>; cause: (image: string) => RegExp }[] = [

@@ -18,6 +18,8 @@ export interface ImageEvidence {
 
 export class VerdictCache {
   readonly #entries = new Map<string, ImageEvidence>();
+  /** The format a registry's signatures were last found in: looked for first next time (bounded). */
+  readonly #formats = new Map<string, ImageEvidence['format']>();
   readonly #maxEntries: number;
   #hits = 0;
   #misses = 0;
@@ -52,6 +54,20 @@ export class VerdictCache {
       const oldest = this.#entries.keys().next().value;
       if (oldest === undefined) break;
       this.#entries.delete(oldest);
+    }
+  }
+
+  /** Where to look first for signatures in `registry`: where they were found last. */
+  preferredFormat(registry: string): ImageEvidence['format'] | undefined {
+    return this.#formats.get(registry);
+  }
+
+  noteFormat(registry: string, format: ImageEvidence['format']): void {
+    this.#formats.delete(registry);
+    this.#formats.set(registry, format);
+    if (this.#formats.size > 256) {
+      const oldest = this.#formats.keys().next().value;
+      if (oldest !== undefined) this.#formats.delete(oldest);
     }
   }
 

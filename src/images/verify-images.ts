@@ -190,8 +190,12 @@ class DigestVerifier {
     const cached = this.#deps.cache.get(key);
     if (cached !== undefined) return cached;
     const findings: Findings = { predicateTypes: new Set(), failures: [] };
+    // Keyless signatures and attestations are only in bundles; with keys only, where this
+    // registry's signatures were found last (one request fewer), else the .sig tag.
     const needsBundles = resolved.trust.identities.length > 0 || resolved.attestations.length > 0;
-    const order = needsBundles ? (['referrers', 'legacy'] as const) : (['legacy', 'referrers'] as const);
+    const bundlesFirst =
+      needsBundles || this.#deps.cache.preferredFormat(repo.registry) === 'bundle-referrer';
+    const order = bundlesFirst ? (['referrers', 'legacy'] as const) : (['legacy', 'referrers'] as const);
     for (const way of order) {
       if (way === 'referrers') await this.#fromReferrers(repo, manifest, resolved, findings, signal);
       else await this.#fromLegacyTag(repo, manifest.digest, resolved, findings, signal);
@@ -217,6 +221,7 @@ class DigestVerifier {
       attestations: [...findings.predicateTypes].sort(),
     };
     this.#deps.cache.set(key, evidence);
+    this.#deps.cache.noteFormat(repo.registry, findings.format);
     return evidence;
   }
 

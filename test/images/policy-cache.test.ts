@@ -68,4 +68,14 @@ describe('verdict cache', () => {
     expect(cache.get('k4')).toBeDefined();
     expect(() => new VerdictCache(0)).toThrow(RangeError);
   });
+
+  it('remembers where a registry keeps its signatures, bounded', () => {
+    const cache = new VerdictCache(10);
+    expect(cache.preferredFormat('r.example')).toBeUndefined();
+    cache.noteFormat('r.example', 'bundle-referrer');
+    expect(cache.preferredFormat('r.example')).toBe('bundle-referrer');
+    for (let i = 0; i < 300; i++) cache.noteFormat(`r${i}.example`, 'legacy-sig-tag');
+    expect(cache.preferredFormat('r.example')).toBeUndefined();
+    expect(cache.preferredFormat('r299.example')).toBe('legacy-sig-tag');
+  });
 });
