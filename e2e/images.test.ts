@@ -13,6 +13,7 @@ import type { KubeClient } from '../src/kube/client.ts';
 import type { KubeObject } from '../src/render/object.ts';
 import { createLogger } from '../src/util/logger.ts';
 import { configMapObject, runSignet, secretObject, yamlDocuments } from '../test/cli/support.ts';
+import { Receiver } from '../test/notify/support.ts';
 import {
   type CosignKeyPair,
   cosignBuildTimeoutMs,
@@ -61,6 +62,7 @@ let operator: Awaited<ReturnType<typeof startTestOperator>>;
 let good: PushedImage;
 let goodCommit = '';
 let policyDir: string;
+let slack: Receiver;
 
 const unreachable = '127.0.0.1:1';
 const status = (): Promise<RepoStatus> => repoStatus(admin, ns.name, 'apps');
@@ -173,10 +175,12 @@ beforeAll(async () => {
   policyDir = await makeTempDir('e2e-image-policy');
   good = await pushImage(registry, 'team/web', 'v1');
   await signKeyed(registry, good.pinned, key, { format: 'legacy-sig-tag' });
+  slack = new Receiver();
+  await slack.listen();
   signed = await createSignedRepo('images');
   goodCommit = await signed.commit({ 'deploy/web.yaml': deploymentYaml(good.reference) });
   await createObjects(admin, [
-    ...trustObjects(signed, ns.name),
+    ...trustObjects(signed, ns.name, { slackAddress: slack.url('http') }),
     {
       apiVersion: 'v1',
       kind: 'Secret',
@@ -193,7 +197,12 @@ beforeAll(async () => {
   ]);
   operator = await startTestOperator({ namespace: ns.name }, createLogger({ level: 'error' }));
   await admin.apply(
-    gitRepositoryObject(signed, ns.name, 'apps', { interval: '1s', path: './deploy', verify: verifySpec() }),
+    gitRepositoryObject(signed, ns.name, 'apps', {
+      interval: '1s',
+      path: './deploy',
+      verify: verifySpec(),
+      alerts: { slack: { secretRef: { name: 'slack' } } },
+    }),
     { fieldManager: 'e2e' },
   );
 }, cosignBuildTimeoutMs);
@@ -203,6 +212,7 @@ afterAll(async () => {
   await operator?.stop();
   await signed?.close();
   await registry?.stop();
+  await slack?.close();
   for (const dir of [keyDir, otherDir, policyDir])
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   await admin?.close();
@@ -309,12 +319,27 @@ describe('image verification on a real API server', () => {
         `${good.reference}@${good.digest}`,
         `${good.reference}@${good.digest}`,
       ]);
-      const events = await admin.list('v1', 'Event', {
-        namespace: ns.name,
-        fieldSelector: 'involvedObject.name=apps,reason=ImageUnverified',
-      });
-      expect(events.items.map((e) => e.message as string)).toContainEqual(
-        expect.stringContaining(`main@sha1:${bad} rejected (ImageUnverified)`),
+      // The Event is recorded right after the status is written: wait for it rather than race it.
+      await waitFor(
+        async () => {
+          const events = await admin.list('v1', 'Event', {
+            namespace: ns.name,
+            fieldSelector: 'involvedObject.name=apps,reason=ImageUnverified',
+          });
+          return events.items.some((e) =>
+            String(e.message).includes(`main@sha1:${bad} rejected (ImageUnverified)`),
+          )
+            ? true
+            : undefined;
+        },
+        { timeoutMs: 30_000, description: `an ImageUnverified Event for main@sha1:${bad}` },
+      );
+      await waitFor(
+        () =>
+          slack.requests.some((r) =>
+            JSON.stringify(r.body).includes(`main@sha1:${bad} rejected (ImageUnverified)`),
+          ),
+        { timeoutMs: 30_000, description: `a Slack alert for main@sha1:${bad}` },
       );
       if (index === 0) {
         const cli = await runSignet(['verify', '-f', await writePolicyFile()], { timeoutMs: 90_000 });
