@@ -9,13 +9,14 @@ import type { GitRepository, ImagePolicySpec, TypedReference } from '../api/gitr
 import { formatRevision } from '../api/revision.ts';
 import { VerdictCache } from '../images/cache.ts';
 import { type Credentials, parseDockerConfig } from '../images/registry-auth.ts';
+import { RegistryClient, type RegistryClientOptions, type RegistryPort } from '../images/registry-client.ts';
 import {
-  defaultRegistryLimits,
-  RegistryClient,
-  type RegistryClientOptions,
-  type RegistryPort,
-} from '../images/registry-client.ts';
-import { type ImageAudit, type ResolvedTrust, verifyImages } from '../images/verify-images.ts';
+  defaultImageVerificationLimits,
+  type ImageAudit,
+  type ImageVerificationLimits,
+  type ResolvedTrust,
+  verifyImages,
+} from '../images/verify-images.ts';
 import type { Discovery } from '../kube/discovery.ts';
 import { kustomizeProvenanceScope } from '../provenance/kustomize-scope.ts';
 import { verifyProvenance } from '../provenance/verify.ts';
@@ -64,10 +65,12 @@ export interface PipelineDeps {
   readonly imageCache?: VerdictCache;
   /** The registry client for spec.verify.images (tests and benchmarks count its requests). */
   readonly registryFor?: (options: RegistryClientOptions) => RegistryPort;
+  /** Bounds of image verification (the operator's flags); the defaults when absent. */
+  readonly imageLimits?: ImageVerificationLimits;
 }
 
 /** How many image verdicts the operator keeps (each a few hundred bytes). */
-export const defaultImageCacheEntries = 10_000;
+export const defaultImageCacheEntries = defaultImageVerificationLimits.cacheEntries;
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -479,10 +482,11 @@ export async function verifyDesiredImages(
     signal.throwIfAborted();
     return refuse(message(error));
   }
+  const limits = deps.imageLimits ?? defaultImageVerificationLimits;
   const options: RegistryClientOptions = {
     ...access,
     timeoutMs: repo.spec.timeoutMs,
-    limits: defaultRegistryLimits,
+    limits: { maxManifestBytes: limits.maxManifestBytes, maxBlobBytes: limits.maxSignatureBytes },
   };
   const trusts = new Map<number, Promise<ResolvedTrust>>();
   const verdict = await verifyImages(
@@ -490,7 +494,8 @@ export async function verifyDesiredImages(
     policies,
     {
       registry: deps.registryFor?.(options) ?? new RegistryClient(options),
-      cache: deps.imageCache ?? new VerdictCache(defaultImageCacheEntries),
+      cache: deps.imageCache ?? new VerdictCache(limits.cacheEntries),
+      limits,
       trustFor: (index, trustSignal) => {
         let pending = trusts.get(index);
         const policy = policies[index];

@@ -30,7 +30,7 @@ import { prune } from '../apply/delete.ts';
 import { createResourceManager } from '../apply/manager.ts';
 import { VerdictCache } from '../images/cache.ts';
 import type { RegistryClientOptions, RegistryPort } from '../images/registry-client.ts';
-import type { ImageAudit } from '../images/verify-images.ts';
+import type { ImageAudit, ImageVerificationLimits } from '../images/verify-images.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { KubeApiError } from '../kube/errors.ts';
 import { buildInventory, type Inventory, mergeInventory, parseInventoryEntry } from '../plan/inventory.ts';
@@ -100,6 +100,8 @@ export interface ReconcilerDeps {
   readonly imageCache?: VerdictCache;
   /** The registry client for spec.verify.images (tests count its requests); the HTTPS client when absent. */
   readonly registryFor?: (options: RegistryClientOptions) => RegistryPort;
+  /** Bounds of image verification; the defaults when absent. */
+  readonly imageLimits?: ImageVerificationLimits;
 }
 
 /** What Signet last applied for one GitRepository: drift is measured against it. */
@@ -328,7 +330,8 @@ export class Reconciler {
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
-    this.#imageCache = deps.imageCache ?? new VerdictCache(defaultImageCacheEntries);
+    this.#imageCache =
+      deps.imageCache ?? new VerdictCache(deps.imageLimits?.cacheEntries ?? defaultImageCacheEntries);
   }
 
   managedState(key: string): ManagedState | undefined {
@@ -559,6 +562,7 @@ export class Reconciler {
       trustCache: this.#deps.trustCache,
       now: this.#deps.now,
       imageCache: this.#imageCache,
+      ...(this.#deps.imageLimits === undefined ? {} : { imageLimits: this.#deps.imageLimits }),
       ...(this.#deps.registryFor === undefined ? {} : { registryFor: this.#deps.registryFor }),
     };
   }

@@ -38,6 +38,19 @@ export const defaultImageLimits: ImageLimits = {
   concurrency: 8,
 };
 
+/** Every bound of image verification, set by the operator's flags (docs/images.md). */
+export interface ImageVerificationLimits extends ImageLimits {
+  readonly maxManifestBytes: number;
+  /** Verdicts the operator keeps. */
+  readonly cacheEntries: number;
+}
+
+export const defaultImageVerificationLimits: ImageVerificationLimits = {
+  ...defaultImageLimits,
+  maxManifestBytes: 4 * 1024 * 1024,
+  cacheEntries: 10_000,
+};
+
 /** One policy's trust, resolved, with the fingerprint verdicts are cached under. */
 export interface ResolvedTrust {
   readonly trust: ImageTrust;

@@ -75,3 +75,20 @@ describe('the distribution auth challenge', () => {
     expect(() => tokenUrl({ scheme: 'bearer', params: {} }, [])).toThrow('names no realm');
   });
 });
+
+describe('image verification bounds from the operator flags', () => {
+  it('takes positive integers and defaults the rest', async () => {
+    const { imageLimitsOf } = await import('../../src/cli/image-limits.ts');
+    const { defaultImageVerificationLimits } = await import('../../src/images/verify-images.ts');
+    expect(imageLimitsOf({})).toEqual(defaultImageVerificationLimits);
+    expect(imageLimitsOf({ 'max-image-manifest-bytes': '1024', 'image-cache-entries': '5' })).toMatchObject({
+      maxManifestBytes: 1024,
+      cacheEntries: 5,
+      maxSignatureBytes: defaultImageVerificationLimits.maxSignatureBytes,
+    });
+    expect(() => imageLimitsOf({ 'max-image-signatures': '0' })).toThrow(
+      '--max-image-signatures must be a positive integer',
+    );
+    expect(() => imageLimitsOf({ 'max-image-signature-bytes': 'lots' })).toThrow('positive integer');
+  });
+});

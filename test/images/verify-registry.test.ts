@@ -10,6 +10,7 @@ import { parseGitRepository } from '../../src/api/gitrepository.ts';
 import { type ImageCheck, type PipelineDeps, verifyDesiredImages } from '../../src/controller/pipeline.ts';
 import { VerdictCache } from '../../src/images/cache.ts';
 import { extractImages } from '../../src/images/extract.ts';
+import { defaultImageVerificationLimits } from '../../src/images/verify-images.ts';
 import type { KubeObject } from '../../src/render/object.ts';
 import { createTrustMaterialCache } from '../../src/verify/trust.ts';
 import {
@@ -311,6 +312,25 @@ describe('image verification against a real registry and cosign', () => {
     const result = await check(registry, [deployment('web', image.reference)], { extra: policy([SLSA_V1]) });
     if (!result.ok) throw new Error(result.message);
     expect(result.images[0]?.attestations).toEqual([SLSA_V1]);
+  });
+
+  it('refuses a manifest larger than the operator allows, and a signature blob likewise', async () => {
+    const image = await signed(registry, 'team/large', 'legacy-sig-tag');
+    const cache = new VerdictCache(10);
+    const tight = (limits: Partial<typeof defaultImageVerificationLimits>) =>
+      verifyDesiredImages(
+        repoWith(registry.host),
+        [deployment('web', image.reference)],
+        { ...depsFor(registry, cache), imageLimits: { ...defaultImageVerificationLimits, ...limits } },
+        AbortSignal.timeout(60_000),
+      );
+    expect(refusal(await tight({ maxManifestBytes: 64 }))).toMatch(
+      /more than the limit of 64|larger than 64 bytes/,
+    );
+    expect(refusal(await tight({ maxSignatureBytes: 16 }))).toMatch(
+      /more than the limit of 16|larger than 16 bytes/,
+    );
+    expect((await tight({})).ok).toBe(true);
   });
 
   it('refuses when the registry fails or is unreachable', async () => {
