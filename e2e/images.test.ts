@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { KubeObject } from '../src/render/object.ts';
-import { createLogger } from '../src/util/logger.ts';
 import { configMapObject, runSignet, secretObject, yamlDocuments } from '../test/cli/support.ts';
 import { Receiver } from '../test/notify/support.ts';
 import {
@@ -39,8 +38,10 @@ import {
 } from './support/fixtures.ts';
 import { kubeconfigPath, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
+import { registerSecret } from './support/secret-scan.ts';
 import {
   adminClient,
+  capturingLogger,
   condition,
   createSignedRepo,
   installCrd,
@@ -63,6 +64,8 @@ let good: PushedImage;
 let goodCommit = '';
 let policyDir: string;
 let slack: Receiver;
+/** Every operator log line (debug level), also in the suite-wide secret scan. */
+const logs = capturingLogger('images');
 
 const unreachable = '127.0.0.1:1';
 const status = (): Promise<RepoStatus> => repoStatus(admin, ns.name, 'apps');
@@ -195,7 +198,9 @@ beforeAll(async () => {
       stringData: { 'cosign.pub': key.publicKeyPem },
     } as KubeObject,
   ]);
-  operator = await startTestOperator({ namespace: ns.name }, createLogger({ level: 'error' }));
+  registerSecret('images: registry password', registry.password);
+  registerSecret('images: cosign key password', key.password);
+  operator = await startTestOperator({ namespace: ns.name }, logs.logger);
   await admin.apply(
     gitRepositoryObject(signed, ns.name, 'apps', {
       interval: '1s',
@@ -350,4 +355,13 @@ describe('image verification on a real API server', () => {
       }
     });
   }
+
+  it('no operator log line carries the registry password, a dockerconfigjson or a bearer token', () => {
+    expect(logs.lines.length).toBeGreaterThan(0);
+    for (const line of logs.lines) {
+      expect(line).not.toContain(registry.password);
+      expect(line).not.toContain(Buffer.from(`${registry.username}:${registry.password}`).toString('base64'));
+      expect(line).not.toMatch(/Bearer [A-Za-z0-9._-]{8,}/);
+    }
+  });
 });
