@@ -7,7 +7,7 @@
 #
 # Usage: hack/cosign/build.sh   prints the output directory on stdout (the binary is bin/cosign)
 # Env:   SIGNET_CACHE (default ~/.cache/signet)
-# Cold (empty module cache, 2 cores): about 3 minutes of downloads and compilation; see docs/images.md.
+# Cold (empty module and build caches): 337 CPU-seconds and 1.5 GB RSS, 1.8 GB of modules; see docs/images.md.
 set -euo pipefail
 
 COSIGN_VERSION=3.1.3

@@ -399,11 +399,18 @@ func (s *server) registry(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// maxManifestBytes bounds what putManifest reads; larger manifests are refused, never truncated.
+const maxManifestBytes = 64 << 20
+
 // putManifest answers a manifest with a subject with OCI-Subject, as OCI 1.1 registries do.
 func (s *server) putManifest(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestBytes+1))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "MANIFEST_INVALID", err.Error())
+		return
+	}
+	if len(body) > maxManifestBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "SIZE_INVALID", "manifest larger than 64 MiB")
 		return
 	}
 	var withSubject struct {

@@ -110,6 +110,17 @@ describe('test registry with auth and referrers', () => {
     ]);
   });
 
+  it('stores a large manifest intact (for client size-limit tests)', async () => {
+    const padding = 'x'.repeat(5 * 1024 * 1024);
+    const manifest = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, annotations: { padding } }),
+    );
+    const { digest } = await putManifest(registry, 'team/large', 'v1', manifest, OCI_MANIFEST);
+    const served = await getManifest(registry, 'team/large', 'v1');
+    expect(served.digest).toBe(digest);
+    expect(served.bytes.length).toBe(manifest.length);
+  });
+
   it('moves a tag to another manifest', async () => {
     const first = await pushImage(registry, 'team/moving', 'stable');
     const second = await pushImage(registry, 'team/moving', 'next');
@@ -173,5 +184,31 @@ describe('test registry without the referrers API', () => {
       dispatcher: registry.dispatcher,
     });
     expect(anonymous.status).toBe(200);
+  });
+});
+
+describe('test registry with expiring tokens', () => {
+  let registry: OciRegistry;
+  beforeAll(async () => {
+    registry = await startRegistry({ tokenTtlSeconds: 0 });
+  }, registryBuildTimeoutMs);
+  afterAll(async () => {
+    await registry?.stop();
+  });
+
+  it('refuses a bearer token once it has expired', async () => {
+    await pushImage(registry, 'team/app', 'v1');
+    const basic = Buffer.from(`${registry.username}:${registry.password}`).toString('base64');
+    const issued = await fetch(`https://${registry.host}/token?scope=repository:team/app:pull`, {
+      headers: { authorization: `Basic ${basic}` },
+      dispatcher: registry.dispatcher,
+    });
+    const { token, expires_in } = (await issued.json()) as { token: string; expires_in: number };
+    expect(expires_in).toBe(0);
+    const response = await fetch(`https://${registry.host}/v2/team/app/manifests/v1`, {
+      headers: { authorization: `Bearer ${token}` },
+      dispatcher: registry.dispatcher,
+    });
+    expect(response.status).toBe(401);
   });
 });

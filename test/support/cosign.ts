@@ -1,7 +1,7 @@
 /**
  * The real `cosign` CLI for the image tests: hack/cosign/build.sh builds it from Go modules
  * (github.com/sigstore/cosign/v3, pinned in hack/cosign/cli/go.mod) into ~/.cache/signet on first
- * use (about 6 minutes cold on 2 cores) and reuses it afterwards. Everything runs offline: keyed
+ * use (337 CPU-seconds cold, see docs/images.md) and reuses it afterwards. Everything runs offline: keyed
  * signatures only, no transparency log upload (`--use-signing-config=false --tlog-upload=false`),
  * HOME in a temporary directory (no TUF cache), the registry's CA as SSL_CERT_FILE and its
  * credentials as DOCKER_CONFIG. docs/images.md ("Test infrastructure") records what cosign writes.
@@ -16,16 +16,19 @@
  *   verifyKeyed(registry, ref, key, { format })  `cosign verify --key --insecure-ignore-tlog`, the
  *       oracle; rejects with CommandError when cosign refuses
  *   verifyAttestationKeyed(registry, ref, key, { predicateType, format })
+ *   verifyKeyless(registry, ref, { trustedRoot, issuer, subject, format })   `cosign verify
+ *       --trusted-root --certificate-identity --certificate-oidc-issuer`, the oracle for keyless
+ *       signatures made with the sigstore fixtures (test/support/image-signing.ts)
  * `ref` is an image reference in the registry (`${host}/repo:tag` or `${host}/repo@sha256:…`);
  * cosign signs the digest it resolves, so sign the pinned reference when a tag may move.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { type RunResult, runCommand } from './git-fixtures.ts';
+import { makeTempDir, type RunResult, runCommand } from './git-fixtures.ts';
 import type { OciRegistry } from './oci-registry.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -54,6 +57,11 @@ export interface CosignKeyPair {
   readonly publicKeyPem: string;
   /** COSIGN_PASSWORD of the encrypted private key. */
   readonly password: string;
+}
+
+/** A cosign public key (PEM, PKIX) in a file: what verification needs. */
+export interface PublicKeyFile {
+  readonly publicKeyPath: string;
 }
 
 export type SignatureFormat = 'legacy-sig-tag' | 'bundle-referrer';
@@ -128,7 +136,7 @@ export async function attestKeyed(
 export async function verifyKeyed(
   registry: OciRegistry,
   ref: string,
-  key: CosignKeyPair,
+  key: PublicKeyFile,
   options: { format: SignatureFormat },
 ): Promise<RunResult> {
   const args = [
@@ -139,19 +147,40 @@ export async function verifyKeyed(
     formatFlag(options.format),
     ref,
   ];
-  return cosign(args, { cwd: workDir(key), registry });
+  return cosign(args, { cwd: dirname(key.publicKeyPath), registry });
 }
 
 /** `cosign verify-attestation --key <pub> --insecure-ignore-tlog --type <predicateType>`. */
 export async function verifyAttestationKeyed(
   registry: OciRegistry,
   ref: string,
-  key: CosignKeyPair,
+  key: PublicKeyFile,
   options: { predicateType: string; format: SignatureFormat },
 ): Promise<RunResult> {
   const args = ['verify-attestation', '--key', key.publicKeyPath, '--insecure-ignore-tlog'];
   return cosign([...args, '--type', options.predicateType, formatFlag(options.format), ref], {
-    cwd: workDir(key),
+    cwd: dirname(key.publicKeyPath),
     registry,
   });
+}
+
+/**
+ * `cosign verify --trusted-root <root> --certificate-identity <subject> --certificate-oidc-issuer
+ * <issuer>`: the oracle for keyless signatures made with the sigstore fixtures (their trusted root).
+ */
+export async function verifyKeyless(
+  registry: OciRegistry,
+  ref: string,
+  options: { trustedRoot: object; issuer: string; subject: string; format: SignatureFormat },
+): Promise<RunResult> {
+  const dir = await makeTempDir('cosign-keyless');
+  try {
+    const rootPath = join(dir, 'trusted_root.json');
+    await writeFile(rootPath, JSON.stringify(options.trustedRoot));
+    const identity = ['--certificate-identity', options.subject, '--certificate-oidc-issuer', options.issuer];
+    const args = ['verify', '--trusted-root', rootPath, ...identity, formatFlag(options.format), ref];
+    return await cosign(args, { cwd: dir, registry });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
