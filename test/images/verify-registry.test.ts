@@ -3,7 +3,6 @@
 // signed images pass and come back pinned to their digests; unsigned, other key, moved tag, no
 // policy, missing attestation and an unreachable registry each refuse, naming image, object and
 // cause. Requests are counted at the registry's own log.
-import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseGitRepository } from '../../src/api/gitrepository.ts';
@@ -23,21 +22,23 @@ import {
 } from '../support/cosign.ts';
 import { makeTempDir } from '../support/git-fixtures.ts';
 import {
+  attachBundle,
+  attachKeylessBundle,
+  attachKeylessSigTag,
+  COSIGN_SIGN_PREDICATE,
+  cosignStatement,
+} from '../support/image-signing.ts';
+import {
   moveTag,
-  OCI_EMPTY,
-  OCI_MANIFEST,
   type OciRegistry,
   type PushedImage,
   pushImage,
-  putManifest,
   startRegistry,
-  uploadBlob,
 } from '../support/oci-registry.ts';
 import {
   createSigstoreTestbed,
   DEFAULT_SUBJECT,
   makeDsseBundle,
-  makeMessageBundle,
   OIDC_ISSUER,
   type SigstoreTestbed,
 } from '../support/sigstore-fixtures.ts';
@@ -49,39 +50,6 @@ let dir: string;
 let key: CosignKeyPair;
 let otherKey: CosignKeyPair;
 let bed: SigstoreTestbed;
-const BUNDLE_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
-
-/** Attaches a sigstore bundle to `image` as an OCI referrer, as cosign's bundle format does. */
-async function attachBundle(
-  reg: OciRegistry,
-  image: PushedImage,
-  bundle: unknown,
-  predicateType: string,
-): Promise<void> {
-  const config = await uploadBlob(reg, image.repository, Buffer.from('{}'), OCI_EMPTY);
-  const layer = await uploadBlob(reg, image.repository, Buffer.from(JSON.stringify(bundle)), BUNDLE_TYPE);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      artifactType: BUNDLE_TYPE,
-      config,
-      layers: [layer],
-      subject: { mediaType: OCI_MANIFEST, digest: image.digest, size: image.manifest.length },
-      annotations: { 'dev.sigstore.bundle.predicateType': predicateType },
-    }),
-  );
-  const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
-  await putManifest(reg, image.repository, digest, manifest, OCI_MANIFEST);
-}
-
-const cosignStatement = (digest: string) => ({
-  _type: 'https://in-toto.io/Statement/v1',
-  subject: [{ digest: { sha256: digest.slice('sha256:'.length) } }],
-  predicateType: 'https://sigstore.dev/cosign/sign/v1',
-  predicate: {},
-});
-
 function repoWith(host: string, extra: Record<string, unknown> = {}) {
   return parseGitRepository({
     apiVersion: 'signet.dev/v1alpha1',
@@ -347,29 +315,19 @@ describe('image verification against a real registry and cosign', () => {
     expect(refusal(gone)).toContain('127.0.0.1:1/v2/team/app/manifests/v1');
   });
 
-  describe('keyless bundles attached as referrers (the sigstore test bed as Fulcio and Rekor)', () => {
-    const keyless = (subject: string) => ({
+  describe('keyless signatures from the sigstore test bed (Fulcio and Rekor), stored as cosign stores them', () => {
+    const keyless = (host: string, subject: string) => ({
       trustedRootRef: { name: 'root' },
-      images: [{ match: [`${registry.host}/team/**`], keyless: [{ issuer: OIDC_ISSUER, subject }] }],
+      images: [{ match: [`${host}/team/**`], keyless: [{ issuer: OIDC_ISSUER, subject }] }],
     });
 
     it('accepts a DSSE (cosign sign) and a message-signature bundle of the allowed identity', async () => {
       const dsse = await pushImage(registry, 'team/keyless-dsse', 'v1');
-      await attachBundle(
-        registry,
-        dsse,
-        await makeDsseBundle(bed, cosignStatement(dsse.digest)),
-        'https://sigstore.dev/cosign/sign/v1',
-      );
+      await attachKeylessBundle(registry, dsse, { testbed: bed });
       const message = await pushImage(registry, 'team/keyless-message', 'v1');
-      await attachBundle(
-        registry,
-        message,
-        await makeMessageBundle(bed, message.manifest),
-        'https://sigstore.dev/cosign/sign/v1',
-      );
+      await attachKeylessBundle(registry, message, { testbed: bed, kind: 'message' });
       const result = await check(registry, [deployment('web', dsse.reference, message.reference)], {
-        extra: keyless(DEFAULT_SUBJECT),
+        extra: keyless(registry.host, DEFAULT_SUBJECT),
       });
       if (!result.ok) throw new Error(result.message);
       expect(result.images.map((i) => i.signer)).toEqual([
@@ -378,33 +336,52 @@ describe('image verification against a real registry and cosign', () => {
       ]);
     });
 
+    it('finds a keyless bundle under the sha256-<hex> tag index of a registry without referrers', async () => {
+      const image = await pushImage(noReferrers, 'team/keyless-fallback', 'v1');
+      const attached = await attachKeylessBundle(noReferrers, image, { testbed: bed });
+      expect(attached.viaReferrersApi).toBe(false);
+      const result = await check(noReferrers, [deployment('web', image.reference)], {
+        extra: keyless(noReferrers.host, DEFAULT_SUBJECT),
+      });
+      if (!result.ok) throw new Error(result.message);
+      expect(result.images[0]?.format).toBe('bundle-referrer');
+    });
+
     it('refuses a keyless bundle of another identity, and one over another digest', async () => {
       const image = await pushImage(registry, 'team/keyless-other', 'v1');
-      await attachBundle(
-        registry,
-        image,
-        await makeDsseBundle(bed, cosignStatement(image.digest)),
-        'https://sigstore.dev/cosign/sign/v1',
-      );
+      await attachKeylessBundle(registry, image, { testbed: bed });
       const other = refusal(
         await check(registry, [deployment('web', image.reference)], {
-          extra: keyless('https://github.com/evil/repo/.github/workflows/x.yml@refs/heads/main'),
+          extra: keyless(
+            registry.host,
+            'https://github.com/evil/repo/.github/workflows/x.yml@refs/heads/main',
+          ),
         }),
       );
       expect(other).toContain(`signed by "${DEFAULT_SUBJECT}"`);
       const elsewhere = await pushImage(registry, 'team/keyless-elsewhere', 'v1');
-      await attachBundle(
-        registry,
-        elsewhere,
-        await makeDsseBundle(bed, cosignStatement(image.digest)),
-        'https://sigstore.dev/cosign/sign/v1',
-      );
+      await attachBundle(registry, elsewhere, await makeDsseBundle(bed, cosignStatement(image.digest)), {
+        predicateType: COSIGN_SIGN_PREDICATE,
+      });
       const wrong = refusal(
-        await check(registry, [deployment('web', elsewhere.reference)], { extra: keyless(DEFAULT_SUBJECT) }),
+        await check(registry, [deployment('web', elsewhere.reference)], {
+          extra: keyless(registry.host, DEFAULT_SUBJECT),
+        }),
       );
       expect(wrong).toContain(
         `no subject of the in-toto statement is the image's digest ${elsewhere.digest}`,
       );
+    });
+
+    it('refuses a keyless signature in the legacy .sig form, saying bundles are where keyless is verified', async () => {
+      const image = await pushImage(registry, 'team/keyless-legacy', 'v1');
+      await attachKeylessSigTag(registry, image, { testbed: bed });
+      const message = refusal(
+        await check(registry, [deployment('web', image.reference)], {
+          extra: keyless(registry.host, DEFAULT_SUBJECT),
+        }),
+      );
+      expect(message).toContain('keyless signatures are verified from sigstore bundle referrers');
     });
   });
 });
