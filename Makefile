@@ -61,7 +61,7 @@ cluster-down: deps
 demo: deps build controlplane
 	node hack/demo.ts
 
-bench: deps build controlplane
+bench: deps build controlplane registry cosign
 	node bench/run.ts
 
 clean:

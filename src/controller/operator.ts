@@ -12,6 +12,7 @@ import {
   requestedAtAnnotation,
   shardLabel,
 } from '../api/gitrepository.ts';
+import type { ImageVerificationLimits } from '../images/verify-images.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { loadKubeClient, serviceAccountImpersonation } from '../kube/load.ts';
 import { resourceListWatch } from '../kube/watch.ts';
@@ -57,6 +58,8 @@ export interface OperatorOptions {
   readonly alertBatchWindowMs?: number;
   /** Slack alerts held per GitRepository while undelivered; more are dropped and counted. Default 1,000. */
   readonly maxQueuedAlerts?: number;
+  /** Bounds of image verification (spec.verify.images); the defaults when absent. */
+  readonly imageLimits?: ImageVerificationLimits;
   readonly identity?: string;
   readonly leaseTimings?: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
 }
@@ -305,6 +308,7 @@ function createReconciler(w: Wiring, liveCache: LiveCache): Reconciler {
     trustCache: createTrustMaterialCache(),
     now: () => new Date(),
     fence: w.leadership.stillLeading,
+    ...(options.imageLimits === undefined ? {} : { imageLimits: options.imageLimits }),
     options: {
       fieldManager: 'signet',
       applyConcurrency: options.applyConcurrency,
