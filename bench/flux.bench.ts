@@ -216,6 +216,7 @@ function fluxSpec(repo: SignedRepo, namespace: string, interval: string): FluxRe
     signerPublicKey: repo.key.publicKeyLine,
     path: './deploy',
     interval,
+    targetNamespace: namespace,
   };
 }
 

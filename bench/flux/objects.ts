@@ -28,6 +28,10 @@ export interface FluxRepositorySpec {
   readonly path: string;
   /** spec.interval of both objects, e.g. `10m`. */
   readonly interval: string;
+  /** Kustomization spec.targetNamespace; omitted when the manifests name their namespaces. */
+  readonly targetNamespace?: string;
+  /** GitRepository (and its Secrets) to use, when several Kustomizations share one; default `name`. */
+  readonly sourceName?: string;
 }
 
 /**
@@ -83,8 +87,8 @@ export function fluxKustomization(spec: FluxRepositorySpec): KubeObject {
       prune: true,
       wait: false,
       timeout: '10m',
-      targetNamespace: spec.namespace,
-      sourceRef: { kind: 'GitRepository', name: spec.name },
+      ...(spec.targetNamespace === undefined ? {} : { targetNamespace: spec.targetNamespace }),
+      sourceRef: { kind: 'GitRepository', name: spec.sourceName ?? spec.name },
     },
   };
 }

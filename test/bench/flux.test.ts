@@ -19,6 +19,7 @@ const spec = {
   signerPublicKey: 'ssh-ed25519 AAAAC3Nza release@example.com',
   path: './deploy',
   interval: '10m',
+  targetNamespace: 'flux-1000-r1',
 };
 
 function auditLine(fields: {
