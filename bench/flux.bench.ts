@@ -43,10 +43,12 @@ import {
   type RunningFlux,
   startFlux,
 } from './flux/controllers.ts';
+import { type FluxFleetResult, runFluxFleet } from './flux/fleet.ts';
 import {
   type AuditTally,
   configMapFiles,
   type FluxRepositorySpec,
+  fleetFiles,
   fluxGitRepository,
   fluxKustomization,
   fluxKustomizeApi,
@@ -77,6 +79,23 @@ export interface FluxBenchOptions {
   readonly driftInterval?: string;
   /** Idle time before the memory is read once everything is deleted. */
   readonly idleMs?: number;
+  /** GitRepositories of the fleet case (each tool its own, fresh processes); 0 skips it. */
+  readonly fleet?: number;
+}
+
+export interface SignetFleetResult {
+  readonly gitRepositories: number;
+  readonly seconds: number;
+  readonly requests: AuditTally;
+  readonly rssBytes: number;
+  readonly peakRssBytes: number;
+}
+
+export interface FleetCase {
+  readonly repositories: number;
+  readonly objectsPerRepository: number;
+  readonly flux: FluxFleetResult & { readonly gitRequests: number };
+  readonly signet: SignetFleetResult & { readonly gitRequests: number };
 }
 
 export interface ColdCase {
@@ -109,6 +128,7 @@ export interface FluxBenchResult {
     readonly secondsToRevert: Readonly<Record<Tool, number>>;
   };
   readonly idleAfterDelete: { readonly idleMs: number; readonly rssBytes: Readonly<Record<Tool, number>> };
+  readonly fleet: FleetCase | undefined;
 }
 
 /** The processes under test and what the cases share. */
@@ -119,12 +139,13 @@ interface Bench {
   readonly signet: OperatorProcess;
 }
 
-async function vmRssBytes(pid: number): Promise<number> {
+async function procStatusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
-  if (kib === undefined) throw new Error(`no VmRSS for pid ${pid}`);
+  const kib = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1];
+  if (kib === undefined) throw new Error(`no ${field} for pid ${pid}`);
   return Number(kib) * 1_024;
 }
+const vmRssBytes = (pid: number) => procStatusBytes(pid, 'VmRSS');
 
 async function rssOf(bench: Bench, tool: Tool): Promise<number> {
   const pids = tool === 'flux' ? bench.flux.pids() : [bench.signet.child.pid ?? -1];
@@ -411,6 +432,7 @@ export async function runFluxBench(options: FluxBenchOptions = {}): Promise<Flux
   const rounds = options.rounds ?? Number(process.env.SIGNET_BENCH_FLUX_ROUNDS ?? 1);
   const driftInterval = options.driftInterval ?? '1m';
   const idleMs = options.idleMs ?? 20_000;
+  const fleetSize = options.fleet ?? Number(process.env.SIGNET_BENCH_FLUX_FLEET ?? 1000);
   const build = await ensureFluxBuilt();
   const stateDir = join(repoRoot, '.signet', `bench-flux-${process.pid}`);
   const plane = await startControlPlane({
@@ -470,13 +492,120 @@ export async function runFluxBench(options: FluxBenchOptions = {}): Promise<Flux
       idleMs,
       rssBytes: { flux: await rssOf(bench, 'flux'), signet: await rssOf(bench, 'signet') },
     };
-    return { fluxVersion: await fluxVersion(), build, cold, noop, drift, idleAfterDelete };
+    let fleet: FleetCase | undefined;
+    if (fleetSize > 0) {
+      // Fresh processes for the fleet: each tool's memory is its fleet's, not the cases' above.
+      await signet.stop('SIGTERM', 30_000);
+      signet = undefined;
+      await flux.stop();
+      flux = undefined;
+      const repo = await createSignedRepo('flux-bench-fleet');
+      repos.push(repo);
+      fleet = await runFleets(plane, user, repo, fleetSize);
+    }
+    return { fluxVersion: await fluxVersion(), build, cold, noop, drift, idleAfterDelete, fleet };
   } finally {
     await signet?.stop('SIGTERM', 30_000);
     await flux?.stop();
     for (const repo of repos) await repo.close().catch(() => undefined);
     await user.close();
     await plane.stop();
+    await rm(cacheDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The fleet: one signed commit holding `apps/flux/app-<i>` and `apps/signet/app-<i>` (4 objects
+ * each); Flux first (runFluxFleet: one GitRepository and one Kustomization per path), then a fresh
+ * `signet run` with one GitRepository per path; Git requests counted at the Git server.
+ */
+async function runFleets(
+  plane: ControlPlane,
+  user: KubeClient,
+  repo: SignedRepo,
+  size: number,
+): Promise<FleetCase> {
+  const commit = await repo.commit(
+    { ...fleetFiles(size, 'flux'), ...fleetFiles(size, 'signet') },
+    { message: `fleet of ${size}\n` },
+  );
+  const revision = `main@sha1:${commit}`;
+  const paths = (tool: Tool) => Array.from({ length: size }, (_, i) => `./apps/${tool}/app-${i}`);
+  let gitBefore = repo.server.requests.length;
+  const flux = await runFluxFleet({
+    client: user,
+    kubeconfig: plane.kubeconfigPath,
+    auditLogPath: plane.auditLogPath,
+    repo: { url: repo.url, caPem: repo.server.caPem, signerPublicKey: repo.key.publicKeyLine },
+    revision,
+    paths: paths('flux'),
+  });
+  const fluxGit = repo.server.requests.length - gitBefore;
+  process.stderr.write(
+    `[flux bench] flux fleet of ${size}: ${flux.seconds.toFixed(1)} s, ${flux.requests.total} requests\n`,
+  );
+  gitBefore = repo.server.requests.length;
+  const signet = await signetFleet(plane, user, repo, revision, paths('signet'));
+  const signetGit = repo.server.requests.length - gitBefore;
+  process.stderr.write(
+    `[flux bench] signet fleet of ${size}: ${signet.seconds.toFixed(1)} s, ${signet.requests.total} requests\n`,
+  );
+  return {
+    repositories: size,
+    objectsPerRepository: 4,
+    flux: { ...flux, gitRequests: fluxGit },
+    signet: { ...signet, gitRequests: signetGit },
+  };
+}
+
+async function signetFleet(
+  plane: ControlPlane,
+  user: KubeClient,
+  repo: SignedRepo,
+  revision: string,
+  paths: readonly string[],
+): Promise<SignetFleetResult> {
+  const namespace = 'signet-fleet';
+  const cacheDir = await mkdtemp(join(tmpdir(), 'signet-bench-fleet-cache-'));
+  const signet = await startSignet(plane.kubeconfigPath, cacheDir);
+  try {
+    await createNamespace(user, namespace);
+    await createObjects(user, trustObjects(repo, namespace));
+    const since = Date.now();
+    const started = performance.now();
+    const objects = paths.map((path, i) =>
+      gitRepositoryObject(repo, namespace, `app-${i}`, { interval: '10m', path }),
+    );
+    for (let start = 0; start < objects.length; start += 32) {
+      await Promise.all(objects.slice(start, start + 32).map((object) => user.create(object)));
+    }
+    // A LIST every 2 s (the bench's own user agent, not counted), as for Flux's fleet.
+    await waitUntil(
+      async () => {
+        const listed = await user.list('signet.dev/v1alpha1', 'GitRepository', { namespace });
+        const applied = listed.items.filter(
+          (item) =>
+            (item.status as { lastAppliedRevision?: string } | undefined)?.lastAppliedRevision === revision,
+        );
+        return applied.length >= paths.length ? true : undefined;
+      },
+      1_800_000,
+      `${paths.length} Signet GitRepositories to apply ${revision}`,
+      2_000,
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const pid = signet.child.pid ?? -1;
+    const rssBytes = await vmRssBytes(pid);
+    const peakRssBytes = await procStatusBytes(pid, 'VmHWM');
+    await new Promise((resolve) => setTimeout(resolve, settleMs));
+    const requests = tallyAudit(
+      (await readFile(plane.auditLogPath, 'utf8')).split('\n'),
+      signetAgents,
+      since,
+    );
+    return { gitRepositories: paths.length, seconds, requests, rssBytes, peakRssBytes };
+  } finally {
+    await signet.stop('SIGTERM', 30_000);
     await rm(cacheDir, { recursive: true, force: true });
   }
 }
@@ -560,6 +689,33 @@ export function benchRows(raw: unknown): BenchRow[] {
     target: '≤ 0.8× Flux (issue 18)',
     pass: idle.rssBytes.signet <= 0.8 * idle.rssBytes.flux,
   });
+  const f = r.fleet;
+  if (f !== undefined) {
+    const objects = f.repositories * f.objectsPerRepository;
+    const describe = (x: {
+      seconds: number;
+      requests: AuditTally;
+      rssBytes: number;
+      peakRssBytes: number;
+      gitRequests: number;
+    }) =>
+      `${fmt(x.seconds, 1)} s, ${fmt(x.requests.total / objects, 2)} API requests/object (${fmt(x.requests.total / f.repositories, 1)}/repository), ${x.gitRequests} Git requests, RSS ${mib(x.rssBytes)} (peak ${mib(x.peakRssBytes)})`;
+    rows.push({
+      bench: 'flux',
+      figure: `fleet cold start: ${f.repositories} GitRepositories over paths of one signed monorepo, ${f.objectsPerRepository} objects each (Namespace, ServiceAccount, ConfigMap, Deployment), created at once until all applied; fresh processes, defaults; requests by kind: Signet ${JSON.stringify(f.signet.requests.byKind)}, Flux ${JSON.stringify(f.flux.requests.byKind)}`,
+      value: describe(f.signet),
+      baseline: `Flux (${f.flux.gitRepositories} GitRepositories + ${f.flux.kustomizations} Kustomizations) ${describe(f.flux)}`,
+      ratio: `${fmt(f.signet.seconds / f.flux.seconds)}× time, ${fmt(f.signet.requests.total / f.flux.requests.total)}× API requests, ${fmt(f.signet.rssBytes / f.flux.rssBytes)}× RSS`,
+      target:
+        'issue 18: all Ready ≤ 60 s, RSS ≤ 175 MiB and ≤ 0.8× Flux, ≤ 1.1 requests/object + 6/repository, Git ≤ 10',
+      pass:
+        f.signet.seconds <= 60 &&
+        f.signet.rssBytes <= 175 * 2 ** 20 &&
+        f.signet.rssBytes <= 0.8 * f.flux.rssBytes &&
+        f.signet.requests.total <= 1.1 * objects + 6 * f.repositories &&
+        f.signet.gitRequests <= 10,
+    });
+  }
   rows.push({
     bench: 'flux',
     figure: `Flux build (bench/flux/build.sh, ${flux}), this run`,

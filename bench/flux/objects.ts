@@ -197,3 +197,22 @@ export function configMapFiles(count: number, dir = 'deploy'): Record<string, st
   }
   return files;
 }
+
+/**
+ * The fleet's monorepo tree for one tool: `apps/<tool>/app-<i>/app.yaml` holding a Namespace
+ * `<tool>-app-<i>` and, in it, a ServiceAccount, a ConfigMap and a Deployment (the four objects of
+ * Flux's published fleet benchmark). Each tool gets its own names so both can apply in one cluster.
+ */
+export function fleetFiles(count: number, tool: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (let index = 0; index < count; index++) {
+    const namespace = `${tool}-app-${index}`;
+    files[`apps/${tool}/app-${index}/app.yaml`] = [
+      `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${namespace}\n`,
+      `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n  namespace: ${namespace}\n`,
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\n  namespace: ${namespace}\ndata:\n  index: "${index}"\n`,
+      `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: ${namespace}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: app\n  template:\n    metadata:\n      labels:\n        app: app\n    spec:\n      serviceAccountName: app\n      containers:\n        - name: app\n          image: registry.k8s.io/pause:3.10\n`,
+    ].join('---\n');
+  }
+  return files;
+}

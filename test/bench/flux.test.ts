@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import {
   configMapFiles,
+  fleetFiles,
   fluxGitRepository,
   fluxKustomization,
   fluxTrustObjects,
@@ -99,6 +100,22 @@ describe('configMapFiles', () => {
       metadata: { name: 'cm-249' },
       data: { index: '249' },
     });
+  });
+});
+
+describe('fleetFiles', () => {
+  it('gives each tool its own path and namespace per app, with the four objects of the fleet', () => {
+    const files = fleetFiles(3, 'flux');
+    expect(Object.keys(files)).toEqual([
+      'apps/flux/app-0/app.yaml',
+      'apps/flux/app-1/app.yaml',
+      'apps/flux/app-2/app.yaml',
+    ]);
+    const docs = parseAllDocuments(files['apps/flux/app-2/app.yaml'] ?? '').map((d) => d.toJS());
+    expect(docs.map((d) => d.kind)).toEqual(['Namespace', 'ServiceAccount', 'ConfigMap', 'Deployment']);
+    expect(docs[0].metadata.name).toBe('flux-app-2');
+    expect(docs.slice(1).every((d) => d.metadata.namespace === 'flux-app-2')).toBe(true);
+    expect(Object.keys(fleetFiles(1, 'signet'))).toEqual(['apps/signet/app-0/app.yaml']);
   });
 });
 
