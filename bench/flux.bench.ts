@@ -201,7 +201,7 @@ async function watchObjectUntil(
       resourceVersion: from,
       timeoutSeconds: '300',
     });
-    await client
+    const outcome = await client
       .stream(
         { path: `${collectionPath}?${query}`, subject: what, signal, idleTimeoutMs: 330_000 },
         (line) => {
@@ -214,10 +214,15 @@ async function watchObjectUntil(
         },
       )
       .catch((error: unknown) => {
-        if (!matched)
-          throw deadline.aborted ? new Error(`timed out after ${timeoutMs} ms waiting for ${what}`) : error;
+        if (matched) return undefined;
+        throw deadline.aborted ? new Error(`timed out after ${timeoutMs} ms waiting for ${what}`) : error;
       });
-    if (!matched && deadline.aborted) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (matched) return;
+    if (deadline.aborted) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    // A watch the server refused (e.g. 410 Gone for an expired resourceVersion) is not retried.
+    if (outcome !== undefined && outcome.status !== 'closed') {
+      throw new Error(`watching ${what}: HTTP ${outcome.status}`);
+    }
   }
 }
 
