@@ -22,6 +22,8 @@
  *   awaited), so the figure is bounded by that setting, not by Flux's speed.
  * - Memory once everything is deleted (Flux's Kustomizations prune, Signet's finalizer prunes) and
  *   the processes idled `idleMs`: VmRSS of each.
+ * - Fleet (`SIGNET_BENCH_FLUX_FLEET`, default 200; 0 skips): that many GitRepositories over paths of
+ *   one signed monorepo, 4 objects each, in fresh processes, Flux then Signet (runFleets).
  *
  * Run: node bench/flux.bench.ts   (or `node bench/run.ts flux`; `make bench` builds Flux first)
  */
@@ -437,7 +439,8 @@ export async function runFluxBench(options: FluxBenchOptions = {}): Promise<Flux
   const rounds = options.rounds ?? Number(process.env.SIGNET_BENCH_FLUX_ROUNDS ?? 1);
   const driftInterval = options.driftInterval ?? '1m';
   const idleMs = options.idleMs ?? 20_000;
-  const fleetSize = options.fleet ?? Number(process.env.SIGNET_BENCH_FLUX_FLEET ?? 1000);
+  // 200 by default: Flux needed 467 s for 200 at load 7-10 (about 40 min for the issue's 1,000).
+  const fleetSize = options.fleet ?? Number(process.env.SIGNET_BENCH_FLUX_FLEET ?? 200);
   const build = await ensureFluxBuilt();
   const stateDir = join(repoRoot, '.signet', `bench-flux-${process.pid}`);
   const plane = await startControlPlane({

@@ -118,7 +118,7 @@ export async function runFluxFleet(options: FluxFleetOptions): Promise<FluxFleet
         const applied = await appliedNames(options.client, namespace, options.revision);
         return applied.size >= specs.length ? true : undefined;
       },
-      options.timeoutMs ?? 1_800_000,
+      options.timeoutMs ?? 3_600_000,
       () => `${specs.length} Flux Kustomizations to apply ${options.revision}`,
       2_000,
     );
