@@ -5,7 +5,7 @@ SHELL := bash
 NODE_BIN := $(shell hack/node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: all deps build lint typecheck unit e2e test controlplane kustomize helm registry cosign cluster-up cluster-down demo bench clean
+.PHONY: all deps build lint typecheck unit e2e test controlplane kustomize helm registry cosign flux cluster-up cluster-down demo bench clean
 
 all: build
 
@@ -61,7 +61,12 @@ cluster-down: deps
 demo: deps build controlplane
 	node hack/demo.ts
 
-bench: deps build controlplane registry cosign
+# Flux's source-controller and kustomize-controller from pinned Go modules, for the side-by-side
+# bench only (bench/flux/build.sh, into ~/.cache/signet/flux); `make test` does not need them.
+flux:
+	PATH="$$(hack/go.sh):$$PATH" bench/flux/build.sh >/dev/null
+
+bench: deps build controlplane registry cosign flux
 	node bench/run.ts
 
 clean:

@@ -81,6 +81,10 @@ const runners: Record<string, Runner> = {
     const { runImagesBench, benchRows } = await import('./images.bench.ts');
     return benchRows(await runImagesBench());
   },
+  async flux() {
+    const { runFluxBench, benchRows } = await import('./flux.bench.ts');
+    return benchRows(await runFluxBench());
+  },
 };
 
 const files: Record<string, string> = {
@@ -94,6 +98,7 @@ const files: Record<string, string> = {
   helm: 'helm.bench.ts',
   'kustomize-apply': 'kustomize-apply.bench.ts',
   images: 'images.bench.ts',
+  flux: 'flux.bench.ts',
 };
 
 /** Marks the line on which a child run of one bench hands its rows back (JSON). */
