@@ -1,6 +1,7 @@
 /**
- * Checks one signature of an image digest, offline: cosign's simple-signing payload signed with a
- * key (the legacy `sha256-<hex>.sig` tag), and sigstore bundles (keyless or keyed; a message
+ * Checks one signature of an image digest, offline: cosign's simple-signing payload of the legacy
+ * `sha256-<hex>.sig` tag (signed with a key, or keyless and converted to a bundle by
+ * legacy-keyless.ts), and sigstore bundles (keyless or keyed; a message
  * signature over the manifest, or a DSSE in-toto statement whose subject is the digest). Crypto
  * only, no I/O; every failure is a value naming the cause.
  */
