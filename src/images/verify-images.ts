@@ -179,6 +179,15 @@ function wanted(descriptor: Descriptor, attestations: readonly string[]): boolea
   return type === undefined || type === COSIGN_SIGN_PREDICATE || attestations.includes(type);
 }
 
+/** Why a `.sig` layer of this kind cannot satisfy the policy at all, if it cannot. */
+function untrustable(keyless: boolean, trust: ImageTrust): string | undefined {
+  if (keyless && trust.identities.length === 0)
+    return 'a keyless cosign .sig signature was found, but the policy allows no identities (keyless)';
+  if (!keyless && Object.keys(trust.keys).length === 0)
+    return 'a keyed cosign .sig signature was found, but the policy names no keys (keysRef)';
+  return undefined;
+}
+
 /** Checks one image digest (cache first); throws ImageRefusal naming the cause. */
 class DigestVerifier {
   readonly #deps: ImageCheckDeps;
@@ -298,12 +307,8 @@ class DigestVerifier {
       const signature = layer.annotations[cosignSignatureAnnotation];
       if (signature === undefined) continue;
       const keyless = isKeylessLayer(layer.annotations);
-      const refusal = keyless
-        ? resolved.trust.identities.length === 0 &&
-          'a keyless cosign .sig signature was found, but the policy allows no identities (keyless)'
-        : Object.keys(resolved.trust.keys).length === 0 &&
-          'a keyed cosign .sig signature was found, but the policy names no keys (keysRef)';
-      if (refusal) {
+      const refusal = untrustable(keyless, resolved.trust);
+      if (refusal !== undefined) {
         findings.failures.push(refusal);
         continue;
       }
