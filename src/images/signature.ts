@@ -1,6 +1,7 @@
 /**
- * Checks one signature of an image digest, offline: cosign's simple-signing payload signed with a
- * key (the legacy `sha256-<hex>.sig` tag), and sigstore bundles (keyless or keyed; a message
+ * Checks one signature of an image digest, offline: cosign's simple-signing payload of the legacy
+ * `sha256-<hex>.sig` tag (signed with a key, or keyless and converted to a bundle by
+ * legacy-keyless.ts), and sigstore bundles (keyless or keyed; a message
  * signature over the manifest, or a DSSE in-toto statement whose subject is the digest). Crypto
  * only, no I/O; every failure is a value naming the cause.
  */
@@ -19,6 +20,11 @@ import {
   spkiFingerprint,
   verifierFor,
 } from '../verify/keyless.ts';
+import {
+  defaultLegacyKeylessLimits,
+  type LegacyKeylessLimits,
+  legacyKeylessBundle,
+} from './legacy-keyless.ts';
 
 /** The predicate type cosign gives the statement it signs for `cosign sign` in the bundle format. */
 export const COSIGN_SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1';
@@ -139,6 +145,51 @@ function statementFor(payloadType: string, payload: Uint8Array, digest: string):
     : { error: 'the statement has no predicateType' };
 }
 
+/** A keyless bundle against the trusted root (Fulcio chain, SCT, Rekor entry) and an allowed identity. */
+function verifyKeyless(bundle: Bundle, artifact: Buffer | undefined, trust: ImageTrust): SignatureCheck {
+  if (trust.identities.length === 0)
+    return refused('the signature is keyless, but the policy allows no identities (keyless)');
+  const verifier = verifierFor(trust.trustedRoot, {
+    tlogThreshold: 1,
+    ctlogThreshold: 1,
+    timestampThreshold: 1,
+  });
+  const verified = verifier.verify(toSignedEntity(bundle, artifact));
+  const signer = keylessSignerOf(verified);
+  if (signer === undefined) return refused('the signing certificate has no SAN or OIDC issuer extension');
+  if (!matchKeylessIdentity([...trust.identities], signer.identity, signer.issuer))
+    return refused(
+      `signed by ${quote(signer.identity)} (issuer ${quote(signer.issuer)}), not an allowed identity (${describeIdentities([...trust.identities])})`,
+    );
+  return { ok: true, signer: `${signer.identity} (${signer.issuer})` };
+}
+
+/**
+ * A keyless cosign signature in the legacy `.sig` tag form: the payload names `digest`, and the
+ * layer's annotations, converted to the equivalent sigstore bundle (legacy-keyless.ts), verify as
+ * a keyless bundle over the payload.
+ */
+export function verifyKeylessSimpleSigning(
+  payload: Uint8Array,
+  annotations: Readonly<Record<string, string>>,
+  digest: string,
+  trust: ImageTrust,
+  limits: LegacyKeylessLimits = defaultLegacyKeylessLimits,
+): SignatureCheck {
+  const claimed = simpleSigningDigest(payload);
+  if (typeof claimed !== 'string') return refused(claimed.error);
+  if (claimed !== digest) return refused(`the signature covers ${claimed}, not the image's digest ${digest}`);
+  const converted = legacyKeylessBundle(annotations, payload, limits);
+  if (!converted.ok) return refused(`the keyless .sig signature is malformed: ${converted.message}`);
+  const bundle = parseBundle(converted.bundle);
+  if ('error' in bundle) return refused(bundle.error);
+  try {
+    return verifyKeyless(bundle, Buffer.from(payload), trust);
+  } catch (error) {
+    return refused(classifyVerificationFailure(error).message);
+  }
+}
+
 /**
  * A sigstore bundle attached to the image: verified against the trusted root (keyless: Fulcio
  * chain, SCT, Rekor entry and an allowed identity; keyed: a policy key, a Rekor entry only if
@@ -185,25 +236,8 @@ export function verifyImageBundle(
         ...(predicateType === undefined ? {} : { predicateType }),
       };
     }
-    if (trust.identities.length === 0)
-      return refused('the bundle is keyless, but the policy allows no identities (keyless)');
-    const verifier = verifierFor(trust.trustedRoot, {
-      tlogThreshold: 1,
-      ctlogThreshold: 1,
-      timestampThreshold: 1,
-    });
-    const verified = verifier.verify(toSignedEntity(bundle, artifact));
-    const signer = keylessSignerOf(verified);
-    if (signer === undefined) return refused('the signing certificate has no SAN or OIDC issuer extension');
-    if (!matchKeylessIdentity([...trust.identities], signer.identity, signer.issuer))
-      return refused(
-        `signed by ${quote(signer.identity)} (issuer ${quote(signer.issuer)}), not an allowed identity (${describeIdentities([...trust.identities])})`,
-      );
-    return {
-      ok: true,
-      signer: `${signer.identity} (${signer.issuer})`,
-      ...(predicateType === undefined ? {} : { predicateType }),
-    };
+    const check = verifyKeyless(bundle, artifact, trust);
+    return check.ok && predicateType !== undefined ? { ...check, predicateType } : check;
   } catch (error) {
     return refused(classifyVerificationFailure(error).message);
   }

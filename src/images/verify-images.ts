@@ -8,6 +8,7 @@ import type { ImagePolicySpec } from '../api/gitrepository.ts';
 import type { KubeObject } from '../render/object.ts';
 import { type ImageEvidence, VerdictCache } from './cache.ts';
 import { extractImages, fieldPath, type ImageLocation } from './extract.ts';
+import { isKeylessLayer } from './legacy-keyless.ts';
 import { type Pin, pinImages } from './pin.ts';
 import { policyFor } from './policy.ts';
 import { canonicalName, type ImageReference, parseImageReference, pinnedReference } from './reference.ts';
@@ -17,6 +18,7 @@ import {
   type ImageTrust,
   type SignatureCheck,
   verifyImageBundle,
+  verifyKeylessSimpleSigning,
   verifySimpleSigning,
 } from './signature.ts';
 
@@ -177,6 +179,15 @@ function wanted(descriptor: Descriptor, attestations: readonly string[]): boolea
   return type === undefined || type === COSIGN_SIGN_PREDICATE || attestations.includes(type);
 }
 
+/** Why a `.sig` layer of this kind cannot satisfy the policy at all, if it cannot. */
+function untrustable(keyless: boolean, trust: ImageTrust): string | undefined {
+  if (keyless && trust.identities.length === 0)
+    return 'a keyless cosign .sig signature was found, but the policy allows no identities (keyless)';
+  if (!keyless && Object.keys(trust.keys).length === 0)
+    return 'a keyed cosign .sig signature was found, but the policy names no keys (keysRef)';
+  return undefined;
+}
+
 /** Checks one image digest (cache first); throws ImageRefusal naming the cause. */
 class DigestVerifier {
   readonly #deps: ImageCheckDeps;
@@ -203,8 +214,9 @@ class DigestVerifier {
     const cached = this.#deps.cache.get(key);
     if (cached !== undefined) return cached;
     const findings: Findings = { predicateTypes: new Set(), failures: [] };
-    // Keyless signatures and attestations are only in bundles; with keys only, where this
-    // registry's signatures were found last (one request fewer), else the .sig tag.
+    // Attestations are only in bundles, and cosign v3 signs keyless in bundles by default, so with
+    // either, referrers first; with keys only, where this registry's signatures were found last (one
+    // request fewer), else the .sig tag.
     const needsBundles = resolved.trust.identities.length > 0 || resolved.attestations.length > 0;
     const bundlesFirst =
       needsBundles || this.#deps.cache.preferredFormat(repo.registry) === 'bundle-referrer';
@@ -294,14 +306,17 @@ class DigestVerifier {
     for (const layer of layers) {
       const signature = layer.annotations[cosignSignatureAnnotation];
       if (signature === undefined) continue;
-      if (Object.keys(resolved.trust.keys).length === 0) {
-        findings.failures.push(
-          'a cosign .sig signature was found, but the policy names no keys (keyless signatures are verified from sigstore bundle referrers)',
-        );
+      const keyless = isKeylessLayer(layer.annotations);
+      const refusal = untrustable(keyless, resolved.trust);
+      if (refusal !== undefined) {
+        findings.failures.push(refusal);
         continue;
       }
       const payload = await registry.blob(repo, layer.digest, this.#limits.maxSignatureBytes, signal);
-      record(findings, verifySimpleSigning(payload, signature, digest, resolved.trust), 'legacy-sig-tag');
+      const check = keyless
+        ? verifyKeylessSimpleSigning(payload, layer.annotations, digest, resolved.trust)
+        : verifySimpleSigning(payload, signature, digest, resolved.trust);
+      record(findings, check, 'legacy-sig-tag');
       if (findings.signer !== undefined) return;
     }
   }

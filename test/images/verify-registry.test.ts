@@ -19,6 +19,7 @@ import {
   ensureCosign,
   generateKeyPair,
   signKeyed,
+  verifyKeyless,
 } from '../support/cosign.ts';
 import { makeTempDir } from '../support/git-fixtures.ts';
 import {
@@ -44,6 +45,7 @@ import {
 } from '../support/sigstore-fixtures.ts';
 
 const SLSA_V1 = 'https://slsa.dev/provenance/v1';
+const OTHER_SUBJECT = 'https://github.com/mallory/fork/.github/workflows/release.yml@refs/heads/main';
 let registry: OciRegistry;
 let noReferrers: OciRegistry;
 let dir: string;
@@ -373,15 +375,71 @@ describe('image verification against a real registry and cosign', () => {
       );
     });
 
-    it('refuses a keyless signature in the legacy .sig form, saying bundles are where keyless is verified', async () => {
+    it('accepts a keyless signature in the legacy .sig form of the allowed identity, as the real cosign does', async () => {
       const image = await pushImage(registry, 'team/keyless-legacy', 'v1');
       await attachKeylessSigTag(registry, image, { testbed: bed });
-      const message = refusal(
+      registry.resetRequests();
+      const result = await check(registry, [deployment('web', image.reference)], {
+        extra: keyless(registry.host, DEFAULT_SUBJECT),
+      });
+      if (!result.ok) throw new Error(result.message);
+      expect(result.images).toEqual([
+        expect.objectContaining({
+          digest: image.digest,
+          signer: `${DEFAULT_SUBJECT} (${OIDC_ISSUER})`,
+          format: 'legacy-sig-tag',
+        }),
+      ]);
+      // Referrers first (none), then the .sig manifest and its one payload.
+      expect(apiRequests(registry).map((r) => r.path)).toEqual([
+        `/v2/team/keyless-legacy/manifests/v1`,
+        `/v2/team/keyless-legacy/referrers/${image.digest}`,
+        `/v2/team/keyless-legacy/manifests/${image.digest.replace(':', '-')}.sig`,
+        expect.stringMatching(/^\/v2\/team\/keyless-legacy\/blobs\/sha256:/),
+      ]);
+      // The oracle: cosign accepts the same signature for the same identity and trusted root.
+      const trust = { trustedRoot: bed.trustedRoot, issuer: OIDC_ISSUER, format: 'legacy-sig-tag' } as const;
+      await expect(
+        verifyKeyless(registry, image.pinned, { ...trust, subject: DEFAULT_SUBJECT }),
+      ).resolves.toBeDefined();
+    });
+
+    it('refuses a legacy keyless signature of another identity or an untrusted CA, as cosign does', async () => {
+      const image = await pushImage(registry, 'team/keyless-legacy-other', 'v1');
+      await attachKeylessSigTag(registry, image, { testbed: bed });
+      const other = refusal(
         await check(registry, [deployment('web', image.reference)], {
+          extra: keyless(registry.host, OTHER_SUBJECT),
+        }),
+      );
+      expect(other).toContain(
+        `signed by "${DEFAULT_SUBJECT}" (issuer "${OIDC_ISSUER}"), not an allowed identity`,
+      );
+      const trust = { trustedRoot: bed.trustedRoot, issuer: OIDC_ISSUER, format: 'legacy-sig-tag' } as const;
+      await expect(
+        verifyKeyless(registry, image.pinned, { ...trust, subject: OTHER_SUBJECT }),
+      ).rejects.toThrow(/none of the expected identities matched|no matching/);
+
+      const foreignCa = await pushImage(registry, 'team/keyless-legacy-ca', 'v1');
+      const otherBed = await createSigstoreTestbed();
+      await attachKeylessSigTag(registry, foreignCa, { testbed: otherBed });
+      const untrusted = refusal(
+        await check(registry, [deployment('web', foreignCa.reference)], {
           extra: keyless(registry.host, DEFAULT_SUBJECT),
         }),
       );
-      expect(message).toContain('keyless signatures are verified from sigstore bundle referrers');
+      expect(untrusted).toContain('CERTIFICATE_ERROR');
+      await expect(
+        verifyKeyless(registry, foreignCa.pinned, { ...trust, subject: DEFAULT_SUBJECT }),
+      ).rejects.toThrow();
+    });
+
+    it('refuses a legacy keyless signature under a keys-only policy, saying the policy allows no identities', async () => {
+      const image = await pushImage(registry, 'team/keyless-legacy-keyed', 'v1');
+      await attachKeylessSigTag(registry, image, { testbed: bed });
+      expect(refusal(await check(registry, [deployment('web', image.reference)]))).toContain(
+        'a keyless cosign .sig signature was found, but the policy allows no identities (keyless)',
+      );
     });
   });
 });

@@ -231,7 +231,24 @@ export async function attachKeylessSigTag(
   image: ImageTarget,
   options: KeylessSigTagOptions,
 ): Promise<AttachedSignature> {
-  const { testbed, dockerReference, ...signing } = options;
+  const { dockerReference, ...signing } = options;
+  const payload = simpleSigningPayload(
+    dockerReference ?? `${registry.host}/${image.repository}`,
+    image.digest,
+  );
+  return addSigLayer(registry, image, payload, await keylessSigAnnotations(payload, signing));
+}
+
+/**
+ * The annotations a keyless `cosign sign --new-bundle-format=false` writes on the simple-signing
+ * layer of `payload`: signature, certificate, chain (the mock Fulcio root) and the Rekor SET bundle
+ * (absent with `log: 'none'`). No registry: unit tests use it directly.
+ */
+export async function keylessSigAnnotations(
+  payload: Buffer,
+  options: KeylessBundleOptions & { readonly testbed: SigstoreTestbed },
+): Promise<Record<string, string>> {
+  const { testbed, ...signing } = options;
   // cosign checks a legacy signature's chain at the leaf's notBefore, so the leaf must not predate the
   // mock CA (the fixtures' default dates leaves 2 s back, before a testbed made just now).
   const leaf = await testbed.issueLeaf({
@@ -240,10 +257,6 @@ export async function attachKeylessSigTag(
     issuedAt: new Date(),
     ...signing,
   });
-  const payload = simpleSigningPayload(
-    dockerReference ?? `${registry.host}/${image.repository}`,
-    image.digest,
-  );
   const signature = sign('sha256', payload, leaf.privateKey);
   const certificate = certificatePEM(leaf.certificate);
   const entry = await testbed.logEntry(
@@ -267,7 +280,7 @@ export async function attachKeylessSigTag(
       },
     });
   }
-  return addSigLayer(registry, image, payload, annotations);
+  return annotations;
 }
 
 /** Adds a simple-signing layer to the image's `sha256-<hex>.sig` manifest (creating it when absent). */
