@@ -3,9 +3,10 @@
 // directory (a restart on the same node). Counted from the API server's audit log by user agent and
 // from the Git source's request hook: the fresh operator brings every GitRepository back to Ready
 // with no PATCH of any managed object, at most 3 requests per GitRepository (the informers' lists
-// and watches excluded) and no pack fetched. Drift made while no operator ran (an edited and a
+// and watches excluded), no pack fetched and at most 2 ref polls. Drift made while no operator ran (an edited and a
 // deleted ConfigMap) is still reverted, and only those two objects are applied. A restart with an
-// empty cache directory (an emptyDir) fetches again and reaches the same state.
+// empty cache directory (an emptyDir) fetches again and reaches the same state. All 20 share one
+// object store and one ref poll (same URL, same credentials): one pack per cold start.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +137,10 @@ describe('a restart with nothing changed', () => {
     await startAndSettle('signet-fleet/first', cacheDir, git);
     const patches = managedPatches(await requestsOf('signet-fleet/first'));
     expect(patches.length).toBe(fleetSize * 2);
+    console.log('cold start:', JSON.stringify({ git: Object.fromEntries(git.counts) }));
+    // Shared fetches: one pack for the 20, and ref polls shared while in flight or recent.
+    expect(git.counts.get('POST')).toBe(1);
+    expect(git.counts.get('GET') ?? 0).toBeLessThanOrEqual(3);
     await stopRunning();
   }, 180_000);
 
@@ -158,6 +163,7 @@ describe('a restart with nothing changed', () => {
     expect(managedPatches(events)).toEqual([]);
     expect(perRepository.length).toBeLessThanOrEqual(3 * fleetSize);
     expect(git.counts.get('POST') ?? 0).toBe(0);
+    expect(git.counts.get('GET') ?? 0).toBeLessThanOrEqual(2);
     await stopRunning();
   }, 180_000);
 
@@ -196,7 +202,7 @@ describe('a restart with nothing changed', () => {
       const events = await requestsOf('signet-fleet/emptydir');
       console.log('restart (empty cache):', JSON.stringify({ git: Object.fromEntries(git.counts) }));
       expect(managedPatches(events)).toEqual([]);
-      expect(git.counts.get('POST') ?? 0).toBeGreaterThan(0);
+      expect(git.counts.get('POST') ?? 0).toBe(1);
       await stopRunning();
     } finally {
       await rm(emptyDir, { recursive: true, force: true });

@@ -340,9 +340,16 @@ export class Reconciler {
     return this.#managed.get(key);
   }
 
+  /** Forgets everything held for `key` (deleted, or left the shard): desired state, status, Git shares. */
   forget(key: string): void {
     this.#managed.delete(key);
     this.#written.delete(key);
+    this.#deps.source.release?.(key);
+  }
+
+  /** Entries held per GitRepository (tests prove they go back to zero). */
+  get held(): { readonly managed: number; readonly written: number } {
+    return { managed: this.#managed.size, written: this.#written.size };
   }
 
   /** Drops every remembered desired state (leadership lost: another replica may apply meanwhile). */
@@ -524,12 +531,11 @@ export class Reconciler {
    */
   async #sync(a: Attempt): Promise<ReconcileOutcome> {
     const requestedAt = a.repo.metadata.annotations[requestedAtAnnotation];
-    if (requestedAt !== undefined && requestedAt !== a.previous.lastHandledReconcileAt) {
-      a.changes.push({ kind: 'requested', at: requestedAt });
-    }
+    const requested = requestedAt !== undefined && requestedAt !== a.previous.lastHandledReconcileAt;
+    if (requested) a.changes.push({ kind: 'requested', at: requestedAt });
     const clock = new PhaseClock();
     const pipeline = this.#pipelineDeps(a.repo);
-    const target = await this.#resolve(a, pipeline);
+    const target = await this.#resolve(a, pipeline, requested);
     if (stopped(target)) return target.stop;
     clock.end('resolve');
     const state = this.#managed.get(a.key);
@@ -564,8 +570,14 @@ export class Reconciler {
   }
 
   /** 1. Resolve the ref (one round trip) with the repository's credentials. */
-  async #resolve(a: Attempt, pipeline: PipelineDeps): Step<Resolution> {
-    const resolution = await resolveRevision(a.repo, pipeline, a.signal);
+  async #resolve(a: Attempt, pipeline: PipelineDeps, requested: boolean): Step<Resolution> {
+    // GitRepositories on one remote with the same credentials share one poll per interval; a
+    // requested reconcile, or one after a failure, polls now.
+    const fresh = requested || findCondition(a.previous.conditions, 'Ready')?.status === 'False';
+    const resolution = await resolveRevision(a.repo, pipeline, a.signal, {
+      cacheKey: a.key,
+      maxAgeMs: fresh ? 0 : a.repo.spec.intervalMs,
+    });
     if (!resolution.ok) return { stop: await this.#fail(a, resolution.reason, resolution.message) };
     return resolution;
   }
