@@ -59,6 +59,8 @@ export interface SourcePort {
   resolve(remote: RemoteSpec, ref: GitRef, signal: AbortSignal, share?: PollShare): Promise<ResolvedRevision>;
   /** Forgets what is held for this GitRepository (deleted, or left the shard). */
   release?(cacheKey: string): void;
+  /** Entries held in memory, by kind (tests prove they follow the work). */
+  held?(): Readonly<Record<string, number>>;
   /** Fetches what verification needs into the per-object cache; skips the network when cached. */
   fetch(
     cacheKey: string,

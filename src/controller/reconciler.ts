@@ -345,6 +345,9 @@ export class Reconciler {
     this.#managed.delete(key);
     this.#written.delete(key);
     this.#deps.source.release?.(key);
+    this.#deps.liveCache.release(key);
+    const [namespace = '', name = ''] = key.split('/');
+    this.#deps.metrics.managedObjects.remove({ namespace, name });
   }
 
   /** Entries held per GitRepository (tests prove they go back to zero). */
@@ -734,6 +737,7 @@ export class Reconciler {
     const watchedTypes = typesToWatch(r.desired, previousInventory).filter(
       (t) => admin.discovery.scopeOf(t.apiVersion, t.kind) !== undefined,
     );
+    liveCache.use(a.key, r.scope, watchedTypes);
     const alreadyCovered = watchedTypes.every((t) => liveCache.covers(r.scope, t.apiVersion, t.kind));
     const cacheSynced = liveCache.ensure(r.scope, watchedTypes, {
       timeoutMs: this.#deps.options.cacheSyncTimeoutMs,

@@ -78,7 +78,7 @@ export interface GitSourceOptions {
 export interface GitSource extends SourcePort {
   release(cacheKey: string): void;
   /** Share keys, their users and their kept polls. */
-  held(): { readonly keys: number; readonly users: number; readonly polls: number };
+  held(): { readonly keys: number; readonly users: number; readonly polls: number; readonly blobs: number };
 }
 
 /** A RevisionReader plus readTree over one bare repository directory. */
@@ -188,8 +188,11 @@ export function createGitSource(options: GitSourceOptions): GitSource {
       share === undefined || 'commit' in ref
         ? pollRemote(remote, ref, callOptions(signal))
         : resolveShared(remote, ref, signal, share),
-    release: (cacheKey) => shared.release(cacheKey),
-    held: () => shared.size,
+    release: (cacheKey) => {
+      shared.release(cacheKey);
+      if (shared.size.users === 0) blobs.clear();
+    },
+    held: () => ({ ...shared.size, blobs: blobs.size }),
     async fetch(cacheKey, remote, ref, resolved, fetchOptions, signal) {
       const key = await shareKey(remote);
       shared.join(cacheKey, key);

@@ -106,7 +106,7 @@ describe('shared fetches', () => {
       maxAgeMs: 0,
     });
     expect(git.counts.GET).toBe(3);
-    expect(source.held()).toEqual({ keys: 1, users: tenants.length, polls: 1 });
+    expect(source.held()).toMatchObject({ keys: 1, users: tenants.length, polls: 1 });
     // The share's directory is named by the keyed hash: neither the URL nor the password shows.
     const dirs = (await readdir(join(cacheDir, 'shared'))).filter((name) => !name.startsWith('.'));
     expect(dirs).toHaveLength(1);
@@ -144,17 +144,30 @@ describe('shared fetches', () => {
     expect(source.held().keys).toBe(3);
   });
 
-  it('releasing every GitRepository leaves no share, user or poll held', async () => {
+  it('releasing every GitRepository leaves no share, user, poll or cached blob held', async () => {
     const source = createGitSource({ cacheDir, logger });
     const signal = AbortSignal.timeout(30_000);
     for (const cacheKey of tenants) {
-      await source.resolve(remote('s3cret'), { branch: 'main' }, signal, { cacheKey, maxAgeMs: 60_000 });
+      const resolved = await source.resolve(remote('s3cret'), { branch: 'main' }, signal, {
+        cacheKey,
+        maxAgeMs: 60_000,
+      });
+      const fetched = await source.fetch(
+        cacheKey,
+        remote('s3cret'),
+        { branch: 'main' },
+        resolved,
+        { depth: 1 },
+        signal,
+      );
+      await fetched.readTree(resolved.commit, 'teams/a', signal);
     }
-    expect(source.held()).toEqual({ keys: 1, users: tenants.length, polls: 1 });
+    expect(source.held().blobs).toBeGreaterThan(0);
+    expect(source.held()).toMatchObject({ keys: 1, users: tenants.length, polls: 1 });
     for (const cacheKey of tenants.slice(1)) source.release(cacheKey);
-    expect(source.held()).toEqual({ keys: 1, users: 1, polls: 1 });
+    expect(source.held()).toMatchObject({ keys: 1, users: 1, polls: 1 });
     source.release(tenants[0] ?? '');
-    expect(source.held()).toEqual({ keys: 0, users: 0, polls: 0 });
+    expect(source.held()).toEqual({ keys: 0, users: 0, polls: 0, blobs: 0 });
     await rm(cacheDir, { recursive: true, force: true });
   });
 });
