@@ -79,10 +79,10 @@ try {
       '--cache-dir',
       cacheDir,
     ],
-    { env: { SIGNET_LOG_LEVEL: 'warn' } },
+    { env: { SIGNET_LOG_LEVEL: 'info' } },
   );
   const pid = operator.child.pid ?? 0;
-  await operator.metricsPort(60_000).catch(() => undefined);
+  await operator.metricsPort(60_000);
   await new Promise((resolve) => setTimeout(resolve, idleMs));
   const idle = await vmRssMiB(pid);
   const idleHeap = await heapMiB(await operator.metrics());
