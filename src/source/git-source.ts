@@ -18,7 +18,7 @@ import type {
   SourcePort,
 } from '../controller/ports.ts';
 import type { Logger } from '../util/logger.ts';
-import { SourceError } from './errors.ts';
+import { SourceError, safeUrl } from './errors.ts';
 import { gitHostOf, HostGate } from './host-gate.ts';
 import { defaultObjectLimits, type ObjectLimits } from './object-limits.ts';
 import { openObjectStore } from './object-store.ts';
@@ -129,11 +129,18 @@ async function loadSalt(cacheRoot: string): Promise<Buffer> {
   return salt;
 }
 
-/** Settles with `work`, or rejects with the signal's reason as soon as it aborts. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted();
+/**
+ * Settles with `work`, or rejects as soon as `signal` aborts: with `timedOut()` when its reason is
+ * a timeout (spec.timeout passed while waiting on a shared poll), else with the reason itself.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal, timedOut: () => Error): Promise<T> {
+  const reasonOf = (): unknown =>
+    signal.reason instanceof DOMException && signal.reason.name === 'TimeoutError'
+      ? timedOut()
+      : signal.reason;
+  if (signal.aborted) return Promise.reject(reasonOf());
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+    const onAbort = () => reject(reasonOf());
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(
       (value) => {
@@ -194,7 +201,12 @@ export function createGitSource(options: GitSourceOptions): GitSource {
         listRemoteRefs(remote, prefix, callOptions(AbortSignal.timeout(remote.timeoutMs))),
       ),
     );
-    return resolveAdvertisedRef(await untilAborted(refs, signal), ref, remote.url);
+    const timedOut = () =>
+      new SourceError(
+        'Timeout',
+        `GET ${safeUrl(remote.url)}/info/refs: no complete answer within ${remote.timeoutMs} ms (spec.timeout)`,
+      );
+    return resolveAdvertisedRef(await untilAborted(refs, signal, timedOut), ref, remote.url);
   };
   return {
     resolve: (remote, ref, signal, share) =>

@@ -144,6 +144,26 @@ describe('shared fetches', () => {
     expect(source.held().keys).toBe(3);
   });
 
+  it('a caller whose spec.timeout passes while it waits on a shared poll gets a Timeout naming spec.timeout', async () => {
+    const source = createGitSource({
+      cacheDir: await mkdtemp(join(tmpdir(), 'signet-shared-hang-')),
+      logger,
+    });
+    server.setFault({ kind: 'hang' });
+    try {
+      const hanging = { ...remote('s3cret'), timeoutMs: 300 };
+      const error = await source
+        .resolve(hanging, { branch: 'main' }, AbortSignal.timeout(300), { cacheKey: 'a/b', maxAgeMs: 0 })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(SourceError);
+      expect((error as SourceError).code).toBe('Timeout');
+      expect((error as SourceError).message).toMatch(/no complete answer within 300 ms \(spec\.timeout\)/);
+      expect((error as SourceError).message).not.toContain('s3cret');
+    } finally {
+      server.setFault(undefined);
+    }
+  });
+
   it('releasing every GitRepository leaves no share, user, poll or cached blob held', async () => {
     const source = createGitSource({ cacheDir, logger });
     const signal = AbortSignal.timeout(30_000);
