@@ -349,6 +349,12 @@ export class Reconciler {
    */
   readonly #written = new Map<string, { readonly uid: string; readonly status: GitRepositoryStatus }>();
 
+  /**
+   * GitRepositories this replica saw suspended: their first reconcile after resuming is not a
+   * resume of the status's revision (a hotfix made while suspended is a conflict, not drift).
+   */
+  readonly #suspended = new Set<string>();
+
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
   }
@@ -361,6 +367,7 @@ export class Reconciler {
   forget(key: string): void {
     this.#managed.delete(key);
     this.#written.delete(key);
+    this.#suspended.delete(key);
     this.#deps.source.release?.(key);
     this.#deps.liveCache.release(key);
     const [namespace = '', name = ''] = key.split('/');
@@ -368,8 +375,8 @@ export class Reconciler {
   }
 
   /** Entries held per GitRepository (tests prove they go back to zero). */
-  get held(): { readonly managed: number; readonly written: number } {
-    return { managed: this.#managed.size, written: this.#written.size };
+  get held(): { readonly managed: number; readonly written: number; readonly suspended: number } {
+    return { managed: this.#managed.size, written: this.#written.size, suspended: this.#suspended.size };
   }
 
   /** Drops every remembered desired state (leadership lost: another replica may apply meanwhile). */
@@ -537,6 +544,7 @@ export class Reconciler {
     // Forgetting the desired state pauses Revert and Report for its objects; a Deny policy is
     // lifted. Resuming reconciles from scratch and brings the objects back to Git.
     this.#managed.delete(a.key);
+    this.#suspended.add(a.key);
     this.#fence(signal, `drift policy of ${a.key}`);
     const [policy] = buildDenyPolicy({ gitRepository: a.owner, allowedUsernames: [] });
     await this.#removeDenyPolicy(policy.metadata.name, signal);
@@ -650,7 +658,9 @@ export class Reconciler {
       }
       return { stop: await this.#fail(a, verified.reason, verified.message, revision) };
     }
-    const resumed = resumesApplied(a.previous, revision, a.repo.metadata.generation, state);
+    const resumed =
+      !this.#suspended.delete(a.key) &&
+      resumesApplied(a.previous, revision, a.repo.metadata.generation, state);
     // Resuming, the status already records this commit's verification: it is not rewritten (a
     // new verifiedAt alone would cost a status write per GitRepository after every restart).
     if (!resumed || a.previous.verification?.commit !== resolved.commit) {
