@@ -20,6 +20,7 @@ import { sharedEngineChoice } from '../render/kustomize-select.ts';
 import type { KubeObject } from '../render/object.ts';
 import { backoffDelay, jitterInterval } from '../util/backoff.ts';
 import type { Logger } from '../util/logger.ts';
+import { MemoryReleaser } from '../util/memory.ts';
 import { createTrustMaterialCache } from '../verify/trust.ts';
 import { Informer, type LiveObject } from '../watch/informer.ts';
 import { type Alerter, createAlerter } from './alerter.ts';
@@ -70,6 +71,12 @@ export interface RunningOperator {
   readonly admin: KubeClient;
   readonly ports: { metrics?: number; health?: number };
   isLeader(): boolean;
+  /**
+   * What is held in memory for GitRepositories, by kind (desired states, statuses, watches and
+   * their objects, interned structures, Git shares and blobs, drift reports, Event repeat counts,
+   * alert notifiers): all 0 once no GitRepository is left.
+   */
+  held(): Record<string, number>;
   /** Graceful stop: finish in-flight work (up to `graceMs`), release the lease, close clients. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -249,6 +256,9 @@ interface Wiring {
 
 interface Workers {
   readonly liveCache: LiveCache;
+  readonly drift: DriftHandler;
+  /** GitRepositories with drift events waiting for the drift queue. */
+  readonly pendingDrift: ReadonlyMap<string, ReadonlySet<string>>;
   readonly reconciler: Reconciler;
   /** Reconciles GitRepositories by key. */
   readonly queue: KeyedWorkQueue;
@@ -291,7 +301,7 @@ function createWorkers(w: Wiring): Workers {
   });
   const queue = reconcileQueue(w, reconciler, drift);
   const driftQueue = driftHandlingQueue(w, reconciler, drift, pendingDrift);
-  return { liveCache, reconciler, queue, driftQueue };
+  return { liveCache, reconciler, queue, driftQueue, drift, pendingDrift };
 }
 
 function createReconciler(w: Wiring, liveCache: LiveCache): Reconciler {
@@ -329,6 +339,8 @@ function createReconciler(w: Wiring, liveCache: LiveCache): Reconciler {
  */
 function reconcileQueue(w: Wiring, reconciler: Reconciler, drift: DriftHandler): KeyedWorkQueue {
   const failures = new Map<string, number>();
+  // Deleted GitRepositories leave garbage behind; one full collection after a batch of them.
+  const memory = new MemoryReleaser();
   const queue: KeyedWorkQueue = new KeyedWorkQueue({
     concurrency: w.options.concurrent,
     handler: async (key, queueSignal) => {
@@ -338,8 +350,10 @@ function reconcileQueue(w: Wiring, reconciler: Reconciler, drift: DriftHandler):
       if (object === undefined) {
         reconciler.forget(key);
         drift.forget(key);
+        w.events.forget?.(key);
         failures.delete(key);
         await w.alerter.forget(key);
+        memory.released();
         return;
       }
       const signal = AbortSignal.any([queueSignal, w.leadership.signal]);
@@ -357,6 +371,8 @@ function reconcileQueue(w: Wiring, reconciler: Reconciler, drift: DriftHandler):
       } catch (error) {
         if (error instanceof ReconcileAbortedError || signal.aborted) return;
         throw error;
+      } finally {
+        w.metrics.queueDepth.set(queue.depth);
       }
     },
     onError: (key, error) =>
@@ -566,6 +582,24 @@ export async function startOperator(
     admin,
     ports,
     isLeader: () => leadership.leading,
+    held: () => {
+      const live = workers.liveCache.held();
+      const git = source.held?.() ?? {};
+      return {
+        ...workers.reconciler.held,
+        watches: live.watches,
+        liveObjects: live.objects,
+        interned: live.interned,
+        watchUsers: live.users,
+        pendingDrift: workers.pendingDrift.size,
+        driftReports: workers.drift.held,
+        eventRepeats: events.held ?? 0,
+        alertNotifiers: alerter.held ?? 0,
+        ...Object.fromEntries(
+          Object.entries(git).map(([k, v]) => [`git${k[0]?.toUpperCase()}${k.slice(1)}`, v]),
+        ),
+      };
+    },
     stop: (graceMs = 20_000) =>
       shutdown({ workers, stopElection, election, alerter, repos, servers, clients }, graceMs),
   };

@@ -29,7 +29,7 @@ import { sharedKustomizeEngine } from '../render/kustomize-select.ts';
 import type { KubeObject } from '../render/object.ts';
 import { type RenderedObject, renderManifests } from '../render/render.ts';
 import { applyScope, crdScopes } from '../render/scope.ts';
-import { safeUrl } from '../source/errors.ts';
+import { SourceError, safeUrl } from '../source/errors.ts';
 import { parseTrustedRoot, publicGoodTrustedRoot, type TrustedRootJSON } from '../trust-root/index.ts';
 import { keylessX509Checker } from '../verify/keyless-checker.ts';
 import type { TrustMaterialCache } from '../verify/trust.ts';
@@ -38,6 +38,7 @@ import { verifyRevision } from '../verify/verify-revision.ts';
 import type {
   FetchedRepository,
   GitCredentials,
+  PollShare,
   RemoteSpec,
   ResolvedRevision,
   SourcePort,
@@ -53,6 +54,8 @@ export type Refusal = {
   /** fetch: transient, retried; verify: the revision is refused (fail closed); build: the manifests are invalid. */
   readonly stage: 'fetch' | 'verify' | 'build';
   readonly reason: string;
+  /** The Git host is at its concurrency limit: nothing failed, the reconcile is retried shortly. */
+  readonly deferred?: boolean;
   readonly message: string;
   readonly revision?: string;
 };
@@ -81,6 +84,7 @@ export async function resolveRevision(
   repo: GitRepository,
   deps: PipelineDeps,
   signal: AbortSignal,
+  share?: PollShare,
 ): Promise<{ ok: true; remote: RemoteSpec; resolved: ResolvedRevision; revision: string } | Refusal> {
   let credentials: GitCredentials = {};
   if (repo.spec.secretRef !== undefined) {
@@ -114,6 +118,7 @@ export async function resolveRevision(
       remote,
       repo.spec.ref,
       AbortSignal.any([signal, AbortSignal.timeout(repo.spec.timeoutMs)]),
+      share,
     );
     const revision = formatRevision({
       ...(resolved.refName === undefined ? {} : { ref: resolved.refName }),
@@ -127,8 +132,13 @@ export async function resolveRevision(
       stage: 'fetch',
       reason: 'FetchFailed',
       message: `fetching ${safeUrl(repo.spec.url)}: ${message(error)}`,
+      ...(isHostBusy(error) ? { deferred: true } : {}),
     };
   }
+}
+
+function isHostBusy(error: unknown): boolean {
+  return error instanceof SourceError && error.code === 'HostBusy';
 }
 
 export async function trustedRootOf(
@@ -202,6 +212,7 @@ export async function fetchAndVerify(
       reason: 'FetchFailed',
       message: `fetching ${revision} from ${safeUrl(repo.spec.url)}: ${message(error)}`,
       revision,
+      ...(isHostBusy(error) ? { deferred: true } : {}),
     };
   }
   let trustedRoot: TrustedRootJSON | undefined;

@@ -130,7 +130,15 @@ export interface ReconcileOutcome {
   readonly requeueAfterMs?: number;
   /** The step failed and should back off. */
   readonly failed: boolean;
-  readonly result: 'applied' | 'unchanged' | 'rejected' | 'failed' | 'suspended' | 'stalled' | 'deleted';
+  readonly result:
+    | 'applied'
+    | 'unchanged'
+    | 'rejected'
+    | 'failed'
+    | 'suspended'
+    | 'stalled'
+    | 'deleted'
+    | 'deferred';
 }
 
 export class ReconcileAbortedError extends Error {
@@ -205,6 +213,12 @@ interface Verified {
   readonly files: TreeSnapshot;
   /** What this replica last applied for the GitRepository, if anything. */
   readonly state: ManagedState | undefined;
+  /**
+   * Nothing is in memory, but the status records this very revision applied at this generation
+   * and Ready (a restart, or a new leader): the reconcile rebuilds the desired state and the drift
+   * baselines from the live objects and applies only what differs from Git.
+   */
+  readonly resumed: boolean;
 }
 
 /** A verified revision on its way to the cluster. */
@@ -270,6 +284,25 @@ function typesToWatch(
   return [...types.values()];
 }
 
+/**
+ * Whether a reconcile with nothing in memory resumes what the status records: the same revision
+ * applied at the same generation, Ready, with an inventory (pure: status and spec data only).
+ */
+export function resumesApplied(
+  previous: GitRepositoryStatus,
+  revision: string,
+  generation: number,
+  state: ManagedState | undefined,
+): boolean {
+  return (
+    state === undefined &&
+    previous.lastAppliedRevision === revision &&
+    previous.observedGeneration === generation &&
+    previous.inventory !== undefined &&
+    isConditionTrue(previous.conditions, 'Ready')
+  );
+}
+
 /** Progressing (applying the revision) with the union inventory, recorded before the apply. */
 function progressing(c: Candidate, wasFailing: boolean, pending: Inventory): StatusChange[] {
   return [
@@ -307,6 +340,15 @@ function nextBaselines(plan: Plan, state: ManagedState | undefined): DriftBaseli
   return baselines;
 }
 
+/** How soon a reconcile deferred by a busy Git host is tried again (jittered by the queue). */
+export const hostBusyRetryMs = 1_000;
+
+/** The Git host is at its limit: nothing is written, the reconcile is retried shortly. */
+function deferred(a: Attempt, message: string): ReconcileOutcome {
+  a.log.debug({ reason: 'HostBusy' }, message);
+  return { failed: false, result: 'deferred', requeueAfterMs: hostBusyRetryMs };
+}
+
 /** `applying <revision> signed by <signer>: N object(s) failed: …` naming the first five. */
 function applyFailureMessage(c: Candidate, changeSet: ChangeSet): string {
   const failures = changeSet.entries.filter((e) => e.action === 'failed');
@@ -328,6 +370,12 @@ export class Reconciler {
 
   readonly #imageCache: VerdictCache;
 
+  /**
+   * GitRepositories this replica saw suspended: their first reconcile after resuming is not a
+   * resume of the status's revision (a hotfix made while suspended is a conflict, not drift).
+   */
+  readonly #suspended = new Set<string>();
+
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
     this.#imageCache =
@@ -338,9 +386,20 @@ export class Reconciler {
     return this.#managed.get(key);
   }
 
+  /** Forgets everything held for `key` (deleted, or left the shard): desired state, status, Git shares. */
   forget(key: string): void {
     this.#managed.delete(key);
     this.#written.delete(key);
+    this.#suspended.delete(key);
+    this.#deps.source.release?.(key);
+    this.#deps.liveCache.release(key);
+    const [namespace = '', name = ''] = key.split('/');
+    this.#deps.metrics.managedObjects.remove({ namespace, name });
+  }
+
+  /** Entries held per GitRepository (tests prove they go back to zero). */
+  get held(): { readonly managed: number; readonly written: number; readonly suspended: number } {
+    return { managed: this.#managed.size, written: this.#written.size, suspended: this.#suspended.size };
   }
 
   /** Drops every remembered desired state (leadership lost: another replica may apply meanwhile). */
@@ -508,6 +567,7 @@ export class Reconciler {
     // Forgetting the desired state pauses Revert and Report for its objects; a Deny policy is
     // lifted. Resuming reconciles from scratch and brings the objects back to Git.
     this.#managed.delete(a.key);
+    this.#suspended.add(a.key);
     this.#fence(signal, `drift policy of ${a.key}`);
     const [policy] = buildDenyPolicy({ gitRepository: a.owner, allowedUsernames: [] });
     await this.#removeDenyPolicy(policy.metadata.name, signal);
@@ -522,12 +582,11 @@ export class Reconciler {
    */
   async #sync(a: Attempt): Promise<ReconcileOutcome> {
     const requestedAt = a.repo.metadata.annotations[requestedAtAnnotation];
-    if (requestedAt !== undefined && requestedAt !== a.previous.lastHandledReconcileAt) {
-      a.changes.push({ kind: 'requested', at: requestedAt });
-    }
+    const requested = requestedAt !== undefined && requestedAt !== a.previous.lastHandledReconcileAt;
+    if (requested) a.changes.push({ kind: 'requested', at: requestedAt });
     const clock = new PhaseClock();
     const pipeline = this.#pipelineDeps(a.repo);
-    const target = await this.#resolve(a, pipeline);
+    const target = await this.#resolve(a, pipeline, requested);
     if (stopped(target)) return target.stop;
     clock.end('resolve');
     const state = this.#managed.get(a.key);
@@ -568,9 +627,18 @@ export class Reconciler {
   }
 
   /** 1. Resolve the ref (one round trip) with the repository's credentials. */
-  async #resolve(a: Attempt, pipeline: PipelineDeps): Step<Resolution> {
-    const resolution = await resolveRevision(a.repo, pipeline, a.signal);
-    if (!resolution.ok) return { stop: await this.#fail(a, resolution.reason, resolution.message) };
+  async #resolve(a: Attempt, pipeline: PipelineDeps, requested: boolean): Step<Resolution> {
+    // GitRepositories on one remote with the same credentials share one poll per interval; a
+    // requested reconcile, or one after a failure, polls now.
+    const fresh = requested || findCondition(a.previous.conditions, 'Ready')?.status === 'False';
+    const resolution = await resolveRevision(a.repo, pipeline, a.signal, {
+      cacheKey: a.key,
+      maxAgeMs: fresh ? 0 : a.repo.spec.intervalMs,
+    });
+    if (!resolution.ok) {
+      if (resolution.deferred === true) return { stop: deferred(a, resolution.message) };
+      return { stop: await this.#fail(a, resolution.reason, resolution.message) };
+    }
     return resolution;
   }
 
@@ -613,18 +681,27 @@ export class Reconciler {
       a.signal,
     );
     if (!verified.ok) {
+      if (verified.deferred === true) return { stop: deferred(a, verified.message) };
       if (verified.stage === 'verify') {
         return { stop: await this.#reject(a, revision, verified.reason, verified.message) };
       }
       return { stop: await this.#fail(a, verified.reason, verified.message, revision) };
     }
-    a.changes.push({ kind: 'verified', evidence: verified.evidence });
+    const resumed =
+      !this.#suspended.delete(a.key) &&
+      resumesApplied(a.previous, revision, a.repo.metadata.generation, state);
+    // Resuming, the status already records this commit's verification: it is not rewritten (a
+    // new verifiedAt alone would cost a status write per GitRepository after every restart).
+    if (!resumed || a.previous.verification?.commit !== resolved.commit) {
+      a.changes.push({ kind: 'verified', evidence: verified.evidence });
+    }
     return {
       revision,
       commit: resolved.commit,
       signer: verified.signer,
       files: verified.files,
       state,
+      resumed,
     };
   }
 
@@ -730,6 +807,7 @@ export class Reconciler {
     const watchedTypes = typesToWatch(r.desired, previousInventory).filter(
       (t) => admin.discovery.scopeOf(t.apiVersion, t.kind) !== undefined,
     );
+    liveCache.use(a.key, r.scope, watchedTypes);
     const alreadyCovered = watchedTypes.every((t) => liveCache.covers(r.scope, t.apiVersion, t.kind));
     const cacheSynced = liveCache.ensure(r.scope, watchedTypes, {
       timeoutMs: this.#deps.options.cacheSyncTimeoutMs,
@@ -823,6 +901,9 @@ export class Reconciler {
     try {
       return await applyPlan(manager, p.plan, {
         force: a.repo.spec.force,
+        // Resumed, an object that differs from the revision already applied drifted while no
+        // replica watched it: Revert takes it back as a running replica would have (forced).
+        forceConflicts: p.resumed && a.repo.spec.drift.mode === 'Revert',
         concurrency: this.#deps.options.applyConcurrency,
         signal: a.signal,
         onApplied: (id, answer) => {
@@ -850,11 +931,19 @@ export class Reconciler {
       return this.#fail(a, Reason.ApplyFailed, applyFailureMessage(p, changeSet), revision);
     }
     const message = `Applied revision ${revision} signed by ${signer}: ${formatSummary(summary)}`;
-    a.changes.push({ kind: 'images', images: p.images });
-    a.changes.push({ kind: 'applied', revision, message, inventory });
+    const changed = summary.created + summary.configured + summary.deleted > 0;
+    // Resumed with nothing to apply: the status already says so, and the Deny policy (only kept in
+    // Deny mode) was synced for this generation before it said so.
+    const quiet = p.resumed && !changed;
+    if (!quiet) {
+      a.changes.push({ kind: 'images', images: p.images });
+      a.changes.push({ kind: 'applied', revision, message, inventory });
+    }
     a.changes.push({ kind: 'drift', objects: [], mode: a.repo.spec.drift.mode });
-    const policyFailed = await this.#driftPolicy(a, p);
-    if (policyFailed !== undefined) return policyFailed;
+    if (!quiet || a.repo.spec.drift.mode === 'Deny') {
+      const policyFailed = await this.#driftPolicy(a, p);
+      if (policyFailed !== undefined) return policyFailed;
+    }
     clock.end('driftPolicy');
     a.previous = await this.#writeStatus(a.repo, a.previous, a.changes, a.signal);
     clock.end('status');
@@ -862,8 +951,8 @@ export class Reconciler {
       { namespace: a.repo.metadata.namespace, name: a.repo.metadata.name },
       inventory.entries.length,
     );
-    const changed = summary.created + summary.configured + summary.deleted > 0;
-    const news = changed || p.wasFailing || p.state === undefined || p.state.revision !== revision;
+    const news =
+      changed || p.wasFailing || (p.state === undefined ? !p.resumed : p.state.revision !== revision);
     if (a.previous.lastAppliedRevision !== undefined && news) {
       await this.#deps.events.record(a.repo, 'Normal', Reason.Succeeded, message, a.signal);
     }
