@@ -4,6 +4,7 @@ import {
   gitCounts,
   inWindow,
   managedObjectPatches,
+  meanPhases,
   parseAuditRecords,
   requestBreakdown,
   resourceOf,
@@ -109,5 +110,19 @@ describe('fleet bench: the monorepo and the Git server counts', () => {
         { method: 'GET', path: '/fleet.git/info/refs' },
       ]),
     ).toEqual({ total: 3, uploadPackPosts: 1 });
+  });
+});
+
+describe('fleet bench: where a reconcile goes', () => {
+  it('averages phasesMs over the revision applied lines only', () => {
+    expect(
+      meanPhases([
+        { msg: 'revision applied', phasesMs: { resolve: 10, apply: 30 } },
+        { msg: 'revision applied', phasesMs: { resolve: 20, apply: 50 } },
+        { msg: 'revision applied: manifests unchanged' },
+        { msg: 'signet operator running' },
+      ]),
+    ).toBe('mean of 2 reconciles: resolve 15 ms, apply 40 ms');
+    expect(meanPhases([])).toBe('');
   });
 });
