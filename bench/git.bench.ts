@@ -297,7 +297,7 @@ export async function runGitBench(options: GitBenchOptions = {}): Promise<GitBen
       const tree = await timed(() => fetched.value.readTree(resolved.commit, '', signal()));
       cloneMs.push(performance.now() - started);
       const packRead = await timed(async () => {
-        const store = await openPackStore(join(cacheDir, 'bench', 'first'));
+        const store = await openPackStore(fetched.value.gitdir ?? join(cacheDir, 'bench', 'first'));
         const commit = store.read(resolved.commit);
         const treeOid = /^tree ([0-9a-f]{40})/.exec(Buffer.from(commit?.content ?? []).toString())?.[1] ?? '';
         return readTreeFromPacks(store, treeOid);

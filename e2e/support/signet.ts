@@ -142,11 +142,20 @@ export function defaultTestLogger(): Logger {
   return createLogger({ level: 'debug', destination });
 }
 
+/** The Git source of a test operator: a given cache directory (kept by stop()) and a request hook. */
+export interface TestSourceOptions {
+  /** Reused across operators (a restart on the same node); stop() then leaves it in place. */
+  readonly cacheDir?: string;
+  readonly onRequest?: (method: string, url: string) => void;
+}
+
 export async function startTestOperator(
   overrides: Partial<OperatorOptions> = {},
   logger: Logger = defaultTestLogger(),
+  sourceOptions: TestSourceOptions = {},
 ): Promise<{ operator: RunningOperator; cacheDir: string; stop(): Promise<void> }> {
-  const cacheDir = await mkdtemp(join(tmpdir(), 'signet-cache-'));
+  const ownCache = sourceOptions.cacheDir === undefined;
+  const cacheDir = sourceOptions.cacheDir ?? (await mkdtemp(join(tmpdir(), 'signet-cache-')));
   const operator = await startOperator(
     {
       kubeconfig: kubeconfigPath(),
@@ -161,7 +170,11 @@ export async function startTestOperator(
       alertBatchWindowMs: 300,
       ...overrides,
     },
-    createGitSource({ cacheDir, logger }),
+    createGitSource({
+      cacheDir,
+      logger,
+      ...(sourceOptions.onRequest === undefined ? {} : { onRequest: sourceOptions.onRequest }),
+    }),
     logger,
   );
   return {
@@ -169,7 +182,7 @@ export async function startTestOperator(
     cacheDir,
     async stop() {
       await operator.stop(5_000);
-      await rm(cacheDir, { recursive: true, force: true });
+      if (ownCache) await rm(cacheDir, { recursive: true, force: true });
     },
   };
 }

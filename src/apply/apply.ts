@@ -12,6 +12,11 @@ import { waitForCrdEstablished, waitForDeletion } from './wait.ts';
 export interface ApplyOptions {
   /** `spec.force`: take fields from other managers, and delete + recreate on immutable-field errors. */
   readonly force?: boolean;
+  /**
+   * Take fields from other managers (SSA `force`) without the delete + recreate of `force`: a
+   * drift revert of the revision already applied (`src/controller/drift.ts` does the same).
+   */
+  readonly forceConflicts?: boolean;
   /** Server-side dry-run: nothing is persisted. */
   readonly dryRun?: boolean;
   /** Objects applied in parallel within one stage (default 16). */
@@ -46,7 +51,7 @@ export async function applyOne(
   const force = options.force ?? false;
   const callOptions = {
     fieldManager: manager.owner.fieldManager,
-    force,
+    force: force || (options.forceConflicts ?? false),
     dryRun: options.dryRun ?? false,
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.requestTimeoutMs === undefined ? {} : { timeoutMs: options.requestTimeoutMs }),

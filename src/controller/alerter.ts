@@ -24,6 +24,8 @@ export interface AlertInput {
 export interface Alerter {
   alert(repo: GitRepository, input: AlertInput): void;
   forget(key: string): Promise<void>;
+  /** GitRepositories with a notifier held. */
+  readonly held?: number;
   flush(signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
@@ -100,6 +102,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
             'alert not sent: spec.alerts.slack is not usable',
           ),
       );
+    },
+    get held() {
+      return notifiers.size;
     },
     async forget(key) {
       const existing = notifiers.get(key);

@@ -66,6 +66,11 @@ export class DriftHandler {
     this.#reported.delete(key);
   }
 
+  /** GitRepositories with a drift report held (Report mode). */
+  get held(): number {
+    return this.#reported.size;
+  }
+
   /** Current report of one GitRepository (Report mode), for tests and status. */
   reported(key: string): readonly DriftedObjectStatus[] {
     return [...(this.#reported.get(key)?.values() ?? [])];

@@ -18,6 +18,10 @@ export interface EventRecorder {
     message: string,
     signal: AbortSignal,
   ): Promise<void>;
+  /** Forgets the repeat counts kept for `<namespace>/<name>` (deleted, or left the shard). */
+  forget?(key: string): void;
+  /** Repeat counts held (tests prove memory follows the work). */
+  readonly held?: number;
 }
 
 export function createEventRecorder(options: {
@@ -31,6 +35,12 @@ export function createEventRecorder(options: {
   const windowMs = options.windowMs ?? 10 * 60_000;
   const now = options.now ?? (() => new Date());
   return {
+    forget(key) {
+      for (const k of recent.keys()) if (k.startsWith(`${key}|`)) recent.delete(k);
+    },
+    get held() {
+      return recent.size;
+    },
     async record(subject, type, reason, message, signal) {
       const { name, namespace, uid } = subject.metadata;
       const key = `${namespace}/${name}|${type}|${reason}|${message}`;

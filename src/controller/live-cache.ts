@@ -65,6 +65,11 @@ export class StructureInterner {
   get size(): number {
     return this.#entries.size;
   }
+
+  /** Forgets every shared copy (no cached object is left to share with). */
+  clear(): void {
+    this.#entries.clear();
+  }
 }
 
 function deepFreeze<T>(value: T): T {
@@ -122,6 +127,10 @@ export class LiveCache {
   readonly #onChange: (change: ManagedChange) => void;
   readonly #logger: Logger;
   readonly #interner = new StructureInterner();
+  /** GitRepositories (`<namespace>/<name>`) reading each watch, by watch key. */
+  readonly #usersOf = new Map<string, Set<string>>();
+  /** The watch keys each GitRepository reads. */
+  readonly #keysOf = new Map<string, Set<string>>();
 
   constructor(options: { onManagedChange: (change: ManagedChange) => void; logger: Logger }) {
     this.#onChange = options.onManagedChange;
@@ -198,6 +207,68 @@ export class LiveCache {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     return waiting.every(({ informer }) => informer.synced);
+  }
+
+  /**
+   * Records the types `user` (a GitRepository) reads from now on, replacing the ones it read
+   * before; a watch no GitRepository reads any more is stopped and its objects dropped.
+   */
+  use(user: string, scope: WatchScope, types: Iterable<{ apiVersion: string; kind: string }>): void {
+    const keys = new Set<string>();
+    for (const { apiVersion, kind } of types) keys.add(LiveCache.#key(scope, apiVersion, kind));
+    const before = this.#keysOf.get(user);
+    this.#keysOf.set(user, keys);
+    for (const key of keys) {
+      const users = this.#usersOf.get(key) ?? new Set<string>();
+      users.add(user);
+      this.#usersOf.set(key, users);
+    }
+    for (const key of before ?? []) if (!keys.has(key)) this.#drop(user, key);
+  }
+
+  /** Forgets `user` (deleted, or left the shard): watches no one else reads are stopped. */
+  release(user: string): void {
+    const keys = this.#keysOf.get(user);
+    if (keys === undefined) return;
+    this.#keysOf.delete(user);
+    for (const key of keys) this.#drop(user, key);
+  }
+
+  #drop(user: string, key: string): void {
+    const users = this.#usersOf.get(key);
+    users?.delete(user);
+    if (users !== undefined && users.size > 0) return;
+    this.#usersOf.delete(key);
+    const entry = this.#informers.get(key);
+    this.#informers.delete(key);
+    if (entry !== undefined) {
+      void entry.informer.stop().catch((error: unknown) =>
+        this.#logger.warn(
+          {
+            apiVersion: entry.apiVersion,
+            kind: entry.kind,
+            err: error instanceof Error ? error.message : String(error),
+          },
+          'stopping an unused watch failed',
+        ),
+      );
+    }
+    if (this.#informers.size === 0) this.#interner.clear();
+  }
+
+  /** Entries held (tests prove they go back to zero once no GitRepository is left). */
+  held(): {
+    readonly watches: number;
+    readonly objects: number;
+    readonly interned: number;
+    readonly users: number;
+  } {
+    return {
+      watches: this.#informers.size,
+      objects: this.size,
+      interned: this.#interner.size,
+      users: this.#keysOf.size,
+    };
   }
 
   /** The live object with this identity, if a synced watch covers its type. */

@@ -66,6 +66,12 @@ export interface RunningOperator {
   readonly admin: KubeClient;
   readonly ports: { metrics?: number; health?: number };
   isLeader(): boolean;
+  /**
+   * What is held in memory for GitRepositories, by kind (desired states, statuses, watches and
+   * their objects, interned structures, Git shares and blobs, drift reports, Event repeat counts,
+   * alert notifiers): all 0 once no GitRepository is left.
+   */
+  held(): Record<string, number>;
   /** Graceful stop: finish in-flight work (up to `graceMs`), release the lease, close clients. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -245,6 +251,9 @@ interface Wiring {
 
 interface Workers {
   readonly liveCache: LiveCache;
+  readonly drift: DriftHandler;
+  /** GitRepositories with drift events waiting for the drift queue. */
+  readonly pendingDrift: ReadonlyMap<string, ReadonlySet<string>>;
   readonly reconciler: Reconciler;
   /** Reconciles GitRepositories by key. */
   readonly queue: KeyedWorkQueue;
@@ -287,7 +296,7 @@ function createWorkers(w: Wiring): Workers {
   });
   const queue = reconcileQueue(w, reconciler, drift);
   const driftQueue = driftHandlingQueue(w, reconciler, drift, pendingDrift);
-  return { liveCache, reconciler, queue, driftQueue };
+  return { liveCache, reconciler, queue, driftQueue, drift, pendingDrift };
 }
 
 function createReconciler(w: Wiring, liveCache: LiveCache): Reconciler {
@@ -333,6 +342,7 @@ function reconcileQueue(w: Wiring, reconciler: Reconciler, drift: DriftHandler):
       if (object === undefined) {
         reconciler.forget(key);
         drift.forget(key);
+        w.events.forget?.(key);
         failures.delete(key);
         await w.alerter.forget(key);
         return;
@@ -560,6 +570,24 @@ export async function startOperator(
     admin,
     ports,
     isLeader: () => leadership.leading,
+    held: () => {
+      const live = workers.liveCache.held();
+      const git = source.held?.() ?? {};
+      return {
+        ...workers.reconciler.held,
+        watches: live.watches,
+        liveObjects: live.objects,
+        interned: live.interned,
+        watchUsers: live.users,
+        pendingDrift: workers.pendingDrift.size,
+        driftReports: workers.drift.held,
+        eventRepeats: events.held ?? 0,
+        alertNotifiers: alerter.held ?? 0,
+        ...Object.fromEntries(
+          Object.entries(git).map(([k, v]) => [`git${k[0]?.toUpperCase()}${k.slice(1)}`, v]),
+        ),
+      };
+    },
     stop: (graceMs = 20_000) =>
       shutdown({ workers, stopElection, election, alerter, repos, servers, clients }, graceMs),
   };

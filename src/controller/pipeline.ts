@@ -26,6 +26,7 @@ import { verifyRevision } from '../verify/verify-revision.ts';
 import type {
   FetchedRepository,
   GitCredentials,
+  PollShare,
   RemoteSpec,
   ResolvedRevision,
   SourcePort,
@@ -60,6 +61,7 @@ export async function resolveRevision(
   repo: GitRepository,
   deps: PipelineDeps,
   signal: AbortSignal,
+  share?: PollShare,
 ): Promise<{ ok: true; remote: RemoteSpec; resolved: ResolvedRevision; revision: string } | Refusal> {
   let credentials: GitCredentials = {};
   if (repo.spec.secretRef !== undefined) {
@@ -93,6 +95,7 @@ export async function resolveRevision(
       remote,
       repo.spec.ref,
       AbortSignal.any([signal, AbortSignal.timeout(repo.spec.timeoutMs)]),
+      share,
     );
     const revision = formatRevision({
       ...(resolved.refName === undefined ? {} : { ref: resolved.refName }),

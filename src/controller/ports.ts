@@ -37,13 +37,30 @@ export interface TreeSnapshot {
 }
 
 export interface FetchedRepository extends RevisionReader {
+  /** The bare repository read from, when it is a directory (tests and benchmarks inspect its packs). */
+  readonly gitdir?: string;
   /** Files under `path` (relative paths) of `commit`. */
   readTree(commit: string, path: string, signal: AbortSignal): Promise<TreeSnapshot>;
 }
 
+/** Who asks for a poll, and how old a shared ref advertisement it accepts. */
+export interface PollShare {
+  /** `<namespace>/<name>` of the GitRepository. */
+  readonly cacheKey: string;
+  /** An advertisement polled this recently for the same remote and credentials is reused (0: poll now). */
+  readonly maxAgeMs: number;
+}
+
 export interface SourcePort {
-  /** One round trip: resolves the spec's ref to a commit. */
-  resolve(remote: RemoteSpec, ref: GitRef, signal: AbortSignal): Promise<ResolvedRevision>;
+  /**
+   * One round trip: resolves the spec's ref to a commit. With `share`, GitRepositories on the same
+   * remote with the same credentials share one poll per `maxAgeMs`.
+   */
+  resolve(remote: RemoteSpec, ref: GitRef, signal: AbortSignal, share?: PollShare): Promise<ResolvedRevision>;
+  /** Forgets what is held for this GitRepository (deleted, or left the shard). */
+  release?(cacheKey: string): void;
+  /** Entries held in memory, by kind (tests prove they follow the work). */
+  held?(): Readonly<Record<string, number>>;
   /** Fetches what verification needs into the per-object cache; skips the network when cached. */
   fetch(
     cacheKey: string,

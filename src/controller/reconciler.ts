@@ -189,6 +189,12 @@ interface Verified {
   readonly files: TreeSnapshot;
   /** What this replica last applied for the GitRepository, if anything. */
   readonly state: ManagedState | undefined;
+  /**
+   * Nothing is in memory, but the status records this very revision applied at this generation
+   * and Ready (a restart, or a new leader): the reconcile rebuilds the desired state and the drift
+   * baselines from the live objects and applies only what differs from Git.
+   */
+  readonly resumed: boolean;
 }
 
 /** A verified revision on its way to the cluster. */
@@ -249,6 +255,25 @@ function typesToWatch(
     }
   }
   return [...types.values()];
+}
+
+/**
+ * Whether a reconcile with nothing in memory resumes what the status records: the same revision
+ * applied at the same generation, Ready, with an inventory (pure: status and spec data only).
+ */
+export function resumesApplied(
+  previous: GitRepositoryStatus,
+  revision: string,
+  generation: number,
+  state: ManagedState | undefined,
+): boolean {
+  return (
+    state === undefined &&
+    previous.lastAppliedRevision === revision &&
+    previous.observedGeneration === generation &&
+    previous.inventory !== undefined &&
+    isConditionTrue(previous.conditions, 'Ready')
+  );
 }
 
 /** Progressing (applying the revision) with the union inventory, recorded before the apply. */
@@ -315,9 +340,19 @@ export class Reconciler {
     return this.#managed.get(key);
   }
 
+  /** Forgets everything held for `key` (deleted, or left the shard): desired state, status, Git shares. */
   forget(key: string): void {
     this.#managed.delete(key);
     this.#written.delete(key);
+    this.#deps.source.release?.(key);
+    this.#deps.liveCache.release(key);
+    const [namespace = '', name = ''] = key.split('/');
+    this.#deps.metrics.managedObjects.remove({ namespace, name });
+  }
+
+  /** Entries held per GitRepository (tests prove they go back to zero). */
+  get held(): { readonly managed: number; readonly written: number } {
+    return { managed: this.#managed.size, written: this.#written.size };
   }
 
   /** Drops every remembered desired state (leadership lost: another replica may apply meanwhile). */
@@ -499,12 +534,11 @@ export class Reconciler {
    */
   async #sync(a: Attempt): Promise<ReconcileOutcome> {
     const requestedAt = a.repo.metadata.annotations[requestedAtAnnotation];
-    if (requestedAt !== undefined && requestedAt !== a.previous.lastHandledReconcileAt) {
-      a.changes.push({ kind: 'requested', at: requestedAt });
-    }
+    const requested = requestedAt !== undefined && requestedAt !== a.previous.lastHandledReconcileAt;
+    if (requested) a.changes.push({ kind: 'requested', at: requestedAt });
     const clock = new PhaseClock();
     const pipeline = this.#pipelineDeps(a.repo);
-    const target = await this.#resolve(a, pipeline);
+    const target = await this.#resolve(a, pipeline, requested);
     if (stopped(target)) return target.stop;
     clock.end('resolve');
     const state = this.#managed.get(a.key);
@@ -539,8 +573,14 @@ export class Reconciler {
   }
 
   /** 1. Resolve the ref (one round trip) with the repository's credentials. */
-  async #resolve(a: Attempt, pipeline: PipelineDeps): Step<Resolution> {
-    const resolution = await resolveRevision(a.repo, pipeline, a.signal);
+  async #resolve(a: Attempt, pipeline: PipelineDeps, requested: boolean): Step<Resolution> {
+    // GitRepositories on one remote with the same credentials share one poll per interval; a
+    // requested reconcile, or one after a failure, polls now.
+    const fresh = requested || findCondition(a.previous.conditions, 'Ready')?.status === 'False';
+    const resolution = await resolveRevision(a.repo, pipeline, a.signal, {
+      cacheKey: a.key,
+      maxAgeMs: fresh ? 0 : a.repo.spec.intervalMs,
+    });
     if (!resolution.ok) return { stop: await this.#fail(a, resolution.reason, resolution.message) };
     return resolution;
   }
@@ -589,13 +629,19 @@ export class Reconciler {
       }
       return { stop: await this.#fail(a, verified.reason, verified.message, revision) };
     }
-    a.changes.push({ kind: 'verified', evidence: verified.evidence });
+    const resumed = resumesApplied(a.previous, revision, a.repo.metadata.generation, state);
+    // Resuming, the status already records this commit's verification: it is not rewritten (a
+    // new verifiedAt alone would cost a status write per GitRepository after every restart).
+    if (!resumed || a.previous.verification?.commit !== resolved.commit) {
+      a.changes.push({ kind: 'verified', evidence: verified.evidence });
+    }
     return {
       revision,
       commit: resolved.commit,
       signer: verified.signer,
       files: verified.files,
       state,
+      resumed,
     };
   }
 
@@ -691,6 +737,7 @@ export class Reconciler {
     const watchedTypes = typesToWatch(r.desired, previousInventory).filter(
       (t) => admin.discovery.scopeOf(t.apiVersion, t.kind) !== undefined,
     );
+    liveCache.use(a.key, r.scope, watchedTypes);
     const alreadyCovered = watchedTypes.every((t) => liveCache.covers(r.scope, t.apiVersion, t.kind));
     const cacheSynced = liveCache.ensure(r.scope, watchedTypes, {
       timeoutMs: this.#deps.options.cacheSyncTimeoutMs,
@@ -784,6 +831,9 @@ export class Reconciler {
     try {
       return await applyPlan(manager, p.plan, {
         force: a.repo.spec.force,
+        // Resumed, an object that differs from the revision already applied drifted while no
+        // replica watched it: Revert takes it back as a running replica would have (forced).
+        forceConflicts: p.resumed && a.repo.spec.drift.mode === 'Revert',
         concurrency: this.#deps.options.applyConcurrency,
         signal: a.signal,
         onApplied: (id, answer) => {
@@ -811,10 +861,16 @@ export class Reconciler {
       return this.#fail(a, Reason.ApplyFailed, applyFailureMessage(p, changeSet), revision);
     }
     const message = `Applied revision ${revision} signed by ${signer}: ${formatSummary(summary)}`;
-    a.changes.push({ kind: 'applied', revision, message, inventory });
+    const changed = summary.created + summary.configured + summary.deleted > 0;
+    // Resumed with nothing to apply: the status already says so, and the Deny policy (only kept in
+    // Deny mode) was synced for this generation before it said so.
+    const quiet = p.resumed && !changed;
+    if (!quiet) a.changes.push({ kind: 'applied', revision, message, inventory });
     a.changes.push({ kind: 'drift', objects: [], mode: a.repo.spec.drift.mode });
-    const policyFailed = await this.#driftPolicy(a, p);
-    if (policyFailed !== undefined) return policyFailed;
+    if (!quiet || a.repo.spec.drift.mode === 'Deny') {
+      const policyFailed = await this.#driftPolicy(a, p);
+      if (policyFailed !== undefined) return policyFailed;
+    }
     clock.end('driftPolicy');
     a.previous = await this.#writeStatus(a.repo, a.previous, a.changes, a.signal);
     clock.end('status');
@@ -822,8 +878,8 @@ export class Reconciler {
       { namespace: a.repo.metadata.namespace, name: a.repo.metadata.name },
       inventory.entries.length,
     );
-    const changed = summary.created + summary.configured + summary.deleted > 0;
-    const news = changed || p.wasFailing || p.state === undefined || p.state.revision !== revision;
+    const news =
+      changed || p.wasFailing || (p.state === undefined ? !p.resumed : p.state.revision !== revision);
     if (a.previous.lastAppliedRevision !== undefined && news) {
       await this.#deps.events.record(a.repo, 'Normal', Reason.Succeeded, message, a.signal);
     }

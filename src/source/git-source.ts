@@ -3,17 +3,34 @@
  * `pollRemote` (one round trip), `fetchRevision` (incremental, per-object bare cache),
  * `openRepoReader` (verification reads) and `readTree` (bounded, blob-cached tree reads).
  */
+
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as git from 'isomorphic-git';
 import type { GitRef } from '../api/gitrepository.ts';
-import type { FetchedRepository, ResolvedRevision, SourcePort } from '../controller/ports.ts';
+import type {
+  FetchedRepository,
+  PollShare,
+  RemoteSpec,
+  ResolvedRevision,
+  SourcePort,
+} from '../controller/ports.ts';
 import type { Logger } from '../util/logger.ts';
 import { SourceError } from './errors.ts';
 import { defaultObjectLimits, type ObjectLimits } from './object-limits.ts';
 import { openObjectStore } from './object-store.ts';
-import { defaultMaxPackBytes, fetchRevision, pollRemote, selectSemverTag } from './remote.ts';
+import {
+  type AdvertisedRef,
+  defaultMaxPackBytes,
+  fetchRevision,
+  listRemoteRefs,
+  pollRemote,
+  refPrefix,
+  resolveAdvertisedRef,
+  selectSemverTag,
+} from './remote.ts';
 import {
   BlobCache,
   defaultMaxWalkCommits,
@@ -22,6 +39,7 @@ import {
   readTree,
   type TreeLimits,
 } from './repo-reader.ts';
+import { remoteShareKey, SharedRemotes } from './shared-remotes.ts';
 
 export { defaultObjectLimits, type ObjectLimits } from './object-limits.ts';
 export { BlobCache, defaultMaxWalkCommits, defaultTreeLimits, type TreeLimits } from './repo-reader.ts';
@@ -56,6 +74,13 @@ export interface GitSourceOptions {
   readonly onRequest?: (method: string, url: string) => void;
 }
 
+/** A Git source that also reports what it holds (tests prove memory follows the work). */
+export interface GitSource extends SourcePort {
+  release(cacheKey: string): void;
+  /** Share keys, their users and their kept polls. */
+  held(): { readonly keys: number; readonly users: number; readonly polls: number; readonly blobs: number };
+}
+
 /** A RevisionReader plus readTree over one bare repository directory. */
 export function createRepoReader(
   gitdir: string,
@@ -69,6 +94,7 @@ export function createRepoReader(
     maxWalkCommits: limits.maxWalkCommits ?? defaultMaxWalkCommits,
   });
   return {
+    gitdir,
     readObject: reader.readObject,
     listRange: reader.listRange,
     isAncestor: reader.isAncestor,
@@ -82,28 +108,97 @@ export function createRepoReader(
   };
 }
 
-/** The cache key (`<namespace>/<name>`) as a directory below the cache root. */
-function cacheDirOf(cacheRoot: string, cacheKey: string): string {
-  const parts = cacheKey.split('/').map((part) => part.replace(/[^A-Za-z0-9._-]+/g, '_'));
-  if (parts.some((part) => part === '' || part === '.' || part === '..')) {
-    throw new SourceError('InvalidPath', `cache key "${cacheKey}" cannot name a cache directory`);
-  }
-  return join(cacheRoot, ...parts);
+/**
+ * The salt of the share keys, kept in `<cacheRoot>/shared/.salt` (created once, mode 0600), so a
+ * share's directory survives restarts while its name reveals nothing about the credentials.
+ */
+async function loadSalt(cacheRoot: string): Promise<Buffer> {
+  const dir = join(cacheRoot, 'shared');
+  const path = join(dir, '.salt');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const existing = await readFile(path).catch(() => undefined);
+  if (existing !== undefined && existing.length === 32) return existing;
+  const salt = randomBytes(32);
+  await writeFile(path, salt, { mode: 0o600 });
+  return salt;
 }
 
-export function createGitSource(options: GitSourceOptions): SourcePort {
+/** Settles with `work`, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * The operator's Git source. GitRepositories on the same remote with the same credentials (the
+ * share key, shared-remotes.ts) share one bare store `<cacheRoot>/shared/<key>` and, given a
+ * PollShare, one ref advertisement per poll interval; verification stays each one's own.
+ */
+export function createGitSource(options: GitSourceOptions): GitSource {
   const blobs = new BlobCache(options.blobCacheBytes ?? 64 * 1024 * 1024);
+  const shared = new SharedRemotes<AdvertisedRef[]>();
+  let salt: Promise<Buffer> | undefined;
+  const shareKey = async (remote: RemoteSpec) => {
+    if (salt === undefined) {
+      const loading = loadSalt(options.cacheDir);
+      salt = loading;
+      // A failed load (e.g. a read-only cache directory) is tried again by the next reconcile.
+      loading.catch(() => {
+        if (salt === loading) salt = undefined;
+      });
+    }
+    return remoteShareKey(remote, await salt);
+  };
   const callOptions = (signal: AbortSignal) => ({
     signal,
     maxResponseBytes: options.maxPackBytes ?? defaultMaxPackBytes,
     ...(options.onRequest === undefined ? {} : { onRequest: options.onRequest }),
   });
+  const resolveShared = async (
+    remote: RemoteSpec,
+    ref: Exclude<Parameters<SourcePort['resolve']>[1], { commit: string }>,
+    signal: AbortSignal,
+    share: PollShare,
+  ): Promise<ResolvedRevision> => {
+    const key = await shareKey(remote);
+    shared.join(share.cacheKey, key);
+    const prefix = refPrefix(ref);
+    // The shared poll is not cut short by one asker's signal (others may wait on it): it has its
+    // own deadline, spec.timeout of the GitRepository that started it.
+    const refs = shared.poll(key, prefix, share.maxAgeMs, () =>
+      listRemoteRefs(remote, prefix, callOptions(AbortSignal.timeout(remote.timeoutMs))),
+    );
+    return resolveAdvertisedRef(await untilAborted(refs, signal), ref, remote.url);
+  };
   return {
-    resolve: (remote, ref, signal) => pollRemote(remote, ref, callOptions(signal)),
+    resolve: (remote, ref, signal, share) =>
+      share === undefined || 'commit' in ref
+        ? pollRemote(remote, ref, callOptions(signal))
+        : resolveShared(remote, ref, signal, share),
+    release: (cacheKey) => {
+      shared.release(cacheKey);
+      if (shared.size.users === 0) blobs.clear();
+    },
+    held: () => ({ ...shared.size, blobs: blobs.size }),
     async fetch(cacheKey, remote, ref, resolved, fetchOptions, signal) {
+      const key = await shareKey(remote);
+      shared.join(cacheKey, key);
       const outcome = await fetchRevision({
         ...callOptions(signal),
-        dir: cacheDirOf(options.cacheDir, cacheKey),
+        dir: join(options.cacheDir, 'shared', key),
         remote,
         ref,
         resolved,
@@ -113,6 +208,7 @@ export function createGitSource(options: GitSourceOptions): SourcePort {
         ...(fetchOptions.since === undefined ? {} : { since: fetchOptions.since }),
       });
       if (outcome.fetched) {
+        // The share key is never logged (it is derived from the credentials).
         options.logger.debug({ cacheKey, commit: resolved.commit, shallow: outcome.shallow }, 'fetched');
       }
       return createRepoReader(outcome.dir, blobs, options.limits);

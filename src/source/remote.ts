@@ -186,23 +186,27 @@ export function selectSemverTag(tagNames: readonly string[], range: string): str
   return best?.name;
 }
 
-/**
- * Resolves the spec's ref to a commit in ONE round trip (no round trip for a commit ref):
- * branch → refs/heads/<b>; tag → refs/tags/<t> (peeled commit and annotated tag object);
- * semver → the highest matching tag; commit → the oid itself (its existence is checked by the fetch).
- */
-export async function pollRemote(
+/** One advertised ref: its oid and, for an annotated tag, the peeled commit. */
+export interface AdvertisedRef {
+  readonly ref: string;
+  readonly oid: string;
+  readonly peeled?: string;
+}
+
+/** The ref prefix a poll for `ref` lists (`refs/heads/<b>`, `refs/tags/<t>`, or `refs/tags/`). */
+export function refPrefix(ref: Exclude<GitRef, { commit: string }>): string {
+  return 'branch' in ref ? `refs/heads/${ref.branch}` : 'tag' in ref ? `refs/tags/${ref.tag}` : 'refs/tags/';
+}
+
+/** ONE round trip: the server's refs under `prefix` (HTTPS: the v1 advertisement GET). */
+export async function listRemoteRefs(
   remote: GitRemote,
-  ref: GitRef,
+  prefix: string,
   options: RemoteCallOptions,
-): Promise<ResolvedRef> {
-  if ('commit' in ref) return { commit: ref.commit };
+): Promise<AdvertisedRef[]> {
   const endpoint = endpointFor(remote, options);
-  const prefix =
-    'branch' in ref ? `refs/heads/${ref.branch}` : 'tag' in ref ? `refs/tags/${ref.tag}` : 'refs/tags/';
-  let refs: { ref: string; oid: string; peeled?: string }[];
   try {
-    refs = await git.listServerRefs({
+    return await git.listServerRefs({
       http: endpoint.http,
       url: endpoint.url,
       prefix,
@@ -216,12 +220,23 @@ export async function pollRemote(
   } finally {
     endpoint.close();
   }
+}
+
+/**
+ * The spec's ref resolved against an advertisement (pure): branch → refs/heads/<b>; tag →
+ * refs/tags/<t> (peeled commit and annotated tag object); semver → the highest matching tag.
+ */
+export function resolveAdvertisedRef(
+  refs: readonly AdvertisedRef[],
+  ref: Exclude<GitRef, { commit: string }>,
+  url: string,
+): ResolvedRef {
   if ('branch' in ref) {
-    const found = refs.find((r) => r.ref === prefix);
+    const found = refs.find((r) => r.ref === `refs/heads/${ref.branch}`);
     if (found === undefined) {
       throw new SourceError(
         'RefNotFound',
-        `branch "${ref.branch}" not found in ${safeUrl(remote.url)}; check spec.ref.branch`,
+        `branch "${ref.branch}" not found in ${safeUrl(url)}; check spec.ref.branch`,
       );
     }
     return { commit: found.oid, refName: ref.branch };
@@ -231,24 +246,35 @@ export async function pollRemote(
     tagName = ref.tag;
   } else {
     const best = selectSemverTag(
-      refs.map((r) => r.ref.slice('refs/tags/'.length)),
+      refs.filter((r) => r.ref.startsWith('refs/tags/')).map((r) => r.ref.slice('refs/tags/'.length)),
       ref.semver,
     );
     if (best === undefined) {
-      throw new SourceError(
-        'RefNotFound',
-        `no tag in ${safeUrl(remote.url)} matches semver range "${ref.semver}"`,
-      );
+      throw new SourceError('RefNotFound', `no tag in ${safeUrl(url)} matches semver range "${ref.semver}"`);
     }
     tagName = best;
   }
   const found = refs.find((r) => r.ref === `refs/tags/${tagName}`);
   if (found === undefined) {
-    throw new SourceError('RefNotFound', `tag "${tagName}" not found in ${safeUrl(remote.url)}`);
+    throw new SourceError('RefNotFound', `tag "${tagName}" not found in ${safeUrl(url)}`);
   }
   return found.peeled === undefined
     ? { commit: found.oid, refName: tagName, tagName }
     : { commit: found.peeled, refName: tagName, tagName, tagObject: found.oid };
+}
+
+/**
+ * Resolves the spec's ref to a commit in ONE round trip (no round trip for a commit ref):
+ * branch → refs/heads/<b>; tag → refs/tags/<t> (peeled commit and annotated tag object);
+ * semver → the highest matching tag; commit → the oid itself (its existence is checked by the fetch).
+ */
+export async function pollRemote(
+  remote: GitRemote,
+  ref: GitRef,
+  options: RemoteCallOptions,
+): Promise<ResolvedRef> {
+  if ('commit' in ref) return { commit: ref.commit };
+  return resolveAdvertisedRef(await listRemoteRefs(remote, refPrefix(ref), options), ref, remote.url);
 }
 
 /** `<cacheRoot>/<namespace>/<name>`: one bare repository per GitRepository object. */

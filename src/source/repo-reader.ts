@@ -86,6 +86,11 @@ export class BlobCache {
   get size(): number {
     return this.#entries.size;
   }
+  /** Drops every blob (no GitRepository reads through this cache any more). */
+  clear(): void {
+    this.#entries.clear();
+    this.#bytes = 0;
+  }
   get(oid: string): Uint8Array | undefined {
     const found = this.#entries.get(oid);
     if (found !== undefined) {

@@ -77,8 +77,8 @@ describe('incremental depth-1 fetch', () => {
     const source = createGitSource({ cacheDir, logger: createLogger({ level: 'silent' }) });
     const signal = AbortSignal.timeout(30_000);
     const first = await source.resolve(remote, { branch: 'main' }, signal);
-    await source.fetch('team/apps', remote, { branch: 'main' }, first, { depth: 1 }, signal);
-    const gitdir = join(cacheDir, 'team', 'apps');
+    const gitdir =
+      (await source.fetch('team/apps', remote, { branch: 'main' }, first, { depth: 1 }, signal)).gitdir ?? '';
     const before = await packBytes(gitdir);
     const [firstPackBytes] = [...before.values()];
     expect(firstPackBytes).toBeGreaterThan(50_000);
