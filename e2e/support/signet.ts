@@ -147,6 +147,8 @@ export interface TestSourceOptions {
   /** Reused across operators (a restart on the same node); stop() then leaves it in place. */
   readonly cacheDir?: string;
   readonly onRequest?: (method: string, url: string) => void;
+  /** Git requests in flight per host (the operator's --git-host-concurrency). */
+  readonly hostConcurrency?: number;
 }
 
 export async function startTestOperator(
@@ -174,6 +176,9 @@ export async function startTestOperator(
       cacheDir,
       logger,
       ...(sourceOptions.onRequest === undefined ? {} : { onRequest: sourceOptions.onRequest }),
+      ...(sourceOptions.hostConcurrency === undefined
+        ? {}
+        : { hostConcurrency: sourceOptions.hostConcurrency }),
     }),
     logger,
   );

@@ -25,6 +25,8 @@ Flags:
                                     namespace when spec.serviceAccountName is empty
   --cluster-name <name>             cluster name in alerts (default "kubernetes")
   --cache-dir <dir>                 Git cache (default $SIGNET_CACHE_DIR or ~/.cache/signet/git)
+  --git-host-concurrency <n>        Git requests in flight per host (default 2); a reconcile finding
+                                    its host at the limit is retried after ~1 s, not queued behind it
   --max-objects <n>                 most objects one revision may hold (default 10000)
   --alert-batch-window <ms>         Slack alerts of one GitRepository and kind batched this long (default 2000)
   --max-queued-alerts <n>           Slack alerts held per GitRepository while undelivered (receiver down);
@@ -55,6 +57,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       'default-service-account': { type: 'string' },
       'cluster-name': { type: 'string', default: 'kubernetes' },
       'cache-dir': { type: 'string' },
+      'git-host-concurrency': { type: 'string', default: '2' },
       'max-objects': { type: 'string', default: '10000' },
       'alert-batch-window': { type: 'string' },
       'max-queued-alerts': { type: 'string' },
@@ -109,7 +112,12 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
         : { maxQueuedAlerts: positive('max-queued-alerts', values['max-queued-alerts']) }),
       ...(process.env.POD_NAME === undefined ? {} : { identity: process.env.POD_NAME }),
     },
-    createGitSource({ cacheDir, logger, limits: sourceLimitsOf(values) }),
+    createGitSource({
+      cacheDir,
+      logger,
+      limits: sourceLimitsOf(values),
+      hostConcurrency: positive('git-host-concurrency', values['git-host-concurrency']),
+    }),
     logger,
   );
   logger.info({ ports: operator.ports }, 'signet operator running');

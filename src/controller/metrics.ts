@@ -25,7 +25,7 @@ export function createOperatorMetrics(registry: Registry = new Registry()): Oper
     }),
     reconcilesTotal: new Counter({
       name: 'signet_reconciles_total',
-      help: 'GitRepository reconciles, by result (applied, unchanged, rejected, failed, suspended).',
+      help: 'GitRepository reconciles, by result (applied, unchanged, rejected, failed, suspended, deferred: Git host busy).',
       labelNames: ['result'],
       registers: [registry],
     }),

@@ -362,6 +362,8 @@ function reconcileQueue(w: Wiring, reconciler: Reconciler, drift: DriftHandler):
       } catch (error) {
         if (error instanceof ReconcileAbortedError || signal.aborted) return;
         throw error;
+      } finally {
+        w.metrics.queueDepth.set(queue.depth);
       }
     },
     onError: (key, error) =>

@@ -17,7 +17,7 @@ import { type KustomizeEngine, sharedKustomizeEngine } from '../render/kustomize
 import type { KubeObject } from '../render/object.ts';
 import { type RenderedObject, renderManifests } from '../render/render.ts';
 import { applyScope, crdScopes } from '../render/scope.ts';
-import { safeUrl } from '../source/errors.ts';
+import { SourceError, safeUrl } from '../source/errors.ts';
 import { parseTrustedRoot, publicGoodTrustedRoot, type TrustedRootJSON } from '../trust-root/index.ts';
 import { keylessX509Checker } from '../verify/keyless-checker.ts';
 import type { TrustMaterialCache } from '../verify/trust.ts';
@@ -42,6 +42,8 @@ export type Refusal = {
   /** fetch: transient, retried; verify: the revision is refused (fail closed); build: the manifests are invalid. */
   readonly stage: 'fetch' | 'verify' | 'build';
   readonly reason: string;
+  /** The Git host is at its concurrency limit: nothing failed, the reconcile is retried shortly. */
+  readonly deferred?: boolean;
   readonly message: string;
   readonly revision?: string;
 };
@@ -109,8 +111,13 @@ export async function resolveRevision(
       stage: 'fetch',
       reason: 'FetchFailed',
       message: `fetching ${safeUrl(repo.spec.url)}: ${message(error)}`,
+      ...(isHostBusy(error) ? { deferred: true } : {}),
     };
   }
+}
+
+function isHostBusy(error: unknown): boolean {
+  return error instanceof SourceError && error.code === 'HostBusy';
 }
 
 export async function trustedRootOf(
@@ -184,6 +191,7 @@ export async function fetchAndVerify(
       reason: 'FetchFailed',
       message: `fetching ${revision} from ${safeUrl(repo.spec.url)}: ${message(error)}`,
       revision,
+      ...(isHostBusy(error) ? { deferred: true } : {}),
     };
   }
   let trustedRoot: TrustedRootJSON | undefined;

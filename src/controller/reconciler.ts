@@ -114,7 +114,15 @@ export interface ReconcileOutcome {
   readonly requeueAfterMs?: number;
   /** The step failed and should back off. */
   readonly failed: boolean;
-  readonly result: 'applied' | 'unchanged' | 'rejected' | 'failed' | 'suspended' | 'stalled' | 'deleted';
+  readonly result:
+    | 'applied'
+    | 'unchanged'
+    | 'rejected'
+    | 'failed'
+    | 'suspended'
+    | 'stalled'
+    | 'deleted'
+    | 'deferred';
 }
 
 export class ReconcileAbortedError extends Error {
@@ -311,6 +319,15 @@ function nextBaselines(plan: Plan, state: ManagedState | undefined): DriftBaseli
   }
   baselines.begin(applying);
   return baselines;
+}
+
+/** How soon a reconcile deferred by a busy Git host is tried again (jittered by the queue). */
+export const hostBusyRetryMs = 1_000;
+
+/** The Git host is at its limit: nothing is written, the reconcile is retried shortly. */
+function deferred(a: Attempt, message: string): ReconcileOutcome {
+  a.log.debug({ reason: 'HostBusy' }, message);
+  return { failed: false, result: 'deferred', requeueAfterMs: hostBusyRetryMs };
 }
 
 /** `applying <revision> signed by <signer>: N object(s) failed: …` naming the first five. */
@@ -581,7 +598,10 @@ export class Reconciler {
       cacheKey: a.key,
       maxAgeMs: fresh ? 0 : a.repo.spec.intervalMs,
     });
-    if (!resolution.ok) return { stop: await this.#fail(a, resolution.reason, resolution.message) };
+    if (!resolution.ok) {
+      if (resolution.deferred === true) return { stop: deferred(a, resolution.message) };
+      return { stop: await this.#fail(a, resolution.reason, resolution.message) };
+    }
     return resolution;
   }
 
@@ -624,6 +644,7 @@ export class Reconciler {
       a.signal,
     );
     if (!verified.ok) {
+      if (verified.deferred === true) return { stop: deferred(a, verified.message) };
       if (verified.stage === 'verify') {
         return { stop: await this.#reject(a, revision, verified.reason, verified.message) };
       }

@@ -13,7 +13,9 @@ export type SourceErrorCode =
   | 'InsecureURL'
   | 'InvalidPath'
   | 'ShallowHistory'
-  | 'CorruptRepository';
+  | 'CorruptRepository'
+  /** The Git host already has --git-host-concurrency requests in flight (host-gate.ts). */
+  | 'HostBusy';
 
 /** A Git source failure. Messages never contain credentials or credential-bearing URLs. */
 export class SourceError extends Error {

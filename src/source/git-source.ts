@@ -19,6 +19,7 @@ import type {
 } from '../controller/ports.ts';
 import type { Logger } from '../util/logger.ts';
 import { SourceError } from './errors.ts';
+import { gitHostOf, HostGate } from './host-gate.ts';
 import { defaultObjectLimits, type ObjectLimits } from './object-limits.ts';
 import { openObjectStore } from './object-store.ts';
 import {
@@ -72,6 +73,11 @@ export interface GitSourceOptions {
   /** Blob cache bound in bytes, shared by every repository of this source (default 64 MiB). */
   readonly blobCacheBytes?: number;
   readonly onRequest?: (method: string, url: string) => void;
+  /**
+   * Git requests in flight per host (`--git-host-concurrency`); a poll or fetch finding its host
+   * at the limit fails at once with HostBusy (host-gate.ts). Default: no limit.
+   */
+  readonly hostConcurrency?: number;
 }
 
 /** A Git source that also reports what it holds (tests prove memory follows the work). */
@@ -150,6 +156,11 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 export function createGitSource(options: GitSourceOptions): GitSource {
   const blobs = new BlobCache(options.blobCacheBytes ?? 64 * 1024 * 1024);
   const shared = new SharedRemotes<AdvertisedRef[]>();
+  const hostGate = options.hostConcurrency === undefined ? undefined : new HostGate(options.hostConcurrency);
+  const gateFor =
+    (remote: RemoteSpec) =>
+    <T>(work: () => Promise<T>): Promise<T> =>
+      hostGate === undefined ? work() : hostGate.run(gitHostOf(remote.url), work);
   let salt: Promise<Buffer> | undefined;
   const shareKey = async (remote: RemoteSpec) => {
     if (salt === undefined) {
@@ -179,14 +190,16 @@ export function createGitSource(options: GitSourceOptions): GitSource {
     // The shared poll is not cut short by one asker's signal (others may wait on it): it has its
     // own deadline, spec.timeout of the GitRepository that started it.
     const refs = shared.poll(key, prefix, share.maxAgeMs, () =>
-      listRemoteRefs(remote, prefix, callOptions(AbortSignal.timeout(remote.timeoutMs))),
+      gateFor(remote)(() =>
+        listRemoteRefs(remote, prefix, callOptions(AbortSignal.timeout(remote.timeoutMs))),
+      ),
     );
     return resolveAdvertisedRef(await untilAborted(refs, signal), ref, remote.url);
   };
   return {
     resolve: (remote, ref, signal, share) =>
       share === undefined || 'commit' in ref
-        ? pollRemote(remote, ref, callOptions(signal))
+        ? gateFor(remote)(() => pollRemote(remote, ref, callOptions(signal)))
         : resolveShared(remote, ref, signal, share),
     release: (cacheKey) => {
       shared.release(cacheKey);
@@ -199,6 +212,7 @@ export function createGitSource(options: GitSourceOptions): GitSource {
       const outcome = await fetchRevision({
         ...callOptions(signal),
         dir: join(options.cacheDir, 'shared', key),
+        gate: gateFor(remote),
         remote,
         ref,
         resolved,

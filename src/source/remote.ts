@@ -304,6 +304,8 @@ export interface FetchRevisionRequest extends RemoteCallOptions {
   readonly limits?: ObjectLimits;
   /** Most commits the ancestry check of a shallow cache reads (default defaultMaxWalkCommits). */
   readonly maxWalkCommits?: number;
+  /** Wraps the network part (not the cache check), e.g. a per-host concurrency gate. */
+  readonly gate?: <T>(work: () => Promise<T>) => Promise<T>;
 }
 
 export interface FetchOutcome {
@@ -337,7 +339,7 @@ async function withDirLock<T>(dir: string, work: () => Promise<T>): Promise<T> {
 
 /** Fetches what verification needs into `dir`; no request at all when the cache already has it. */
 export async function fetchRevision(request: FetchRevisionRequest): Promise<FetchOutcome> {
-  const { dir, remote, resolved } = request;
+  const { dir, resolved } = request;
   return withDirLock(dir, async () => {
     await mkdir(dir, { recursive: true });
     if (!(await exists(join(dir, 'HEAD')))) await git.init({ fs, gitdir: dir, bare: true });
@@ -365,7 +367,21 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
     if ((await hasRevision()) && (await historyComplete())) {
       return { dir, fetched: false, shallow: await isShallow() };
     }
+    const gate = request.gate ?? (<T>(work: () => Promise<T>) => work());
+    return gate(() => fetchMissing(request, hasObject, hasRevision, isShallow, historyComplete));
+  });
+}
 
+/** The network part of fetchRevision: what the cache lacks, fetched (inside the directory lock). */
+async function fetchMissing(
+  request: FetchRevisionRequest,
+  hasObject: (oid: string) => Promise<boolean>,
+  hasRevision: () => Promise<boolean>,
+  isShallow: () => Promise<boolean>,
+  historyComplete: () => Promise<boolean>,
+): Promise<FetchOutcome> {
+  const { dir, remote, resolved } = request;
+  {
     const remoteRef =
       'commit' in request.ref
         ? request.ref.commit
@@ -450,5 +466,5 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
     }
     await git.writeRef({ fs, gitdir: dir, ref: lastFetchedRef, value: resolved.commit, force: true });
     return { dir, fetched: true, shallow: await isShallow() };
-  });
+  }
 }

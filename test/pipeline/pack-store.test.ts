@@ -116,8 +116,15 @@ describe('openPackStore', () => {
     };
     const signal = AbortSignal.timeout(30_000);
     const resolved = await source.resolve(remote, { branch: 'main' }, signal);
-    await source.fetch('ns/origin', remote, { branch: 'main' }, resolved, { depth: 'full' }, signal);
-    expect(await expectSameObjects(join(dir, 'cache', 'ns', 'origin'))).toBeGreaterThan(1_000);
+    const fetched = await source.fetch(
+      'ns/origin',
+      remote,
+      { branch: 'main' },
+      resolved,
+      { depth: 'full' },
+      signal,
+    );
+    expect(await expectSameObjects(fetched.gitdir ?? '')).toBeGreaterThan(1_000);
   });
 
   it('fails closed on a damaged pack', async () => {
