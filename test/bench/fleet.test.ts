@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  benchRows,
+  type FleetBenchResult,
   fleetFiles,
   gitCounts,
   inWindow,
@@ -124,5 +126,64 @@ describe('fleet bench: where a reconcile goes', () => {
       ]),
     ).toBe('mean of 2 reconciles: resolve 15 ms, apply 40 ms');
     expect(meanPhases([])).toBe('');
+  });
+});
+
+describe('fleet bench: rows judged against issue 18', () => {
+  const git = (total: number, uploadPackPosts: number) => ({ total, uploadPackPosts });
+  const result = (over: {
+    coldApi: number;
+    steadyGit: number;
+    restartApi: number;
+    patches: number;
+  }): FleetBenchResult => ({
+    count: 1_000,
+    objects: 4_000,
+    loadAverage: '1.00 1.00 1.00',
+    cold: {
+      seconds: 59,
+      peakRssBytes: 170 * 2 ** 20,
+      rssReadyBytes: 160 * 2 ** 20,
+      phases: '',
+      api: over.coldApi,
+      apiBreakdown: '',
+      git: git(5, 1),
+    },
+    steady: {
+      windowSeconds: 300,
+      cpuSeconds: 3,
+      rssBytes: 1,
+      reconciles: 5_000,
+      api: 50,
+      apiBreakdown: '',
+      git: git(over.steadyGit, 0),
+    },
+    restart: {
+      seconds: 20,
+      managedPatches: over.patches,
+      peakRssBytes: 1,
+      phases: '',
+      completion: '',
+      api: over.restartApi,
+      apiBreakdown: '',
+      git: git(1, 0),
+    },
+  });
+
+  it('meets every target at the limits', () => {
+    const rows = benchRows(result({ coldApi: 10_400, steadyGit: 5, restartApi: 3_000, patches: 0 }));
+    expect(rows.filter((row) => row.pass === false).map((row) => row.figure)).toEqual([]);
+    expect(rows.filter((row) => row.pass === 'info')).toHaveLength(2);
+  });
+
+  it('misses one past each limit', () => {
+    const rows = benchRows(result({ coldApi: 10_401, steadyGit: 6, restartApi: 3_001, patches: 1 }));
+    expect(rows.filter((row) => row.pass === false).map((row) => row.figure.split(':')[0])).toEqual([
+      'cold start',
+      'steady state',
+      'restart',
+      'restart',
+    ]);
+    expect(rows).toHaveLength(11);
   });
 });
