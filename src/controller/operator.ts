@@ -18,6 +18,7 @@ import { resourceListWatch } from '../kube/watch.ts';
 import type { KubeObject } from '../render/object.ts';
 import { backoffDelay, jitterInterval } from '../util/backoff.ts';
 import type { Logger } from '../util/logger.ts';
+import { MemoryReleaser } from '../util/memory.ts';
 import { createTrustMaterialCache } from '../verify/trust.ts';
 import { Informer, type LiveObject } from '../watch/informer.ts';
 import { type Alerter, createAlerter } from './alerter.ts';
@@ -333,6 +334,8 @@ function createReconciler(w: Wiring, liveCache: LiveCache): Reconciler {
  */
 function reconcileQueue(w: Wiring, reconciler: Reconciler, drift: DriftHandler): KeyedWorkQueue {
   const failures = new Map<string, number>();
+  // Deleted GitRepositories leave garbage behind; one full collection after a batch of them.
+  const memory = new MemoryReleaser();
   const queue: KeyedWorkQueue = new KeyedWorkQueue({
     concurrency: w.options.concurrent,
     handler: async (key, queueSignal) => {
@@ -345,6 +348,7 @@ function reconcileQueue(w: Wiring, reconciler: Reconciler, drift: DriftHandler):
         w.events.forget?.(key);
         failures.delete(key);
         await w.alerter.forget(key);
+        memory.released();
         return;
       }
       const signal = AbortSignal.any([queueSignal, w.leadership.signal]);
