@@ -133,14 +133,18 @@ function writersOfConfigMaps(
   return writers;
 }
 
-async function leaseHolder(shard: ShardName): Promise<string | undefined> {
+async function leaseSpec(shard: ShardName): Promise<{ holderIdentity?: string; renewTime?: string }> {
   const lease = await admin.get({
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
     name: `signet-leader-${shardKey(shard)}`,
     namespace: ns.name,
   });
-  return (lease?.spec as { holderIdentity?: string } | undefined)?.holderIdentity;
+  return (lease?.spec ?? {}) as { holderIdentity?: string; renewTime?: string };
+}
+
+async function leaseHolder(shard: ShardName): Promise<string | undefined> {
+  return (await leaseSpec(shard)).holderIdentity;
 }
 
 /** Waits until every GitRepository is Ready with `commit` applied (one LIST per poll). */
@@ -257,16 +261,26 @@ describe('three shards of two replicas, 60 GitRepositories', () => {
     if (victim === undefined || standby === undefined) throw new Error('shard a has no replicas');
     const killedAt = Date.now();
     expect((await victim.process.stop('SIGKILL')).signal).toBe('SIGKILL');
+    // The dead leader's last renewal: the Lease runs out leaseDuration after it.
+    const lastRenewal = Date.parse((await leaseSpec('a')).renewTime ?? '');
+    expect(lastRenewal).toBeLessThanOrEqual(Date.now());
     await waitFor(async () => ((await leaseHolder('a')) === standby.pod ? true : undefined), {
       timeoutMs: defaultLeaseTimings.leaseDurationMs + 3 * defaultLeaseTimings.retryPeriodMs + 10_000,
       intervalMs: 100,
       description: `${standby.pod} to hold shard a's Lease`,
     });
     const tookOver = standby.process.logs.find((l) => l.msg === 'became leader');
-    const takeoverMs = Date.parse(String(tookOver?.time)) - killedAt;
-    // The lease duration after the last renewal (made before the kill), one retry period, slack.
+    const tookOverAt = Date.parse(String(tookOver?.time));
+    const takeoverMs = tookOverAt - killedAt;
+    const sinceRenewalMs = tookOverAt - lastRenewal;
+    // Not before the Lease ran out (no split brain), and at most one retry period of the standby
+    // (plus a little scheduling slack) after it did.
+    expect(sinceRenewalMs).toBeGreaterThanOrEqual(defaultLeaseTimings.leaseDurationMs);
+    expect(sinceRenewalMs).toBeLessThanOrEqual(
+      defaultLeaseTimings.leaseDurationMs + defaultLeaseTimings.retryPeriodMs + 1_000,
+    );
     expect(takeoverMs).toBeLessThanOrEqual(
-      defaultLeaseTimings.leaseDurationMs + defaultLeaseTimings.retryPeriodMs + 2_000,
+      defaultLeaseTimings.leaseDurationMs + defaultLeaseTimings.retryPeriodMs + 1_000,
     );
     const secondCommit = await signed.commit(files('2'));
     await allApplied(secondCommit, 150_000);
@@ -302,7 +316,7 @@ describe('three shards of two replicas, 60 GitRepositories', () => {
       });
     }
     console.info(
-      `shard a: leader takeover after SIGKILL ${takeoverMs} ms (lease ${defaultLeaseTimings.leaseDurationMs} ms); ${writes.length} writes by 6 processes audited`,
+      `shard a: leader takeover ${takeoverMs} ms after SIGKILL, ${sinceRenewalMs} ms after the last renewal (lease ${defaultLeaseTimings.leaseDurationMs} ms); ${writes.length} writes by 6 processes audited`,
     );
   });
 });
