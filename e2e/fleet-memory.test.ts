@@ -92,11 +92,12 @@ describe('memory that follows the work', () => {
     expect(loaded).toMatchObject({
       managed: fleetSize,
       watches: 2,
-      liveObjects: fleetSize + even.length,
       watchUsers: fleetSize,
       gitKeys: 1,
       gitUsers: fleetSize,
     });
+    // The watches are cluster-wide (label-selected): objects other e2e files manage count too.
+    expect(loaded.liveObjects).toBeGreaterThanOrEqual(fleetSize + even.length);
     expect(loaded.interned).toBeGreaterThan(0);
     expect(loaded.gitBlobs).toBeGreaterThan(0);
 
@@ -105,12 +106,8 @@ describe('memory that follows the work', () => {
       timeoutMs: 30_000,
       description: 'the ServiceAccount watch stopped and the deleted GitRepositories forgotten',
     });
-    expect(held()).toMatchObject({
-      managed: odd.length,
-      watches: 1,
-      liveObjects: odd.length,
-      gitUsers: odd.length,
-    });
+    expect(held()).toMatchObject({ managed: odd.length, watches: 1, gitUsers: odd.length });
+    expect(held().liveObjects).toBeGreaterThanOrEqual(odd.length);
 
     await deleteAll(odd);
     await waitFor(() => Object.values(held()).every((count) => count === 0), {
