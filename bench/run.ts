@@ -85,6 +85,10 @@ const runners: Record<string, Runner> = {
     const { runFluxBench, benchRows } = await import('./flux.bench.ts');
     return benchRows(await runFluxBench());
   },
+  async fleet() {
+    const { runFleetBench, benchRows } = await import('./fleet.bench.ts');
+    return benchRows(await runFleetBench());
+  },
 };
 
 const files: Record<string, string> = {
@@ -99,6 +103,7 @@ const files: Record<string, string> = {
   'kustomize-apply': 'kustomize-apply.bench.ts',
   images: 'images.bench.ts',
   flux: 'flux.bench.ts',
+  fleet: 'fleet.bench.ts',
 };
 
 /** Marks the line on which a child run of one bench hands its rows back (JSON). */

@@ -4,7 +4,7 @@ import { createGitSource } from '../controller/source-adapter.ts';
 import { createLogger } from '../util/logger.ts';
 import { imageLimitOptions, imageLimitsOf, imageLimitUsage } from './image-limits.ts';
 import { sourceLimitOptions, sourceLimitsOf, sourceLimitUsage } from './source-limits.ts';
-import { readVersionInfo } from './version.ts';
+import { operatorUserAgent, readVersionInfo } from './version.ts';
 
 export const runUsage = `Usage: signet run [flags]
 
@@ -104,7 +104,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
         ? {}
         : { defaultServiceAccount: values['default-service-account'] }),
       clusterName: values['cluster-name'],
-      userAgent: `signet/${version}`,
+      userAgent: operatorUserAgent(version, process.env.POD_NAME),
       maxObjects: positive('max-objects', values['max-objects']),
       ...(values['alert-batch-window'] === undefined
         ? {}

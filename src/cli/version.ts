@@ -34,3 +34,17 @@ export function readVersionInfo(): VersionInfo {
   }
   return { version, node: process.versions.node };
 }
+
+/** A pod name as the downward API gives it: a DNS subdomain (so it is safe in a header). */
+const podNamePattern = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/**
+ * The operator's user agent: `signet/<version>`, plus ` (<pod>)` when the process knows its pod name
+ * (POD_NAME), so the API server's audit log tells replicas and shards apart. A pod name that is not
+ * a DNS subdomain is left out rather than sent.
+ */
+export function operatorUserAgent(version: string, podName: string | undefined): string {
+  return podName !== undefined && podNamePattern.test(podName)
+    ? `signet/${version} (${podName})`
+    : `signet/${version}`;
+}
