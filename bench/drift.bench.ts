@@ -21,7 +21,12 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
-import { ensureBuilt, type OperatorProcess, startOperatorProcess } from '../e2e/support/operator-process.ts';
+import {
+  ensureBuilt,
+  type OperatorProcess,
+  signetRunArgs,
+  startOperatorProcess,
+} from '../e2e/support/operator-process.ts';
 import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/signet.ts';
 import { type RunningOperator, startOperator } from '../src/controller/operator.ts';
 import type { KubeClient } from '../src/kube/client.ts';
@@ -285,23 +290,12 @@ async function measureOperatorProcess(
 ): Promise<ProcessMemoryPoint> {
   const running = startOperatorProcess(
     signetBin,
-    [
-      'run',
-      '--kubeconfig',
+    signetRunArgs({
       kubeconfig,
-      '--namespace',
       namespace,
-      '--metrics-addr',
-      '127.0.0.1:0',
-      '--health-addr',
-      '127.0.0.1:0',
-      '--cache-dir',
       cacheDir,
-      '--max-objects',
-      '50000',
-      '--apply-concurrency',
-      '32',
-    ],
+      extra: ['--max-objects', '50000', '--apply-concurrency', '32'],
+    }),
     { env: { SIGNET_LOG_LEVEL: 'info' } },
   );
   try {

@@ -26,7 +26,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
-import { ensureBuilt, type OperatorProcess, startOperatorProcess } from '../e2e/support/operator-process.ts';
+import {
+  ensureBuilt,
+  type OperatorProcess,
+  signetRunArgs,
+  startOperatorProcess,
+} from '../e2e/support/operator-process.ts';
 import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/signet.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
@@ -342,25 +347,11 @@ export interface FleetBenchResult {
 }
 
 function startSignet(signetBin: string, plane: ControlPlane, cacheDir: string, run: string): OperatorProcess {
-  return startOperatorProcess(
-    signetBin,
-    [
-      'run',
-      '--kubeconfig',
-      plane.kubeconfigPath,
-      '--metrics-addr',
-      '127.0.0.1:0',
-      '--health-addr',
-      '127.0.0.1:0',
-      '--cache-dir',
-      cacheDir,
-    ],
-    {
-      env: { SIGNET_LOG_LEVEL: 'info', POD_NAME: 'signet-fleet-bench' },
-      // Kept for post-mortems (.signet/ is not committed).
-      logPath: join(repoRoot, '.signet', 'bench-logs', `fleet-${process.pid}-${run}.log`),
-    },
-  );
+  return startOperatorProcess(signetBin, signetRunArgs({ kubeconfig: plane.kubeconfigPath, cacheDir }), {
+    env: { SIGNET_LOG_LEVEL: 'info', POD_NAME: 'signet-fleet-bench' },
+    // Kept for post-mortems (.signet/ is not committed).
+    logPath: join(repoRoot, '.signet', 'bench-logs', `fleet-${process.pid}-${run}.log`),
+  });
 }
 
 async function requestsBetween(

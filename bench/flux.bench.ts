@@ -33,7 +33,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
-import { ensureBuilt, type OperatorProcess, startOperatorProcess } from '../e2e/support/operator-process.ts';
+import {
+  ensureBuilt,
+  type OperatorProcess,
+  signetRunArgs,
+  startOperatorProcess,
+} from '../e2e/support/operator-process.ts';
 import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/signet.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
@@ -415,21 +420,9 @@ async function deleteAll(bench: Bench, namespaces: readonly string[]): Promise<v
 
 async function startSignet(kubeconfig: string, cacheDir: string): Promise<OperatorProcess> {
   const signetBin = await ensureBuilt();
-  const running = startOperatorProcess(
-    signetBin,
-    [
-      'run',
-      '--kubeconfig',
-      kubeconfig,
-      '--metrics-addr',
-      '127.0.0.1:0',
-      '--health-addr',
-      '127.0.0.1:0',
-      '--cache-dir',
-      cacheDir,
-    ],
-    { env: { SIGNET_LOG_LEVEL: 'info' } },
-  );
+  const running = startOperatorProcess(signetBin, signetRunArgs({ kubeconfig, cacheDir }), {
+    env: { SIGNET_LOG_LEVEL: 'info' },
+  });
   await running.metricsPort(60_000);
   return running;
 }

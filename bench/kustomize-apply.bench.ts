@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
-import { ensureBuilt, startOperatorProcess } from '../e2e/support/operator-process.ts';
+import { ensureBuilt, signetRunArgs, startOperatorProcess } from '../e2e/support/operator-process.ts';
 import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/signet.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
@@ -123,21 +123,12 @@ function startSignet(
 ) {
   return startOperatorProcess(
     signetBin,
-    [
-      'run',
-      '--kubeconfig',
-      plane.kubeconfigPath,
-      '--namespace',
+    signetRunArgs({
+      kubeconfig: plane.kubeconfigPath,
       namespace,
-      '--metrics-addr',
-      '127.0.0.1:0',
-      '--health-addr',
-      '127.0.0.1:0',
-      '--cache-dir',
       cacheDir,
-      '--max-objects',
-      '50000',
-    ],
+      extra: ['--max-objects', '50000'],
+    }),
     { env: { SIGNET_LOG_LEVEL: 'info', SIGNET_KUSTOMIZE_ENGINE_MODE: engine === 'plain' ? 'auto' : engine } },
   );
 }

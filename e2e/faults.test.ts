@@ -18,7 +18,12 @@ import {
 import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
 import { waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
-import { ensureBuilt, type OperatorProcess, startOperatorProcess } from './support/operator-process.ts';
+import {
+  ensureBuilt,
+  type OperatorProcess,
+  signetRunArgs,
+  startOperatorProcess,
+} from './support/operator-process.ts';
 import { registerSecret } from './support/secret-scan.ts';
 import {
   adminClient,
@@ -445,21 +450,12 @@ describe('control-plane faults (own plane)', () => {
       processCaches.push(cacheDir);
       return startOperatorProcess(
         signetBin,
-        [
-          'run',
-          '--kubeconfig',
-          plane.kubeconfigPath,
-          '--namespace',
+        signetRunArgs({
+          kubeconfig: plane.kubeconfigPath,
           namespace,
-          '--metrics-addr',
-          '127.0.0.1:0',
-          '--health-addr',
-          '127.0.0.1:0',
-          '--cache-dir',
           cacheDir,
-          '--apply-concurrency',
-          '4',
-        ],
+          extra: ['--apply-concurrency', '4'],
+        }),
         { logPath: join(repoRoot, '.signet', 'e2e-logs', `faults-${name}-${process.pid}.log`) },
       );
     };

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane } from '../e2e/support/controlplane.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
-import { ensureBuilt, startOperatorProcess } from '../e2e/support/operator-process.ts';
+import { ensureBuilt, signetRunArgs, startOperatorProcess } from '../e2e/support/operator-process.ts';
 import { configMapYaml, createSignedRepo, installCrd } from '../e2e/support/signet.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
 
@@ -66,19 +66,7 @@ try {
   await signed.commit(files);
   operator = startOperatorProcess(
     signetBin,
-    [
-      'run',
-      '--kubeconfig',
-      plane.kubeconfigPath,
-      '--namespace',
-      namespace,
-      '--metrics-addr',
-      '127.0.0.1:0',
-      '--health-addr',
-      '127.0.0.1:0',
-      '--cache-dir',
-      cacheDir,
-    ],
+    signetRunArgs({ kubeconfig: plane.kubeconfigPath, namespace, cacheDir }),
     { env: { SIGNET_LOG_LEVEL: 'info' } },
   );
   const pid = operator.child.pid ?? 0;

@@ -42,6 +42,32 @@ export interface OperatorProcess {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: string | null }>;
 }
 
+export interface SignetRunArgs {
+  readonly kubeconfig: string;
+  readonly cacheDir: string;
+  /** --namespace: only this namespace's GitRepositories. */
+  readonly namespace?: string;
+  /** Further flags, appended as given. */
+  readonly extra?: readonly string[];
+}
+
+/** `signet run` arguments as tests and benches start it: /metrics and /healthz on ephemeral loopback ports. */
+export function signetRunArgs(options: SignetRunArgs): string[] {
+  return [
+    'run',
+    '--kubeconfig',
+    options.kubeconfig,
+    ...(options.namespace === undefined ? [] : ['--namespace', options.namespace]),
+    '--metrics-addr',
+    '127.0.0.1:0',
+    '--health-addr',
+    '127.0.0.1:0',
+    '--cache-dir',
+    options.cacheDir,
+    ...(options.extra ?? []),
+  ];
+}
+
 /** Starts `command args` and collects its output; the process is killed if `signal` aborts. */
 export function startOperatorProcess(
   command: string,
