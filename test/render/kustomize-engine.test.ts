@@ -7,28 +7,12 @@ import {
   withMemoryMaximum,
 } from '../../src/render/kustomize-engine.ts';
 import type { KustomizeTree } from '../../src/render/kustomize-policy.ts';
-import { ensureKustomize, kustomizeBuildTimeoutMs } from '../support/kustomize.ts';
+import { engineTree, ensureKustomize, kustomizeBuildTimeoutMs, renderFailure } from '../support/kustomize.ts';
 
 const encoder = new TextEncoder();
 const options = { timeoutMs: 60_000, maxOutputBytes: 1024 * 1024 };
 let enginePath: string;
 let engine: KustomizeEngine;
-
-function tree(files: Record<string, string>): KustomizeTree {
-  return {
-    files: Object.entries(files).map(([path, content]) => ({ path, content: encoder.encode(content) })),
-  };
-}
-
-async function failure(promise: Promise<unknown>): Promise<RenderError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RenderError) return error;
-    throw error;
-  }
-  throw new Error('expected a RenderError');
-}
 
 const cms = (count: number): string =>
   Array.from(
@@ -63,13 +47,13 @@ describe('withMemoryMaximum', () => {
 describe('the WebAssembly Kustomize engine', () => {
   it('builds inside the sandbox and reports kustomize errors with relative paths', async () => {
     const out = await engine.build(
-      tree({ 'a/kustomization.yaml': 'resources: [cm.yaml]\n', 'a/cm.yaml': cms(1) }),
+      engineTree({ 'a/kustomization.yaml': 'resources: [cm.yaml]\n', 'a/cm.yaml': cms(1) }),
       'a',
       options,
     );
     expect(new TextDecoder().decode(out)).toContain('name: cm-0');
-    const error = await failure(
-      engine.build(tree({ 'a/kustomization.yaml': 'resources: [missing.yaml]\n' }), 'a', options),
+    const error = await renderFailure(
+      engine.build(engineTree({ 'a/kustomization.yaml': 'resources: [missing.yaml]\n' }), 'a', options),
     );
     expect(error.code).toBe('KustomizeBuildFailed');
     expect(error.message).toContain('missing.yaml');
@@ -82,16 +66,16 @@ describe('the WebAssembly Kustomize engine', () => {
       '../../../../etc',
       'https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.8.2',
     ]) {
-      const error = await failure(
-        engine.build(tree({ 'a/kustomization.yaml': `resources: ["${ref}"]\n` }), 'a', options),
+      const error = await renderFailure(
+        engine.build(engineTree({ 'a/kustomization.yaml': `resources: ["${ref}"]\n` }), 'a', options),
       );
       expect(error.code).toBe('KustomizeBuildFailed');
     }
   });
 
   it('stops a build past spec.timeout', async () => {
-    const error = await failure(
-      engine.build(tree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(1) }), '', {
+    const error = await renderFailure(
+      engine.build(engineTree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(1) }), '', {
         ...options,
         timeoutMs: 5,
       }),
@@ -100,8 +84,8 @@ describe('the WebAssembly Kustomize engine', () => {
   });
 
   it('stops a build whose output passes the bound', async () => {
-    const error = await failure(
-      engine.build(tree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(200) }), '', {
+    const error = await renderFailure(
+      engine.build(engineTree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(200) }), '', {
         ...options,
         maxOutputBytes: 4096,
       }),
@@ -111,8 +95,8 @@ describe('the WebAssembly Kustomize engine', () => {
 
   it('bounds the module memory', async () => {
     const small = wasmKustomizeEngine({ path: enginePath, maxMemoryBytes: 16 * 1024 * 1024 });
-    const error = await failure(
-      small.build(tree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(2000) }), '', {
+    const error = await renderFailure(
+      small.build(engineTree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(2000) }), '', {
         ...options,
         maxOutputBytes: 64 * 1024 * 1024,
       }),
@@ -124,7 +108,7 @@ describe('the WebAssembly Kustomize engine', () => {
   it('stops when the caller aborts', async () => {
     const controller = new AbortController();
     const build = engine.build(
-      tree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(1) }),
+      engineTree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(1) }),
       '',
       { ...options, signal: controller.signal },
     );
@@ -134,7 +118,9 @@ describe('the WebAssembly Kustomize engine', () => {
 
   it('checks the module digest when one is pinned', async () => {
     const pinned = wasmKustomizeEngine({ path: enginePath, sha256: '0'.repeat(64) });
-    const error = await failure(pinned.build(tree({ 'kustomization.yaml': 'resources: []\n' }), '', options));
+    const error = await renderFailure(
+      pinned.build(engineTree({ 'kustomization.yaml': 'resources: []\n' }), '', options),
+    );
     expect(error.code).toBe('KustomizeEngineUnavailable');
   });
 });
@@ -158,8 +144,8 @@ describe('engineOptionsFromEnv', () => {
 describe('the engine writes only inside its temporary directory', () => {
   it('refuses a tree path that is absolute or climbs out, before writing anything', async () => {
     for (const path of ['../escape.yaml', '/abs.yaml', 'a/../../b.yaml', 'a//b.yaml']) {
-      const error = await failure(
-        engine.build(tree({ [path]: 'x: 1\n', 'kustomization.yaml': 'resources: []\n' }), '', options),
+      const error = await renderFailure(
+        engine.build(engineTree({ [path]: 'x: 1\n', 'kustomization.yaml': 'resources: []\n' }), '', options),
       );
       expect(error.code).toBe('InvalidPath');
     }
@@ -171,7 +157,7 @@ describe('builds of one engine', () => {
     const events: string[] = [];
     const one = wasmKustomizeEngine({ path: enginePath, observe: (event) => events.push(event) });
     const trees = [0, 1, 2].map((i) =>
-      tree({ 'kustomization.yaml': `namePrefix: p${i}-\nresources: [cm.yaml]\n`, 'cm.yaml': cms(1) }),
+      engineTree({ 'kustomization.yaml': `namePrefix: p${i}-\nresources: [cm.yaml]\n`, 'cm.yaml': cms(1) }),
     );
     const controller = new AbortController();
     const [a, b, aborted, c] = [

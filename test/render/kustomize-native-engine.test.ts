@@ -20,7 +20,7 @@ import {
   engineModeFromEnv,
   nativeEngineOptionsFromEnv,
 } from '../../src/render/kustomize-select.ts';
-import { ensureKustomize, kustomizeBuildTimeoutMs } from '../support/kustomize.ts';
+import { engineTree, ensureKustomize, kustomizeBuildTimeoutMs, renderFailure } from '../support/kustomize.ts';
 
 const encoder = new TextEncoder();
 const options = { timeoutMs: 60_000, maxOutputBytes: 1024 * 1024 };
@@ -28,22 +28,6 @@ let nativePath: string;
 let scratch: string;
 /** A stand-in for an engine on a kernel without Landlock: says so and exits 3, as the real one. */
 let unconfinedPath: string;
-
-function tree(files: Record<string, string>): KustomizeTree {
-  return {
-    files: Object.entries(files).map(([path, content]) => ({ path, content: encoder.encode(content) })),
-  };
-}
-
-async function failure(promise: Promise<unknown>): Promise<RenderError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RenderError) return error;
-    throw error;
-  }
-  throw new Error('expected a RenderError');
-}
 
 const cms = (count: number, value = 'x'.repeat(100)): string =>
   Array.from(
@@ -70,7 +54,7 @@ describe('the native engine', () => {
   it('builds an overlay of ../base, as kustomize build', async () => {
     const engine = landlockKustomizeEngine({ path: nativePath });
     const out = await engine.build(
-      tree({
+      engineTree({
         'base/kustomization.yaml': 'resources: [cm.yaml]\n',
         'base/cm.yaml': cms(2),
         'overlay/kustomization.yaml': 'resources: [../base]\nnamePrefix: prod-\n',
@@ -85,8 +69,8 @@ describe('the native engine', () => {
 
   it('stops a build whose output passes the bound', async () => {
     const engine = landlockKustomizeEngine({ path: nativePath });
-    const error = await failure(
-      engine.build(tree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(200) }), '', {
+    const error = await renderFailure(
+      engine.build(engineTree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(200) }), '', {
         ...options,
         maxOutputBytes: 4096,
       }),
@@ -96,19 +80,19 @@ describe('the native engine', () => {
 
   it('bounds its memory (RLIMIT_AS above the Go runtime reservation, GOMEMLIMIT)', async () => {
     const small = landlockKustomizeEngine({ path: nativePath, maxMemoryBytes: 16 * 1024 * 1024 });
-    const big = tree({
+    const big = engineTree({
       'kustomization.yaml': 'resources: [cm.yaml]\n',
       'cm.yaml': cms(64, 'x'.repeat(512 * 1024)),
     });
-    const error = await failure(small.build(big, '', { ...options, maxOutputBytes: 64 * 1024 * 1024 }));
+    const error = await renderFailure(small.build(big, '', { ...options, maxOutputBytes: 64 * 1024 * 1024 }));
     expect(error.code).toBe('KustomizeBuildFailed');
     expect(error.message).toContain('out of memory');
   });
 
   it('stops at the timeout, and when the caller aborts', async () => {
     const engine = landlockKustomizeEngine({ path: nativePath });
-    const slow = tree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(3000) });
-    const timedOut = await failure(engine.build(slow, '', { ...options, timeoutMs: 200 }));
+    const slow = engineTree({ 'kustomization.yaml': 'resources: [cm.yaml]\n', 'cm.yaml': cms(3000) });
+    const timedOut = await renderFailure(engine.build(slow, '', { ...options, timeoutMs: 200 }));
     expect(timedOut.code).toBe('KustomizeTimeout');
     const controller = new AbortController();
     const build = engine.build(slow, '', { ...options, signal: controller.signal });
@@ -118,7 +102,9 @@ describe('the native engine', () => {
 
   it('checks the binary digest when one is pinned', async () => {
     const pinned = landlockKustomizeEngine({ path: nativePath, sha256: '0'.repeat(64) });
-    const error = await failure(pinned.build(tree({ 'kustomization.yaml': 'resources: []\n' }), '', options));
+    const error = await renderFailure(
+      pinned.build(engineTree({ 'kustomization.yaml': 'resources: []\n' }), '', options),
+    );
     expect(error.code).toBe('KustomizeEngineUnavailable');
     expect(error.message).toContain('expected 0000');
   });
@@ -163,7 +149,9 @@ describe('choosing the engine', () => {
       landlockKustomizeEngine({ path: unconfinedPath }),
       () => wasm,
     );
-    const error = await failure(choice.engine.build(tree({ 'kustomization.yaml': '' }), '', options));
+    const error = await renderFailure(
+      choice.engine.build(engineTree({ 'kustomization.yaml': '' }), '', options),
+    );
     expect(error.code).toBe('KustomizeEngineUnavailable');
     expect(error.message).toContain('refusing to run unconfined');
   });

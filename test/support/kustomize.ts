@@ -6,6 +6,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { RenderError } from '../../src/render/errors.ts';
+import type { KustomizeTree } from '../../src/render/kustomize-policy.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 /** Time a test file's beforeAll allows for a first build. */
@@ -37,4 +39,24 @@ export function ensureKustomize(): Promise<KustomizeBinaries> {
     };
   })();
   return built;
+}
+
+const encoder = new TextEncoder();
+
+/** An engine input from `{ path: text }` (no symlinks). */
+export function engineTree(files: Record<string, string>): KustomizeTree {
+  return {
+    files: Object.entries(files).map(([path, content]) => ({ path, content: encoder.encode(content) })),
+  };
+}
+
+/** The RenderError `promise` rejects with; anything else (or a success) fails the test. */
+export async function renderFailure(promise: Promise<unknown>): Promise<RenderError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof RenderError) return error;
+    throw error;
+  }
+  throw new Error('expected a RenderError');
 }
