@@ -1,6 +1,6 @@
 // Helm charts on the real control plane: a chart (values file + inline values) reconciled by the
 // operator with the release name and namespace; a values change applied; a removed template pruned;
-// drift on a chart object reverted; signet build prints what was applied; a non-vendored
+// drift on a chart object reverted; hooks applied in hook-weight order; signet build prints what was applied; a non-vendored
 // dependency, a template that loops and `.Files.Get "../../etc/passwd"` each refused as
 // BuildFailed (naming the chart and the field) with nothing applied and the last revision kept.
 import { writeFile } from 'node:fs/promises';
@@ -166,6 +166,29 @@ describe('a Helm chart reconciled by the operator', () => {
       async () => ((await configMaps())['apps-web-settings']?.color === 'red' ? true : undefined),
       { timeoutMs: 30_000, description: 'the edit of apps-web-settings reverted' },
     );
+  });
+
+  it('applies hooks as objects in hook-weight order within their stage, one weight after the other', async () => {
+    // Names against the weights: by name alone a-late would come first. resourceVersions are etcd
+    // revisions, so the order the API server stored the creations in is the order they were sent.
+    const hook = (name: string, weight: string): string =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-${name}\n  annotations:\n    helm.sh/hook: post-install\n    helm.sh/hook-weight: "${weight}"\ndata:\n  weight: "${weight}"\n`;
+    const commit = await signed.commit({
+      'charts/web/templates/hook-late.yaml': hook('a-late', '5'),
+      'charts/web/templates/hook-early.yaml': hook('z-early', '-3'),
+      'charts/web/templates/plain.yaml':
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-m-plain\ndata:\n  weight: none\n',
+    });
+    await appliedRevision(commit);
+    applied = `main@sha1:${commit}`;
+    const created = await Promise.all(
+      ['apps-z-early', 'apps-m-plain', 'apps-a-late'].map(async (name) => {
+        const live = await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: ns.name, name });
+        expect(live, name).toBeDefined();
+        return BigInt(live?.metadata.resourceVersion ?? '0');
+      }),
+    );
+    expect(created[0]! < created[1]! && created[1]! < created[2]!, created.join(' < ')).toBe(true);
   });
 
   it('signet build prints what the operator applied, and signet diff says "no changes"', async () => {
