@@ -14,10 +14,11 @@ lock_cache() {
 
 build_in() { # <module dir> <output> <package> <GOOS> <GOARCH> [ldflags]
   local src="$1" dest="$2" pkg="$3" goos="$4" goarch="$5" ldflags="${6:-}"
-  local work="$cache/$tool/src/$(basename "$src")"
+  local work="$cache/$tool/src/$(basename "$out")/$(basename "$src")"
   mkdir -p "$work"
   cp "$src"/go.mod "$src"/go.sum "$work/"
-  if [[ -f "$src/main.go" ]]; then cp "$src/main.go" "$work/"; fi
+  rm -f "$work"/*.go
+  if compgen -G "$src/*.go" >/dev/null; then cp "$src"/*.go "$work/"; fi
   log "building $(basename "$dest") from $pkg ($goos/$goarch)"
   (cd "$work" && CGO_ENABLED=0 GOOS="$goos" GOARCH="$goarch" GOFLAGS=-mod=mod \
     go build -trimpath -ldflags "-s -w $ldflags" -o "$dest.tmp" "$pkg")
