@@ -79,22 +79,36 @@ const request: HelmRenderRequest = {
   kubeVersion: 'v1.36.0',
 };
 
-async function timeRenders(
-  engine: HelmEngine,
+type Timed = { first: number; p50: number };
+
+function summarise(times: readonly number[]): Timed {
+  const first = times[0] ?? Number.NaN;
+  const rest = times.slice(1).sort((x, y) => x - y);
+  return { first, p50: rest[Math.floor(rest.length / 2)] ?? first };
+}
+
+/**
+ * Renders with each engine in turn, `rounds` times (interleaved, so that the machine's load changes
+ * hit all alike); before each timed render, `settle` lets the pre-warmed spare finish initialising,
+ * so no spare's start-up runs during a timed render of any engine.
+ */
+async function timeInterleaved<K extends string>(
+  engines: Readonly<Record<K, HelmEngine>>,
   input: HelmTree,
   rounds: number,
-  beforeRender: (index: number) => Promise<void> = async () => undefined,
-): Promise<{ first: number; p50: number }> {
-  const times: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    await beforeRender(i);
-    const started = performance.now();
-    await engine.render(input, request, options);
-    times.push(performance.now() - started);
+  settle: (rendered: K) => Promise<void>,
+): Promise<Record<K, Timed>> {
+  const names = Object.keys(engines) as K[];
+  const times = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<K, number[]>;
+  for (let round = 0; round < rounds; round++) {
+    for (const name of names) {
+      const started = performance.now();
+      await engines[name].render(input, request, options);
+      times[name].push(performance.now() - started);
+      await settle(name);
+    }
   }
-  const first = times[0] ?? Number.NaN;
-  const rest = times.slice(1).sort((a, b) => a - b);
-  return { first, p50: rest[Math.floor(rest.length / 2)] ?? first };
+  return Object.fromEntries(names.map((name) => [name, summarise(times[name])])) as Record<K, Timed>;
 }
 
 export interface HelmBenchResult {
@@ -139,16 +153,17 @@ export async function runHelmBench(): Promise<HelmBenchResult> {
   // The same compiled module without spares (lazyModule compiles per engine: compile it first).
   const wasmCold = wasmHelmEngine({ path: `${dir}/helm-engine.wasm`, spareIdleMs: 0 });
   await wasmCold.render(chart, request, options);
-  // Render i waits (untimed) for the spare started after render i - 1, plus the one before the loop.
-  const result = {
-    wasm: await timeRenders(wasm, chart, 11, (i) => spares.readyAtLeast(i + 1)),
-    wasmCold: await timeRenders(wasmCold, chart, 11),
-    native: await timeRenders(native, chart, 11),
-  };
+  let warmRenders = 1;
+  const result = await timeInterleaved({ wasm, wasmCold, native }, chart, 11, async (rendered) => {
+    if (rendered === 'wasm') warmRenders++;
+    await spares.readyAtLeast(warmRenders);
+  });
+  await new Promise((resolve) => setTimeout(resolve, 200));
   global.gc?.();
   const rssAfterFirstMiB = mib(process.memoryUsage().rss);
   const renders = 100;
   for (let i = 0; i < renders; i++) await wasm.render(chart, request, options);
+  await new Promise((resolve) => setTimeout(resolve, 200));
   global.gc?.();
   const rssAfterRendersMiB = mib(process.memoryUsage().rss);
   // What one initialised spare holds: RSS with it, then after it is released.

@@ -86,24 +86,38 @@ const median = (values: readonly number[]): number => {
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 };
 
-async function timeBuilds(
-  engine: KustomizeEngine,
+function summarise(times: readonly number[], cpu: readonly number[]): BuildTimes {
+  return { first: times[0] ?? Number.NaN, p50: median(times.slice(1)), cpuP50: median(cpu.slice(1)) };
+}
+
+/**
+ * Builds with each engine in turn, `rounds` times (interleaved, so that the machine's load changes hit
+ * all alike); after each build, `settle` lets the pre-warmed spare finish initialising, so no spare's
+ * start-up runs during a timed build of any engine.
+ */
+async function timeInterleaved<K extends string>(
+  engines: Readonly<Record<K, KustomizeEngine>>,
   input: KustomizeTree,
   rounds: number,
-  beforeBuild: (index: number) => Promise<void> = async () => undefined,
-): Promise<BuildTimes> {
-  const times: number[] = [];
-  const cpu: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    await beforeBuild(i);
-    const started = performance.now();
-    const cpuStarted = cpuMs();
-    await engine.build(input, 'overlay', options);
-    times.push(performance.now() - started);
-    cpu.push(cpuMs() - cpuStarted);
+  settle: (built: K) => Promise<void>,
+): Promise<Record<K, BuildTimes>> {
+  const names = Object.keys(engines) as K[];
+  const times = Object.fromEntries(
+    names.map((name) => [name, { wall: [] as number[], cpu: [] as number[] }]),
+  );
+  for (let round = 0; round < rounds; round++) {
+    for (const name of names) {
+      const started = performance.now();
+      const cpuStarted = cpuMs();
+      await engines[name].build(input, 'overlay', options);
+      times[name]?.wall.push(performance.now() - started);
+      times[name]?.cpu.push(cpuMs() - cpuStarted);
+      await settle(name);
+    }
   }
-  const first = times[0] ?? Number.NaN;
-  return { first, p50: median(times.slice(1)), cpuP50: median(cpu.slice(1)) };
+  return Object.fromEntries(
+    names.map((name) => [name, summarise(times[name]?.wall ?? [], times[name]?.cpu ?? [])]),
+  ) as Record<K, BuildTimes>;
 }
 
 /** wasm: on a spare that has finished initialising; wasmCold: the same module, an instance started per build. */
@@ -143,14 +157,12 @@ export async function runKustomizeBench(): Promise<KustomizeBenchResult> {
   const native = nativeKustomizeEngine(`${dir}/kustomize`);
   const small = overlayTree(3);
   const large = overlayTree(500);
-  let built = 0;
-  // Each timed build waits (untimed) for the spare the build before it started.
-  const onSpare = (): Promise<void> => spares.readyAtLeast(built++);
-  const times = async (tree: KustomizeTree): Promise<SizeTimes> => ({
-    wasm: await timeBuilds(wasm, tree, 11, onSpare),
-    wasmCold: await timeBuilds(wasmCold, tree, 11),
-    native: await timeBuilds(native, tree, 11),
-  });
+  let warmBuilds = 0;
+  const times = (tree: KustomizeTree): Promise<SizeTimes> =>
+    timeInterleaved({ wasm, wasmCold, native }, tree, 11, async (built) => {
+      if (built === 'wasm') warmBuilds++;
+      await spares.readyAtLeast(warmBuilds);
+    });
   const result = { small: await times(small), large: await times(large) };
   const builds = 100;
   for (let i = 0; i < builds; i++) await wasm.build(small, 'overlay', options);

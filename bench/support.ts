@@ -101,7 +101,13 @@ export function spareCounter() {
     },
     /** Resolves once `count` spares have reported ready in total. */
     async readyAtLeast(count: number): Promise<void> {
-      while (ready < count) await new Promise<void>((resolve) => waiters.push(resolve));
+      // A spare's worker does not keep the process alive (unref'd): this handle does meanwhile.
+      const keepAlive = setInterval(() => undefined, 60_000);
+      try {
+        while (ready < count) await new Promise<void>((resolve) => waiters.push(resolve));
+      } finally {
+        clearInterval(keepAlive);
+      }
     },
   };
 }
