@@ -3,10 +3,11 @@
  *
  * The chosen engine (docs/kustomize.md) is the WebAssembly module run in-process with node:wasi
  * through wasm-runner.ts (shared with the Helm engine):
- * - the verified files are written to a fresh temporary directory, the only directory preopened;
- *   the module has no sockets (Go's wasip1 port has none), no exec and no other file system;
- * - each build runs in a worker thread so that `timeoutMs` and the caller's AbortSignal can stop
- *   it (worker.terminate), with the V8 heap bounded by resourceLimits and the module's linear
+ * - the verified files are written to a fresh temporary directory (`/src`), the build's arguments
+ *   to another (`/req/args.json`), the only directories preopened; the module has no sockets (Go's
+ *   wasip1 port has none), no exec and no other file system;
+ * - each build runs in a single-use instance, pre-warmed (started after the build before), in a worker
+ *   thread so that `timeoutMs` and the caller's AbortSignal can stop it (worker.terminate), with the V8 heap bounded by resourceLimits and the module's linear
  *   memory bounded by a maximum written into its memory section (`withMemoryMaximum`);
  * - stdout goes to a file whose size is watched: past `maxOutputBytes` the build is stopped;
  * - one build or Helm render at a time across both engines (`runExclusive`).

@@ -4,10 +4,12 @@
  * - the module is read once, its sha256 optionally checked, its memory maximum written into it
  *   (withMemoryMaximum) and compiled once;
  * - the verified files are written to a fresh temporary directory, preopened as `/src`; a second
- *   fresh directory holds the request, when there is one, and is preopened as `/req`; nothing else is
- *   visible, and Go's wasip1 port has no sockets and WASI no exec;
- * - each run is a fresh instance in a worker thread, stopped (worker.terminate) by the timeout or
- *   the caller's AbortSignal, its V8 heap bounded by resourceLimits;
+ *   fresh directory holds the request and the arguments (`args.json`) and is preopened as `/req`;
+ *   nothing else is visible, and Go's wasip1 port has no sockets and WASI no exec;
+ * - each run is a fresh, single-use instance in a worker thread, stopped (worker.terminate) by the
+ *   timeout or the caller's AbortSignal, its V8 heap bounded by resourceLimits; it is started ahead
+ *   of its run (engineInstances: one pre-warmed spare per engine, its Go initialisation done, its
+ *   directories empty until the run's tree and request are written into them);
  * - stdout goes to a file whose size is watched: past `maxOutputBytes` the run is stopped;
  * - the engines share one queue (`runExclusive`): one build or render at a time across both, so the
  *   engines' linear memory at any time is one run's.
