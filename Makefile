@@ -5,7 +5,7 @@ SHELL := bash
 NODE_BIN := $(shell hack/node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: all deps build lint typecheck unit e2e test controlplane kustomize helm cluster-up cluster-down demo bench clean
+.PHONY: all deps build lint typecheck unit e2e test controlplane kustomize helm registry cosign cluster-up cluster-down demo bench clean
 
 all: build
 
@@ -35,6 +35,13 @@ kustomize:
 helm:
 	PATH="$$(hack/go.sh):$$PATH" hack/helm/build.sh >/dev/null
 
+# The image tests' OCI registry and the reference cosign CLI, from Go modules (docs/images.md).
+registry:
+	PATH="$$(hack/go.sh):$$PATH" hack/registry/build.sh >/dev/null
+
+cosign:
+	PATH="$$(hack/go.sh):$$PATH" hack/cosign/build.sh >/dev/null
+
 unit: deps
 	npx vitest run --project unit
 
@@ -54,7 +61,7 @@ cluster-down: deps
 demo: deps build controlplane
 	node hack/demo.ts
 
-bench: deps build controlplane
+bench: deps build controlplane registry cosign
 	node bench/run.ts
 
 clean:

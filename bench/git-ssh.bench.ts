@@ -7,7 +7,8 @@
  *
  *  (a) no-op poll: resolve() (an exec channel on the pooled connection, protocol v2 ls-refs) vs
  *      `git ls-remote` (a new ssh process and connection each time, as git always does); ≤ 1×;
- *  (b) incremental fetch of one new commit: resolve + fetch vs `git fetch --depth 1`; ≤ 2×;
+ *  (b) incremental fetch of one new commit: resolve + fetch (protocol v2 ls-refs + fetch, as the
+ *      sshd passes GIT_PROTOCOL) vs `git fetch --depth 1`; ≤ 2×;
  *  (c) first clone: resolve + fetch depth 1 + readTree of every file vs
  *      `git clone --depth 1 --no-checkout` + `git archive HEAD`; ≤ 3×.
  *
@@ -176,7 +177,7 @@ export function benchRows(raw: unknown): BenchRow[] {
     },
     {
       bench: 'git-ssh',
-      figure: 'incremental fetch of one new commit over SSH (poll + fetch)',
+      figure: 'incremental fetch of one new commit over SSH (poll + fetch, protocol v2 ls-refs + fetch)',
       value: `${f(r.incremental.signetMs)} ms`,
       baseline: `git fetch --depth 1 over ssh ${f(r.incremental.gitMs)} ms`,
       ratio: `${f(r.incremental.ratio, 2)}×`,
@@ -185,7 +186,7 @@ export function benchRows(raw: unknown): BenchRow[] {
     },
     {
       bench: 'git-ssh',
-      figure: `first clone + read of all ${r.firstClone.filesRead} files over SSH`,
+      figure: `first clone + read of all ${r.firstClone.filesRead} files over SSH (protocol v2 fetch)`,
       value: `${f(r.firstClone.signetMs)} ms`,
       baseline: `git clone --depth 1 + git archive over ssh ${f(r.firstClone.gitMs)} ms`,
       ratio: `${f(r.firstClone.ratio, 2)}×`,

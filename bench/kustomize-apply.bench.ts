@@ -4,7 +4,8 @@
  *
  * - Cold apply of `largest` ConfigMaps from an overlay (`k<N>/overlay`: `../base` of files of 100
  *   ConfigMaps, a namePrefix and a label): wall time from the GitRepository's creation until
- *   status.lastAppliedRevision is the commit (fetch, verify, the WebAssembly build, plan, apply),
+ *   status.lastAppliedRevision is the commit (fetch, verify, the build, plan, apply), once with each
+ *   engine (SIGNET_KUSTOMIZE_ENGINE_MODE=native: the native engine confined by Landlock; =wasm),
  *   against `kubectl apply --server-side -k` of the same overlay on the same API server, made just
  *   before it (kubectl's Kustomize is native); the native `kustomize build` of it is timed too.
  * - Operator RSS with the engine loaded: after each cold apply, a fresh process with the objects in
@@ -86,10 +87,14 @@ async function procStatusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<n
   return Number(kib) * 1_024;
 }
 
+/** The operator's SIGNET_KUSTOMIZE_ENGINE_MODE in a case ('plain' for a directory of plain files). */
+export type CaseEngine = 'native' | 'wasm' | 'plain';
+
 export interface OperatorCase {
   readonly name: string;
   readonly path: string;
   readonly objects: number;
+  readonly engine: CaseEngine;
   /** From the GitRepository's creation to status.lastAppliedRevision = the commit. */
   readonly coldApplySeconds: number;
   readonly rssAfterReconcileBytes: number;
@@ -106,9 +111,16 @@ export interface KustomizeApplyBenchResult {
   readonly cases: readonly OperatorCase[];
   readonly loadAverage: string;
   readonly idleMs: number;
+  readonly engines: readonly ('native' | 'wasm')[];
 }
 
-function startSignet(signetBin: string, plane: ControlPlane, namespace: string, cacheDir: string) {
+function startSignet(
+  signetBin: string,
+  plane: ControlPlane,
+  namespace: string,
+  cacheDir: string,
+  engine: CaseEngine,
+) {
   return startOperatorProcess(
     signetBin,
     [
@@ -126,7 +138,7 @@ function startSignet(signetBin: string, plane: ControlPlane, namespace: string, 
       '--max-objects',
       '50000',
     ],
-    { env: { SIGNET_LOG_LEVEL: 'info' } },
+    { env: { SIGNET_LOG_LEVEL: 'info', SIGNET_KUSTOMIZE_ENGINE_MODE: engine === 'plain' ? 'auto' : engine } },
   );
 }
 
@@ -143,7 +155,7 @@ async function runOperatorCase(
   commit: string,
   signetBin: string,
   cacheDir: string,
-  spec: { name: string; path: string; objects: number },
+  spec: { name: string; path: string; objects: number; engine: CaseEngine },
   idleMs: number,
 ): Promise<OperatorCase> {
   const namespace = `bench-${spec.name}`;
@@ -154,7 +166,7 @@ async function runOperatorCase(
   await createObjects(client, trustObjects(repo, namespace));
   const collection = `/apis/signet.dev/v1alpha1/namespaces/${namespace}/gitrepositories`;
   let coldApplySeconds = Number.NaN;
-  const first = startSignet(signetBin, plane, namespace, join(cacheDir, spec.name));
+  const first = startSignet(signetBin, plane, namespace, join(cacheDir, spec.name), spec.engine);
   try {
     await first.metricsPort(120_000);
     const started = performance.now();
@@ -175,7 +187,7 @@ async function runOperatorCase(
   } finally {
     await first.stop('SIGTERM', 30_000);
   }
-  const second = startSignet(signetBin, plane, namespace, join(cacheDir, `${spec.name}-2`));
+  const second = startSignet(signetBin, plane, namespace, join(cacheDir, `${spec.name}-2`), spec.engine);
   try {
     await second.metricsPort(120_000);
     const pid = second.child.pid;
@@ -219,6 +231,9 @@ export async function runKustomizeApplyBench(
   smallest = Number(process.env.SIGNET_BENCH_KUSTOMIZE_SMALL ?? 1_000),
   largest = Number(process.env.SIGNET_BENCH_KUSTOMIZE_LARGE ?? 5_000),
   idleMs = Number(process.env.SIGNET_BENCH_KUSTOMIZE_IDLE_MS ?? 20_000),
+  engines = (process.env.SIGNET_BENCH_KUSTOMIZE_ENGINES ?? 'native,wasm')
+    .split(',')
+    .filter((engine): engine is 'native' | 'wasm' => engine === 'native' || engine === 'wasm'),
 ): Promise<KustomizeApplyBenchResult> {
   const stateDir = join(repoRoot, '.signet', `bench-kustomize-apply-${process.pid}`);
   const work = await mkdtemp(join(tmpdir(), 'signet-bench-kustomize-apply-'));
@@ -272,7 +287,7 @@ export async function runKustomizeApplyBench(
     const kubePlane = plane;
     const cacheDir = join(work, 'cache');
     const cases: OperatorCase[] = [];
-    const run = async (name: string, path: string, objects: number) => {
+    const run = async (name: string, path: string, objects: number, engine: CaseEngine) => {
       cases.push(
         await runOperatorCase(
           kubePlane,
@@ -281,7 +296,7 @@ export async function runKustomizeApplyBench(
           commit,
           signetBin,
           cacheDir,
-          { name, path, objects },
+          { name, path, objects, engine },
           idleMs,
         ),
       );
@@ -290,12 +305,13 @@ export async function runKustomizeApplyBench(
     // kubectl just before and just after the operator's cold apply (the machine's speed drifts).
     const kubectlSeconds = [await kubectl('before')];
     loadAverage = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
-    await run(`k${largest}`, `k${largest}/overlay`, largest);
+    for (const engine of engines) await run(`k${largest}-${engine}`, `k${largest}/overlay`, largest, engine);
     kubectlSeconds.push(await kubectl('after'));
-    await run(`k${smallest}`, `k${smallest}/overlay`, smallest);
-    await run(`plain${smallest}`, `plain${smallest}`, smallest);
-    await run(`plain${largest}`, `plain${largest}`, largest);
-    return { largest, smallest, kubectlSeconds, nativeBuildSeconds, cases, loadAverage, idleMs };
+    for (const engine of engines)
+      await run(`k${smallest}-${engine}`, `k${smallest}/overlay`, smallest, engine);
+    await run(`plain${smallest}`, `plain${smallest}`, smallest, 'plain');
+    await run(`plain${largest}`, `plain${largest}`, largest, 'plain');
+    return { largest, smallest, kubectlSeconds, nativeBuildSeconds, cases, loadAverage, idleMs, engines };
   } finally {
     await repo?.close().catch(() => undefined);
     await client?.close().catch(() => undefined);
@@ -307,21 +323,32 @@ export async function runKustomizeApplyBench(
 
 const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
 const mib = (bytes: number) => bytes / 2 ** 20;
+const signedMib = (bytes: number) => `${bytes >= 0 ? '+' : ''}${fmt(mib(bytes), 1)}`;
 
-/** Rows for bench/run.ts. */
+/** Rows for bench/run.ts: for each engine, the cold apply, the RSS slope and the fixed cost. */
 export function benchRows(r: KustomizeApplyBenchResult): BenchRow[] {
+  return r.engines.flatMap((engine) => engineRows(r, engine));
+}
+
+const engineLabel = {
+  native: 'the native engine confined by Landlock',
+  wasm: 'the WebAssembly engine',
+} as const;
+
+function engineRows(r: KustomizeApplyBenchResult, engine: 'native' | 'wasm'): BenchRow[] {
   const find = (name: string) => r.cases.find((c) => c.name === name);
-  const large = find(`k${r.largest}`);
-  const small = find(`k${r.smallest}`);
+  const large = find(`k${r.largest}-${engine}`);
+  const small = find(`k${r.smallest}-${engine}`);
   const plain = find(`plain${r.smallest}`);
   const plainLarge = find(`plain${r.largest}`);
+  const label = engineLabel[engine];
   const rows: BenchRow[] = [];
   if (large !== undefined) {
     const fastest = Math.min(...r.kubectlSeconds);
     const ratio = large.coldApplySeconds / fastest;
     rows.push({
       bench: 'kustomize-apply',
-      figure: `cold apply of ${r.largest} ConfigMaps from a Kustomize overlay (operator process: fetch, verify, WebAssembly build, plan, apply; 1 round; load average ${r.loadAverage} on ${cpus().length} cores)`,
+      figure: `cold apply of ${r.largest} ConfigMaps from a Kustomize overlay with ${label} (operator process: fetch, verify, build, plan, apply; 1 round; load average ${r.loadAverage} on ${cpus().length} cores)`,
       value: `${fmt(large.coldApplySeconds)} s`,
       baseline: `kubectl apply --server-side -k ${r.kubectlSeconds.map((k) => `${fmt(k)} s`).join(' before / ')} after (its native kustomize build alone: ${fmt(r.nativeBuildSeconds)} s)`,
       ratio: `${fmt(ratio)}× of the faster kubectl run`,
@@ -335,7 +362,7 @@ export function benchRows(r: KustomizeApplyBenchResult): BenchRow[] {
     const slope = per((c) => c.rssIdleBytes);
     rows.push({
       bench: 'kustomize-apply',
-      figure: `operator process RSS with the Kustomize engine loaded (fresh process with the objects applied, one reconcile building the overlay, ${r.idleMs / 1_000} s idle) at ${small.objects} / ${large.objects} objects`,
+      figure: `operator process RSS with ${label} (fresh process with the objects applied, one reconcile building the overlay, ${r.idleMs / 1_000} s idle) at ${small.objects} / ${large.objects} objects`,
       value: `RSS idle ${fmt(mib(small.rssIdleBytes), 1)} / ${fmt(mib(large.rssIdleBytes), 1)} MiB (right after the reconcile ${fmt(mib(small.rssAfterReconcileBytes), 1)} / ${fmt(mib(large.rssAfterReconcileBytes), 1)}; peak ${fmt(mib(small.peakRssBytes), 1)} / ${fmt(mib(large.peakRssBytes), 1)}); slope idle ${fmt(slope)} KiB/object, right after the reconcile ${fmt(per((c) => c.rssAfterReconcileBytes))}, peak ${fmt(per((c) => c.peakRssBytes))}`,
       baseline:
         plainLarge === undefined || plain === undefined
@@ -349,8 +376,8 @@ export function benchRows(r: KustomizeApplyBenchResult): BenchRow[] {
   if (small !== undefined && plain !== undefined) {
     rows.push({
       bench: 'kustomize-apply',
-      figure: `the engine's fixed cost: operator RSS for ${r.smallest} ConfigMaps from an overlay minus the same as plain files (fresh processes)`,
-      value: `+${fmt(mib(small.rssIdleBytes - plain.rssIdleBytes), 1)} MiB idle (right after the reconcile +${fmt(mib(small.rssAfterReconcileBytes - plain.rssAfterReconcileBytes), 1)}, peak +${fmt(mib(small.peakRssBytes - plain.peakRssBytes), 1)}); cold apply ${fmt(small.coldApplySeconds)} s vs ${fmt(plain.coldApplySeconds)} s plain`,
+      figure: `the fixed cost of ${label}: operator RSS for ${r.smallest} ConfigMaps from an overlay minus the same as plain files (fresh processes)`,
+      value: `${signedMib(small.rssIdleBytes - plain.rssIdleBytes)} MiB idle (right after the reconcile ${signedMib(small.rssAfterReconcileBytes - plain.rssAfterReconcileBytes)}, peak ${signedMib(small.peakRssBytes - plain.peakRssBytes)}); cold apply ${fmt(small.coldApplySeconds)} s vs ${fmt(plain.coldApplySeconds)} s plain`,
       baseline: `plain directory: RSS idle ${fmt(mib(plain.rssIdleBytes), 1)} MiB`,
       ratio: '–',
       target: 'informational: the engine fixed cost (no target)',

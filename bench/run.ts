@@ -77,6 +77,10 @@ const runners: Record<string, Runner> = {
     const { runDriftBench, benchRows } = await import('./drift.bench.ts');
     return benchRows(await runDriftBench());
   },
+  async images() {
+    const { runImagesBench, benchRows } = await import('./images.bench.ts');
+    return benchRows(await runImagesBench());
+  },
 };
 
 const files: Record<string, string> = {
@@ -89,6 +93,7 @@ const files: Record<string, string> = {
   kustomize: 'kustomize.bench.ts',
   helm: 'helm.bench.ts',
   'kustomize-apply': 'kustomize-apply.bench.ts',
+  images: 'images.bench.ts',
 };
 
 /** Marks the line on which a child run of one bench hands its rows back (JSON). */

@@ -155,6 +155,31 @@ const violations: readonly Violation[] = [
     field: 'spec.verify.provenance',
     message: 'at least one of keyless or keysRef must be set',
   },
+  {
+    name: 'an image policy without any signer (every image it matches would pass unchecked)',
+    spec: { verify: { ...baseSpec.verify, images: [{ match: ['ghcr.io/acme/*'] }] } },
+    field: 'spec.verify.images[0]',
+    message: 'at least one of keyless or keysRef must be set',
+  },
+  {
+    name: 'an image glob with characters no image reference has',
+    spec: {
+      verify: { ...baseSpec.verify, images: [{ match: ['GHCR.io/Acme app'], keysRef: { name: 'keys' } }] },
+    },
+    field: 'spec.verify.images[0].match[0]',
+    message: 'image globs: lowercase registry/repository characters and *',
+  },
+  {
+    name: 'an image keysRef in another namespace',
+    spec: {
+      verify: {
+        ...baseSpec.verify,
+        images: [{ match: ['ghcr.io/acme/*'], keysRef: { name: 'keys', namespace: 'kube-system' } }],
+      },
+    },
+    field: 'spec.verify.images[0].keysRef.namespace',
+    message: 'references are namespace-local',
+  },
   ...['provenance.json', 'ci/bundle.yaml', '.signet/../deployment.yaml', './.signet/bundle.json'].map(
     (bundlePath) => ({
       name: `a provenance bundlePath ${bundlePath} (outside .signet/, it would be rendered as manifests)`,
@@ -228,6 +253,20 @@ describe('CEL rules of the GitRepository CRD on a real API server', () => {
       { path: 'clusters/prod' },
       { verify: { keyless: [{ issuer: 'https://accounts.google.com', subjectRegExp: '.*@acme\\.dev' }] } },
       { verify: { ...baseSpec.verify, provenance: { keysRef: { name: 'keys' } } } },
+      {
+        verify: {
+          ...baseSpec.verify,
+          imagePullSecretRef: { name: 'registry' },
+          images: [
+            { match: ['registry.example.com:5000/team/**', 'nginx'], keysRef: { name: 'keys' } },
+            {
+              match: ['ghcr.io/acme/*'],
+              keyless: [{ issuer: 'https://token.actions.githubusercontent.com', subjectRegExp: '.*' }],
+              attestations: [{ predicateType: 'https://slsa.dev/provenance/v1' }],
+            },
+          ],
+        },
+      },
       {
         verify: {
           ...baseSpec.verify,

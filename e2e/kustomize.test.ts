@@ -134,6 +134,10 @@ describe('a Kustomize overlay reconciled by the operator', () => {
     ]);
     const settings = Object.entries(live).find(([name]) => name.startsWith('prod-settings-'));
     expect(settings?.[1]).toEqual({ color: 'blue' });
+    // Built by the native engine confined by Landlock (this kernel has it), logged once.
+    const chosen = captured.lines.filter((line) => line.includes('kustomize engine chosen'));
+    expect(chosen).toHaveLength(1);
+    expect(JSON.parse(chosen[0] ?? '{}')).toMatchObject({ engine: 'native-landlock' });
   });
 
   it('picks up a change under ../base (outside spec.path): the new hash-suffixed ConfigMap replaces the old, which is pruned', async () => {

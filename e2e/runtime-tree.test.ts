@@ -170,6 +170,7 @@ describe('the runtime tree of the image', () => {
     expect((await readdir(app)).sort()).toEqual([
       'dist',
       'helm-engine.wasm',
+      'kustomize-engine',
       'kustomize-engine.wasm',
       'node_modules',
       'package.json',
@@ -225,6 +226,8 @@ describe('the runtime tree of the image', () => {
       version: string;
     };
     expect(version.stdout).toContain(`signet ${expected} (node 24.`);
+    // The tree's native Kustomize engine, its digest checked against the image's pin, confines itself.
+    expect(version.stdout).toContain('kustomize engine: native-landlock');
   });
 
   it('`run` from the tree reconciles a signed GitRepository, is ready, and exits 0 on SIGTERM', async () => {
@@ -307,6 +310,9 @@ describe('the runtime tree of the image', () => {
         (await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', name: 'k-from-image', namespace: ns.name }))
           ?.data,
       ).toEqual({ built: 'kustomize' });
+      // It was built by the tree's native engine, confined by Landlock (this kernel has Landlock
+      // ABI 7; where it has none, the metric says wasm).
+      expect(await operator.metrics()).toContain('signet_kustomize_engine_info{engine="native-landlock"} 1');
       // A chart is rendered with the Helm engine of the tree, its digest checked against the image's pin.
       await admin.apply(
         gitRepositoryObject(signed, ns.name, 'happs', {

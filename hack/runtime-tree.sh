@@ -4,6 +4,7 @@
 #   dist/          src/ compiled with tsconfig.build.json (fresh, not the shared ./dist)
 #   package.json
 #   kustomize-engine.wasm  hack/kustomize/build.sh engine (docs/kustomize.md)
+#   kustomize-engine       the same: the native engine, confined by Landlock
 #   helm-engine.wasm       hack/helm/build.sh engine (docs/helm.md)
 # so `node <dest>/dist/cli/main.js run ...` can be tested without a container engine.
 # Usage: hack/runtime-tree.sh <dest>   (<dest> must not exist or be an empty directory)
@@ -51,6 +52,16 @@ if ! prod_ci; then
   prod_ci
 fi
 
+# The files patches/ssh2+1.17.0.patch changes, patched by the repository's npm install (postinstall
+# patch-package), as the Dockerfile's prod-deps stage copies them from its build stage.
+for patched in lib/client.js lib/protocol/constants.js lib/protocol/kex.js; do
+  cp "$repo/node_modules/ssh2/$patched" "$work/node_modules/ssh2/$patched"
+done
+if ! grep -q CERT_SERVER_HOST_KEY "$work/node_modules/ssh2/lib/protocol/constants.js"; then
+  echo "runtime-tree: $repo/node_modules/ssh2 is not patched (npm install runs patch-package as its postinstall)" >&2
+  exit 1
+fi
+
 # Stage "build": compile with the repository's dev toolchain into the destination.
 (cd "$repo" && timeout 600 npx tsc -p tsconfig.build.json --outDir "$dest/dist")
 
@@ -63,5 +74,6 @@ helm_dir="$(PATH="$("$repo/hack/go.sh"):$PATH" "$repo/hack/helm/build.sh" engine
 mv "$work/node_modules" "$dest/node_modules"
 cp "$repo/package.json" "$dest/package.json"
 cp "$engine_dir/kustomize-engine.wasm" "$dest/kustomize-engine.wasm"
+cp "$engine_dir/kustomize-engine" "$dest/kustomize-engine"
 cp "$helm_dir/helm-engine.wasm" "$dest/helm-engine.wasm"
 echo "$dest"

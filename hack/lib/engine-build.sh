@@ -17,8 +17,10 @@ build_in() { # <module dir> <output> <package> <GOOS> <GOARCH> [ldflags]
   local work="$cache/$tool/src/$(basename "$out")/$(basename "$src")"
   mkdir -p "$work"
   cp "$src"/go.mod "$src"/go.sum "$work/"
+  # The engine's Go files (main.go, prewarm_wasip1.go, and landlock_linux.go for the native
+  # build; none for a CLI); stale ones from an earlier checkout are removed first.
   rm -f "$work"/*.go
-  if compgen -G "$src/*.go" >/dev/null; then cp "$src"/*.go "$work/"; fi
+  find "$src" -maxdepth 1 -name '*.go' -exec cp {} "$work/" \;
   log "building $(basename "$dest") from $pkg ($goos/$goarch)"
   (cd "$work" && CGO_ENABLED=0 GOOS="$goos" GOARCH="$goarch" GOFLAGS=-mod=mod \
     go build -trimpath -ldflags "-s -w $ldflags" -o "$dest.tmp" "$pkg")
@@ -27,18 +29,18 @@ build_in() { # <module dir> <output> <package> <GOOS> <GOARCH> [ldflags]
 
 # engine.sha256 pins the engine's digest for one Go toolchain: a build with that toolchain must match
 # it (Go builds with -trimpath are reproducible); with another toolchain a difference is reported.
-check_pin() { # <engine file name in $out>
-  local engine="$1" go_version pinned_go pinned_sha actual
+check_pin() { # <engine file name in $out> [pin file in $here, default engine.sha256]
+  local engine="$1" pin="${2:-engine.sha256}" go_version pinned_go pinned_sha actual
   go_version="$(go env GOVERSION)"
   actual="$(sha256sum "$out/$engine" | cut -d' ' -f1)"
-  if [[ ! -f "$here/engine.sha256" ]]; then
-    log "note: no pin yet (hack/$tool/engine.sha256); $go_version gave sha256 $actual"
+  if [[ ! -f "$here/$pin" ]]; then
+    log "note: no pin yet (hack/$tool/$pin); $go_version gave sha256 $actual"
     return 0
   fi
-  read -r pinned_go pinned_sha < <(grep -v '^#' "$here/engine.sha256")
+  read -r pinned_go pinned_sha < <(grep -v '^#' "$here/$pin")
   if [[ "$actual" == "$pinned_sha" ]]; then return 0; fi
   if [[ "$go_version" == "$pinned_go" ]]; then
-    log "$engine has sha256 $actual, but $pinned_go must give $pinned_sha (hack/$tool/engine.sha256)"
+    log "$engine has sha256 $actual, but $pinned_go must give $pinned_sha (hack/$tool/$pin)"
     rm -f "$out/$engine"
     return 1
   fi

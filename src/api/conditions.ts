@@ -39,6 +39,7 @@ export const Reason = {
   PruneFailed: 'PruneFailed',
   Verified: 'Verified',
   ProvenanceFailed: 'ProvenanceFailed',
+  ImageUnverified: 'ImageUnverified',
   DriftDetected: 'DriftDetected',
   NoDrift: 'NoDrift',
   DriftReverted: 'DriftReverted',

@@ -67,8 +67,23 @@ export interface ProvenanceSpec {
   readonly keysRef?: TypedReference;
 }
 
+/** One entry of spec.verify.images: which images it covers and who must have signed them (docs/images.md). */
+export interface ImagePolicySpec {
+  /** Image reference globs (`*` within a path segment, `**` across segments), matched against the normalised name. */
+  readonly match: readonly string[];
+  readonly keyless: readonly KeylessIdentity[];
+  /** cosign public keys (PEM), every value of the Secret or ConfigMap. */
+  readonly keysRef?: TypedReference;
+  /** Required in-toto predicate types, each attested with the same trust. */
+  readonly attestations: readonly { readonly predicateType: string }[];
+}
+
 export interface VerifySpec {
   readonly mode: VerifyMode;
+  /** Set: every image of a rendered revision must match one policy and verify (default deny). */
+  readonly images?: readonly ImagePolicySpec[];
+  /** A kubernetes.io/dockerconfigjson Secret with the registry credentials (and optionally ca.crt). */
+  readonly imagePullSecretRef?: LocalReference;
   readonly signersRef?: TypedReference;
   readonly matchCommitter: boolean;
   readonly allowRollback: boolean;
@@ -160,6 +175,7 @@ export const localReferenceFields = [
   'spec.verify.signersRef',
   'spec.verify.trustedRootRef',
   'spec.verify.provenance.keysRef',
+  'spec.verify.imagePullSecretRef',
   'spec.alerts.slack.secretRef',
 ] as const;
 
@@ -359,6 +375,58 @@ function parseRef(reader: Reader, value: unknown): GitRef {
   }
 }
 
+export const maxImagePolicies = 64;
+export const maxImageGlobs = 64;
+/** Characters of an image glob: a reference's own characters plus `*`. */
+const imageGlobPattern = /^[a-z0-9._:*/-]+$/;
+
+function parseImagePolicies(reader: Reader, value: unknown): ImagePolicySpec[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  const field = 'spec.verify.images';
+  if (!Array.isArray(value)) {
+    reader.fail(field, 'must be a list of {match, keyless, keysRef, attestations}');
+    return undefined;
+  }
+  if (value.length > maxImagePolicies) reader.fail(field, `must have at most ${maxImagePolicies} policies`);
+  return value.slice(0, maxImagePolicies).flatMap((item, index) => {
+    const at = `${field}[${index}]`;
+    const policy = reader.object(item, at, true);
+    if (policy === undefined) return [];
+    const match = reader.stringList(policy.match, `${at}.match`);
+    if (match.length === 0) reader.fail(`${at}.match`, 'must list at least one image glob');
+    if (match.length > maxImageGlobs) reader.fail(`${at}.match`, `must have at most ${maxImageGlobs} globs`);
+    match.forEach((glob, i) => {
+      if (!imageGlobPattern.test(glob))
+        reader.fail(
+          `${at}.match[${i}]`,
+          `"${glob}" is not an image glob (lowercase registry/repository characters and *, e.g. registry.example.com/team/*)`,
+        );
+    });
+    const keyless = reader.keyless(policy.keyless, `${at}.keyless`);
+    const keysRef = reader.typedRef(policy.keysRef, `${at}.keysRef`);
+    const keysRefGiven = policy.keysRef !== undefined && policy.keysRef !== null;
+    if (keyless.length === 0 && !keysRefGiven)
+      reader.fail(at, 'at least one of keyless or keysRef must be set');
+    const attestations = parseAttestations(reader, policy.attestations, `${at}.attestations`);
+    return [{ match, keyless, attestations, ...(keysRef === undefined ? {} : { keysRef }) }];
+  });
+}
+
+function parseAttestations(reader: Reader, value: unknown, field: string): { predicateType: string }[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    reader.fail(field, 'must be a list of {predicateType}');
+    return [];
+  }
+  return value.flatMap((item, index) => {
+    const entry = reader.object(item, `${field}[${index}]`, true);
+    const predicateType = reader.string(entry?.predicateType, `${field}[${index}].predicateType`, {
+      required: entry !== undefined,
+    });
+    return predicateType === undefined ? [] : [{ predicateType }];
+  });
+}
+
 function parseVerify(reader: Reader, value: unknown): VerifySpec {
   const verify = reader.object(value, 'spec.verify', true) ?? {};
   const signersRef = reader.typedRef(verify.signersRef, 'spec.verify.signersRef');
@@ -398,8 +466,12 @@ function parseVerify(reader: Reader, value: unknown): VerifySpec {
       ...(keysRef === undefined ? {} : { keysRef }),
     };
   }
+  const images = parseImagePolicies(reader, verify.images);
+  const imagePullSecretRef = reader.localRef(verify.imagePullSecretRef, 'spec.verify.imagePullSecretRef');
   return {
     mode: reader.enumOf(verify.mode, 'spec.verify.mode', verifyModes, defaults.verifyMode),
+    ...(images === undefined ? {} : { images }),
+    ...(imagePullSecretRef === undefined ? {} : { imagePullSecretRef }),
     matchCommitter: reader.boolean(verify.matchCommitter, 'spec.verify.matchCommitter', false),
     allowRollback: reader.boolean(verify.allowRollback, 'spec.verify.allowRollback', false),
     keyless,

@@ -1,14 +1,14 @@
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { renderDesired } from '../controller/pipeline.ts';
-import { builtinScopeOf } from './builtin-scopes.ts';
-import { requireRevisionArgs, revisionOptions, withRevision } from './revision-run.ts';
+import { renderDesired, verifyDesiredImages } from '../controller/pipeline.ts';
+import { cliDiscovery, requireRevisionArgs, revisionOptions, withRevision } from './revision-run.ts';
 
 export const buildUsage = `Usage: signet build -f <GitRepository YAML> [--repo-dir <local clone>] [--since <commit>] [--kubeconfig <path>]
 
 Verifies the GitRepository's revision exactly as the operator does, renders it (plain manifests, the
-Kustomize build of spec.path, or the Helm chart of spec.helm, with the operator's engines) and prints the objects as the operator
-would apply them (owner labels, namespaces), as a YAML stream. Without --kubeconfig, scopes come
+Kustomize build of spec.path, or the Helm chart of spec.helm, with the operator's engines), verifies
+its images under spec.verify.images, and prints the objects as the operator would apply them (owner
+labels, namespaces, images pinned to their verified digests), as a YAML stream. Without --kubeconfig, scopes come
 from a table of built-in kinds and the CustomResourceDefinitions in the set, and a chart sees Helm's
 default .Capabilities; with it, the cluster's version and API versions, as the operator.
 Exit status: 0 built, 1 the revision is rejected or the build refused, 2 bad input or error.
@@ -34,21 +34,20 @@ export async function buildCommand(argv: readonly string[]): Promise<number> {
       );
       return verified.stage === 'fetch' ? 2 : 1;
     }
-    const discovery =
-      values.kubeconfig === undefined
-        ? {
-            resolve: async (): Promise<never> => {
-              throw new Error('no cluster: scopes come from the built-in table');
-            },
-            scopeOf: builtinScopeOf,
-          }
-        : (await client()).discovery;
+    const discovery = await cliDiscovery(values, client);
     const rendering = await renderDesired(file.repo, verified.files, discovery, 10_000, signal);
     if (!rendering.ok) {
       process.stderr.write(`refused ${verified.revision}: ${rendering.reason}: ${rendering.message}\n`);
       return 1;
     }
-    process.stdout.write(rendering.desired.map((object) => stringify(object)).join('---\n'));
+    const images = await verifyDesiredImages(file.repo, rendering.desired, run.deps, signal);
+    if (!images.ok) {
+      process.stderr.write(`rejected ${verified.revision}: ${images.reason}: ${images.message}\n`);
+      return 1;
+    }
+    for (const image of images.images)
+      process.stderr.write(`image ${image.image} signed by ${image.signer}\n`);
+    process.stdout.write(images.desired.map((object) => stringify(object)).join('---\n'));
     process.stderr.write(
       `built ${verified.revision} (${rendering.desired.length} objects), signed by ${verified.signer}\n`,
     );

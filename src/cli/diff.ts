@@ -5,7 +5,13 @@ import { parseArgs } from 'node:util';
 import PQueue from 'p-queue';
 import { apiVersion as gitRepositoryApiVersion, gitRepositoryKind } from '../api/gitrepository.ts';
 import { DriftBaselines } from '../controller/baselines.ts';
-import { fetchAndVerify, type PipelineDeps, renderDesired, resolveRevision } from '../controller/pipeline.ts';
+import {
+  fetchAndVerify,
+  type PipelineDeps,
+  renderDesired,
+  resolveRevision,
+  verifyDesiredImages,
+} from '../controller/pipeline.ts';
 import { createGitSource } from '../controller/source-adapter.ts';
 import { readStatus } from '../controller/status.ts';
 import type { KubeClient } from '../kube/client.ts';
@@ -179,8 +185,11 @@ export async function diffCommand(argv: readonly string[]): Promise<number> {
       signal,
     );
     if (!verified.ok) throw new Error(`${verified.reason}: ${verified.message}`);
-    const rendering = await renderDesired(repo, verified.files, client.discovery, 10_000, signal);
-    if (!rendering.ok) throw new Error(rendering.message);
+    const rendered = await renderDesired(repo, verified.files, client.discovery, 10_000, signal);
+    if (!rendered.ok) throw new Error(rendered.message);
+    // With spec.verify.images, the objects as the operator would apply them: images pinned.
+    const rendering = await verifyDesiredImages(repo, rendered.desired, deps, signal);
+    if (!rendering.ok) throw new Error(`${rendering.reason}: ${rendering.message}`);
     const liveObjects = new Map<string, KubeObject>();
     const readFailures: { subject: string; error: string }[] = [];
     await Promise.all(

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { sharedEngineChoice } from '../render/kustomize-select.ts';
 import { buildCommand, buildUsage } from './build.ts';
 import { diffCommand, diffUsage } from './diff.ts';
 import { digestCommand, digestUsage } from './digest.ts';
@@ -14,7 +15,7 @@ Usage:
   signet build -f <GitRepository>     verify and render as the operator would apply (exit 0 built, 1 rejected or refused, 2 error)
   signet diff -f <GitRepository>      verify, render and plan without applying (exit 0 no changes, 1 changes, 2 error)
   signet digest <path>                print the provenance tree digest of a manifest directory
-  signet version                      print the version
+  signet version                      print the version and the Kustomize engine in use
 `;
 
 const commands: Record<string, { run: (argv: readonly string[]) => Promise<number>; usage: string }> = {
@@ -30,6 +31,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (command === 'version') {
     const info = readVersionInfo();
     process.stdout.write(`signet ${info.version} (node ${info.node})\n`);
+    const choice = await sharedEngineChoice();
+    process.stdout.write(`kustomize engine: ${choice.kind} (${choice.reason})\n`);
     return 0;
   }
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {

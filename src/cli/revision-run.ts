@@ -10,6 +10,7 @@ import {
   fetchAndVerify,
   type PipelineDeps,
   type Refusal,
+  type RenderDiscovery,
   resolveRevision,
   type VerifiedRevision,
 } from '../controller/pipeline.ts';
@@ -19,6 +20,7 @@ import { loadKubeClient } from '../kube/load.ts';
 import type { SourceLimits } from '../source/git-source.ts';
 import { createLogger } from '../util/logger.ts';
 import { createTrustMaterialCache } from '../verify/trust.ts';
+import { builtinScopeOf } from './builtin-scopes.ts';
 import {
   loadPolicyFile,
   type PolicyFile,
@@ -57,6 +59,8 @@ export interface RevisionRun {
   readonly resolution: Resolution;
   readonly client: () => Promise<KubeClient>;
   readonly signal: AbortSignal;
+  /** The operator's pipeline dependencies, as the CLI wires them. */
+  readonly deps: PipelineDeps;
   /** Fetches and verifies the resolved revision, --since standing in for the last applied one. */
   readonly verify: (resolved: Extract<Resolution, { ok: true }>) => Promise<VerifiedRevision | Refusal>;
 }
@@ -107,8 +111,22 @@ export async function withRevision(
         deps,
         signal,
       );
-    return await use({ file, resolution, client, signal, verify });
+    return await use({ file, resolution, client, signal, verify, deps });
   } finally {
     await rm(cacheDir, { recursive: true, force: true });
   }
+}
+
+/** Scopes from the cluster of --kubeconfig, else from the built-in table (and the set's CRDs). */
+export async function cliDiscovery(
+  values: RevisionValues,
+  client: () => Promise<KubeClient>,
+): Promise<RenderDiscovery> {
+  if (values.kubeconfig !== undefined) return (await client()).discovery;
+  return {
+    resolve: async (): Promise<never> => {
+      throw new Error('no cluster: scopes come from the built-in table');
+    },
+    scopeOf: builtinScopeOf,
+  };
 }

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { startOperator } from '../controller/operator.ts';
 import { createGitSource } from '../controller/source-adapter.ts';
 import { createLogger } from '../util/logger.ts';
+import { imageLimitOptions, imageLimitsOf, imageLimitUsage } from './image-limits.ts';
 import { sourceLimitOptions, sourceLimitsOf, sourceLimitUsage } from './source-limits.ts';
 import { readVersionInfo } from './version.ts';
 
@@ -30,7 +31,7 @@ Flags:
   --max-queued-alerts <n>           Slack alerts held per GitRepository while undelivered (receiver down);
                                     further ones are dropped and counted in signet_alerts_dropped_total
                                     (default 1000)
-${sourceLimitUsage}  -h, --help                        show this help
+${sourceLimitUsage}${imageLimitUsage}  -h, --help                        show this help
 `;
 
 function optionalAddress(value: string | undefined, fallback: string): string | undefined {
@@ -59,6 +60,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       'alert-batch-window': { type: 'string' },
       'max-queued-alerts': { type: 'string' },
       ...sourceLimitOptions,
+      ...imageLimitOptions,
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -107,6 +109,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       ...(values['max-queued-alerts'] === undefined
         ? {}
         : { maxQueuedAlerts: positive('max-queued-alerts', values['max-queued-alerts']) }),
+      imageLimits: imageLimitsOf(values),
       ...(process.env.POD_NAME === undefined ? {} : { identity: process.env.POD_NAME }),
     },
     createGitSource({ cacheDir, logger, limits: sourceLimitsOf(values) }),

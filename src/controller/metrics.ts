@@ -10,6 +10,7 @@ export interface OperatorMetrics {
   readonly driftEventsTotal: Counter<'mode' | 'kind'>;
   readonly queueDepth: Gauge;
   readonly leader: Gauge;
+  readonly kustomizeEngine: Gauge<'engine'>;
 }
 
 export function createOperatorMetrics(registry: Registry = new Registry()): OperatorMetrics {
@@ -55,6 +56,12 @@ export function createOperatorMetrics(registry: Registry = new Registry()): Oper
     leader: new Gauge({
       name: 'signet_leader',
       help: '1 when this replica holds the leader lease (or runs without leader election).',
+      registers: [registry],
+    }),
+    kustomizeEngine: new Gauge({
+      name: 'signet_kustomize_engine_info',
+      help: 'The Kustomize engine this process builds with: 1 for native-landlock or wasm (docs/kustomize.md).',
+      labelNames: ['engine'],
       registers: [registry],
     }),
   };

@@ -12,9 +12,11 @@ import {
   requestedAtAnnotation,
   shardLabel,
 } from '../api/gitrepository.ts';
+import type { ImageVerificationLimits } from '../images/verify-images.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { loadKubeClient, serviceAccountImpersonation } from '../kube/load.ts';
 import { resourceListWatch } from '../kube/watch.ts';
+import { sharedEngineChoice } from '../render/kustomize-select.ts';
 import type { KubeObject } from '../render/object.ts';
 import { backoffDelay, jitterInterval } from '../util/backoff.ts';
 import type { Logger } from '../util/logger.ts';
@@ -56,6 +58,8 @@ export interface OperatorOptions {
   readonly alertBatchWindowMs?: number;
   /** Slack alerts held per GitRepository while undelivered; more are dropped and counted. Default 1,000. */
   readonly maxQueuedAlerts?: number;
+  /** Bounds of image verification (spec.verify.images); the defaults when absent. */
+  readonly imageLimits?: ImageVerificationLimits;
   readonly identity?: string;
   readonly leaseTimings?: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
 }
@@ -304,6 +308,7 @@ function createReconciler(w: Wiring, liveCache: LiveCache): Reconciler {
     trustCache: createTrustMaterialCache(),
     now: () => new Date(),
     fence: w.leadership.stillLeading,
+    ...(options.imageLimits === undefined ? {} : { imageLimits: options.imageLimits }),
     options: {
       fieldManager: 'signet',
       applyConcurrency: options.applyConcurrency,
@@ -546,6 +551,7 @@ export async function startOperator(
     repoOf: (key) => repos.get(key),
   };
   const workers = createWorkers(wiring);
+  reportKustomizeEngine(metrics, logger);
   const repos = watchGitRepositories(options, admin, workers.queue, logger);
   const { ports, servers } = await startServers(options, metrics, repos);
   const stopElection = new AbortController();
@@ -563,6 +569,14 @@ export async function startOperator(
     stop: (graceMs = 20_000) =>
       shutdown({ workers, stopElection, election, alerter, repos, servers, clients }, graceMs),
   };
+}
+
+/** Logs once which Kustomize engine builds run on, and sets its metric (the choice never fails). */
+function reportKustomizeEngine(metrics: OperatorMetrics, logger: Logger): void {
+  void sharedEngineChoice().then((choice) => {
+    metrics.kustomizeEngine.set({ engine: choice.kind }, 1);
+    logger.info({ engine: choice.kind, reason: choice.reason }, 'kustomize engine chosen');
+  });
 }
 
 /**

@@ -4,8 +4,19 @@
  * resolve → fetch → verify commits/tags → read the tree → verify provenance → render → scope.
  * Each returns data: a result, or a refusal with a reason a user can act on.
  */
-import type { GitRepository, TypedReference } from '../api/gitrepository.ts';
+import { createHash } from 'node:crypto';
+import type { GitRepository, ImagePolicySpec, TypedReference } from '../api/gitrepository.ts';
 import { formatRevision } from '../api/revision.ts';
+import { VerdictCache } from '../images/cache.ts';
+import { type Credentials, parseDockerConfig } from '../images/registry-auth.ts';
+import { RegistryClient, type RegistryClientOptions, type RegistryPort } from '../images/registry-client.ts';
+import {
+  defaultImageVerificationLimits,
+  type ImageAudit,
+  type ImageVerificationLimits,
+  type ResolvedTrust,
+  verifyImages,
+} from '../images/verify-images.ts';
 import type { Discovery } from '../kube/discovery.ts';
 import { kustomizeProvenanceScope } from '../provenance/kustomize-scope.ts';
 import { verifyProvenance } from '../provenance/verify.ts';
@@ -13,7 +24,8 @@ import { RenderError } from '../render/errors.ts';
 import { renderHelmChart } from '../render/helm.ts';
 import { type HelmEngine, sharedHelmEngine } from '../render/helm-engine.ts';
 import { isKustomization, renderKustomization } from '../render/kustomize.ts';
-import { type KustomizeEngine, sharedKustomizeEngine } from '../render/kustomize-engine.ts';
+import type { KustomizeEngine } from '../render/kustomize-engine.ts';
+import { sharedKustomizeEngine } from '../render/kustomize-select.ts';
 import type { KubeObject } from '../render/object.ts';
 import { type RenderedObject, renderManifests } from '../render/render.ts';
 import { applyScope, crdScopes } from '../render/scope.ts';
@@ -50,7 +62,16 @@ export interface PipelineDeps {
   readonly readReference: ReferenceReader;
   readonly trustCache: TrustMaterialCache;
   readonly now: () => Date;
+  /** Image verdicts kept across reconciles (the operator's one cache); a fresh one per call when absent. */
+  readonly imageCache?: VerdictCache;
+  /** The registry client for spec.verify.images (tests and benchmarks count its requests). */
+  readonly registryFor?: (options: RegistryClientOptions) => RegistryPort;
+  /** Bounds of image verification (the operator's flags); the defaults when absent. */
+  readonly imageLimits?: ImageVerificationLimits;
 }
+
+/** How many image verdicts the operator keeps (each a few hundred bytes). */
+export const defaultImageCacheEntries = defaultImageVerificationLimits.cacheEntries;
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -394,4 +415,100 @@ export async function renderDesired(
     signal.throwIfAborted();
     throw error;
   }
+}
+
+/** The registry credentials (and CA) of spec.verify.imagePullSecretRef. */
+async function registryAccess(
+  repo: GitRepository,
+  deps: PipelineDeps,
+  signal: AbortSignal,
+): Promise<{ credentials: Credentials; caPem?: string }> {
+  const ref = repo.spec.verify.imagePullSecretRef;
+  if (ref === undefined) return { credentials: new Map() };
+  const data = await deps.readReference({ kind: 'Secret', name: ref.name }, signal);
+  const config = data['.dockerconfigjson'];
+  if (config === undefined)
+    throw new Error(`spec.verify.imagePullSecretRef: Secret ${ref.name} has no .dockerconfigjson key`);
+  const caPem = data['ca.crt'];
+  return { credentials: parseDockerConfig(config), ...(caPem === undefined ? {} : { caPem }) };
+}
+
+/** The trust of one image policy and the fingerprint its verdicts are cached under. */
+async function imageTrustOf(
+  repo: GitRepository,
+  policy: ImagePolicySpec,
+  deps: PipelineDeps,
+  signal: AbortSignal,
+): Promise<ResolvedTrust> {
+  const values = policy.keysRef === undefined ? {} : await deps.readReference(policy.keysRef, signal);
+  // Every PEM public key of the Secret/ConfigMap (cosign.pub and any others); other values are ignored.
+  const keys = Object.fromEntries(
+    Object.entries(values).filter(([, value]) => value.includes('-----BEGIN PUBLIC KEY-----')),
+  );
+  if (policy.keysRef !== undefined && Object.keys(keys).length === 0)
+    throw new Error(`${policy.keysRef.kind} ${policy.keysRef.name} (keysRef) holds no PEM public key`);
+  const trustedRoot = await trustedRootOf(repo, deps, signal);
+  const attestations = policy.attestations.map((a) => a.predicateType);
+  const fingerprint = createHash('sha256')
+    .update(JSON.stringify({ identities: policy.keyless, keys, attestations, trustedRoot }))
+    .digest('hex');
+  return { trust: { identities: policy.keyless, keys, trustedRoot }, attestations, fingerprint };
+}
+
+export type ImageCheck = { ok: true; desired: KubeObject[]; images: ImageAudit[] } | Refusal;
+
+/**
+ * spec.verify.images: every image of the rendered objects verified and pinned to its digest
+ * (docs/images.md). Without the field the objects pass unchanged. Any image that cannot be
+ * verified refuses the revision (stage verify, reason ImageUnverified).
+ */
+export async function verifyDesiredImages(
+  repo: GitRepository,
+  desired: KubeObject[],
+  deps: PipelineDeps,
+  signal: AbortSignal,
+): Promise<ImageCheck> {
+  const policies = repo.spec.verify.images;
+  if (policies === undefined) return { ok: true, desired, images: [] };
+  const refuse = (text: string): Refusal => ({
+    ok: false,
+    stage: 'verify',
+    reason: 'ImageUnverified',
+    message: text,
+  });
+  let access: { credentials: Credentials; caPem?: string };
+  try {
+    access = await registryAccess(repo, deps, signal);
+  } catch (error) {
+    signal.throwIfAborted();
+    return refuse(message(error));
+  }
+  const limits = deps.imageLimits ?? defaultImageVerificationLimits;
+  const options: RegistryClientOptions = {
+    ...access,
+    timeoutMs: repo.spec.timeoutMs,
+    limits: { maxManifestBytes: limits.maxManifestBytes, maxBlobBytes: limits.maxSignatureBytes },
+  };
+  const trusts = new Map<number, Promise<ResolvedTrust>>();
+  const verdict = await verifyImages(
+    desired,
+    policies,
+    {
+      registry: deps.registryFor?.(options) ?? new RegistryClient(options),
+      cache: deps.imageCache ?? new VerdictCache(limits.cacheEntries),
+      limits,
+      trustFor: (index, trustSignal) => {
+        let pending = trusts.get(index);
+        const policy = policies[index];
+        if (pending === undefined && policy !== undefined) {
+          pending = imageTrustOf(repo, policy, deps, trustSignal);
+          trusts.set(index, pending);
+        }
+        return pending ?? Promise.reject(new Error(`no policy spec.verify.images[${index}]`));
+      },
+    },
+    signal,
+  );
+  if (!verdict.ok) return refuse(verdict.message);
+  return { ok: true, desired: verdict.objects, images: verdict.images };
 }

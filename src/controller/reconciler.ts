@@ -28,6 +28,9 @@ import {
 } from '../apply/changeset.ts';
 import { prune } from '../apply/delete.ts';
 import { createResourceManager } from '../apply/manager.ts';
+import { VerdictCache } from '../images/cache.ts';
+import type { RegistryClientOptions, RegistryPort } from '../images/registry-client.ts';
+import type { ImageAudit, ImageVerificationLimits } from '../images/verify-images.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { KubeApiError } from '../kube/errors.ts';
 import { buildInventory, type Inventory, mergeInventory, parseInventoryEntry } from '../plan/inventory.ts';
@@ -43,7 +46,14 @@ import { DriftBaselines } from './baselines.ts';
 import type { EventRecorder } from './events.ts';
 import type { LiveCache, WatchScope } from './live-cache.ts';
 import type { OperatorMetrics } from './metrics.ts';
-import { fetchAndVerify, type PipelineDeps, renderDesired, resolveRevision } from './pipeline.ts';
+import {
+  defaultImageCacheEntries,
+  fetchAndVerify,
+  type PipelineDeps,
+  renderDesired,
+  resolveRevision,
+  verifyDesiredImages,
+} from './pipeline.ts';
 import type { SourcePort, TreeSnapshot } from './ports.ts';
 import {
   applyStatusChanges,
@@ -86,6 +96,12 @@ export interface ReconcilerDeps {
    * election it is always true.
    */
   readonly fence?: () => boolean;
+  /** Image verdicts kept across reconciles (spec.verify.images); one per reconciler when absent. */
+  readonly imageCache?: VerdictCache;
+  /** The registry client for spec.verify.images (tests count its requests); the HTTPS client when absent. */
+  readonly registryFor?: (options: RegistryClientOptions) => RegistryPort;
+  /** Bounds of image verification; the defaults when absent. */
+  readonly imageLimits?: ImageVerificationLimits;
 }
 
 /** What Signet last applied for one GitRepository: drift is measured against it. */
@@ -200,7 +216,10 @@ interface Candidate extends Verified {
 interface Rendered extends Candidate {
   readonly scope: WatchScope;
   readonly serviceAccount: string | undefined;
+  /** With spec.verify.images, each image pinned to its verified digest. */
   readonly desired: readonly KubeObject[];
+  /** The verified images (empty without spec.verify.images). */
+  readonly images: readonly ImageAudit[];
 }
 
 interface Prepared extends Rendered {
@@ -307,8 +326,12 @@ export class Reconciler {
    */
   readonly #written = new Map<string, { readonly uid: string; readonly status: GitRepositoryStatus }>();
 
+  readonly #imageCache: VerdictCache;
+
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
+    this.#imageCache =
+      deps.imageCache ?? new VerdictCache(deps.imageLimits?.cacheEntries ?? defaultImageCacheEntries);
   }
 
   managedState(key: string): ManagedState | undefined {
@@ -519,7 +542,10 @@ export class Reconciler {
     const rendered = await this.#render(a, candidate);
     if (stopped(rendered)) return rendered.stop;
     clock.end('render');
-    const prepared = await this.#liveCacheAndInventory(a, rendered);
+    const pinned = await this.#verifyImages(a, pipeline, rendered);
+    if (stopped(pinned)) return pinned.stop;
+    if (a.repo.spec.verify.images !== undefined) clock.end('images');
+    const prepared = await this.#liveCacheAndInventory(a, pinned);
     clock.end(prepared.inventoryGrows ? 'liveCacheAndInventory' : 'liveCache');
     const planned = await this.#plan(a, prepared);
     clock.end('plan');
@@ -535,6 +561,9 @@ export class Reconciler {
       readReference: (ref, refSignal) => this.#readReference(repo.metadata.namespace, ref, refSignal),
       trustCache: this.#deps.trustCache,
       now: this.#deps.now,
+      imageCache: this.#imageCache,
+      ...(this.#deps.imageLimits === undefined ? {} : { imageLimits: this.#deps.imageLimits }),
+      ...(this.#deps.registryFor === undefined ? {} : { registryFor: this.#deps.registryFor }),
     };
   }
 
@@ -639,7 +668,17 @@ export class Reconciler {
       const message = `building ${c.revision} signed by ${c.signer}: ${rendering.message}`;
       return { stop: await this.#fail(a, Reason.BuildFailed, message, c.revision) };
     }
-    return { ...c, scope, serviceAccount, desired: rendering.desired };
+    return { ...c, scope, serviceAccount, desired: rendering.desired, images: [] };
+  }
+
+  /**
+   * 4b. spec.verify.images: every image verified (cache first) and pinned to its digest; any image
+   * unverified refuses the revision (Verified=False ImageUnverified), nothing applied.
+   */
+  async #verifyImages(a: Attempt, pipeline: PipelineDeps, r: Rendered): Step<Rendered> {
+    const checked = await verifyDesiredImages(a.repo, [...r.desired], pipeline, a.signal);
+    if (!checked.ok) return { stop: await this.#reject(a, r.revision, checked.reason, checked.message) };
+    return { ...r, desired: checked.desired, images: checked.images };
   }
 
   /**
@@ -811,6 +850,7 @@ export class Reconciler {
       return this.#fail(a, Reason.ApplyFailed, applyFailureMessage(p, changeSet), revision);
     }
     const message = `Applied revision ${revision} signed by ${signer}: ${formatSummary(summary)}`;
+    a.changes.push({ kind: 'images', images: p.images });
     a.changes.push({ kind: 'applied', revision, message, inventory });
     a.changes.push({ kind: 'drift', objects: [], mode: a.repo.spec.drift.mode });
     const policyFailed = await this.#driftPolicy(a, p);

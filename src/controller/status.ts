@@ -11,6 +11,7 @@ import {
   setAbnormal,
   setCondition,
 } from '../api/conditions.ts';
+import type { ImageAudit } from '../images/verify-images.ts';
 import type { Inventory } from '../plan/inventory.ts';
 import type { Evidence } from '../verify/types.ts';
 
@@ -31,7 +32,11 @@ export interface GitRepositoryStatus {
   verification?: Record<string, unknown>;
   inventory?: Inventory;
   drift?: { detectedAt: string; total: number; objects: DriftedObjectStatus[] };
+  /** The images of the applied revision as verified (spec.verify.images). */
+  images?: { total: number; entries: ImageAudit[] };
 }
+
+export const maxImagesInStatus = 200;
 
 export const maxDriftObjectsInStatus = 50;
 
@@ -51,6 +56,8 @@ export function readStatus(raw: Readonly<Record<string, unknown>>): GitRepositor
   }
   if (typeof raw.drift === 'object' && raw.drift !== null)
     status.drift = raw.drift as GitRepositoryStatus['drift'];
+  if (typeof raw.images === 'object' && raw.images !== null)
+    status.images = raw.images as GitRepositoryStatus['images'];
   return status;
 }
 
@@ -79,7 +86,9 @@ export type StatusChange =
     }
   | { readonly kind: 'inventory'; readonly inventory: Inventory }
   | { readonly kind: 'drift'; readonly objects: readonly DriftedObjectStatus[]; readonly mode: string }
-  | { readonly kind: 'requested'; readonly at: string };
+  | { readonly kind: 'requested'; readonly at: string }
+  /** The verified images of the revision being recorded as applied; empty clears status.images. */
+  | { readonly kind: 'images'; readonly images: readonly ImageAudit[] };
 
 export function evidenceStatus(evidence: Evidence): Record<string, unknown> {
   const signer: Record<string, unknown> = {
@@ -209,6 +218,17 @@ export function applyStatusChanges(
         break;
       case 'requested':
         status.lastHandledReconcileAt = change.at;
+        break;
+      case 'images':
+        if (change.images.length === 0) {
+          const { images: _cleared, ...rest } = status;
+          status = { ...rest, conditions: status.conditions };
+        } else {
+          status.images = {
+            total: change.images.length,
+            entries: change.images.slice(0, maxImagesInStatus).map((image) => ({ ...image })),
+          };
+        }
         break;
     }
   }

@@ -8,9 +8,9 @@
  *
  * Fail closed: a line that cannot be parsed refuses the whole file (naming the line), a key whose
  * blob does not carry the type the line names is refused, and a revoked key is refused for every
- * host. `@cert-authority` lines are parsed and kept, but they never vouch for a plain host key: the
- * SSH library used (ssh2) does not negotiate host certificates, so a host known only through a CA
- * is refused with a message saying to pin its plain key.
+ * host. `@cert-authority` lines never vouch for a plain host key: they vouch only for a host
+ * certificate (host-certificate.ts decides those), so a host known only through a CA that offers a
+ * plain key is refused.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
@@ -203,17 +203,34 @@ const algorithmPreference = [
   'rsa-sha2-256',
 ];
 
+/** Whether a `@cert-authority` line names this host. */
+export function hasCertAuthorityFor(entries: readonly KnownHostEntry[], host: string, port: number): boolean {
+  const name = hostLookupName(host, port);
+  return entries.some((e) => e.marker === 'cert-authority' && hostsMatch(e.hosts, name));
+}
+
 /**
  * The host key algorithms to offer: only the types pinned for this host, so the server presents
- * a key we can check (OpenSSH's client orders its offer by known_hosts the same way).
+ * a key we can check (OpenSSH's client orders its offer by known_hosts the same way). A host with
+ * a `@cert-authority` line gets the certificate algorithms first (when `certificates`: the SSH
+ * library negotiates them), then its pinned plain types, or every plain type when none is pinned
+ * (so a server without a certificate presents a key the refusal can name).
  */
 export function hostKeyAlgorithmsFor(
   entries: readonly KnownHostEntry[],
   host: string,
   port: number,
+  certificates = false,
 ): string[] {
   const wanted = new Set(pinnedEntriesFor(entries, host, port).flatMap((e) => algorithmsFor(e.keyType)));
-  return algorithmPreference.filter((name) => wanted.has(name));
+  if (!hasCertAuthorityFor(entries, host, port))
+    return algorithmPreference.filter((name) => wanted.has(name));
+  const plain =
+    wanted.size === 0 ? algorithmPreference : algorithmPreference.filter((name) => wanted.has(name));
+  return [
+    ...(certificates ? algorithmPreference.map((name) => `${name}-cert-v01@openssh.com`) : []),
+    ...plain,
+  ];
 }
 
 /** The user-facing refusal for a host key decision; names the host, the fingerprint and the Secret key. */
@@ -231,7 +248,7 @@ export function hostKeyRefusal(
     case 'mismatch':
       return `host key of ${name} does not match known_hosts: the server offered ${offered}; if the server's key really changed, update the known_hosts key of spec.secretRef`;
     case 'ca-only':
-      return `host ${name} is known only through @cert-authority lines, and host certificates are not supported; add its plain host key (${offered}) to the known_hosts key of spec.secretRef`;
+      return `host ${name} is known only through @cert-authority lines, but the server offered a plain ${offered}, not a host certificate; pin that key in the known_hosts key of spec.secretRef if it is the host's, or give the server a certificate`;
     case 'unknown-host':
       return `host ${name} is not in known_hosts: the server offered ${offered}; add its host key to the known_hosts key of spec.secretRef (e.g. from ssh-keyscan, checked out of band)`;
   }

@@ -80,7 +80,11 @@ interface Endpoint {
   close(): void;
 }
 
-function endpointFor(remote: GitRemote, options: RemoteCallOptions): Endpoint {
+function endpointFor(
+  remote: GitRemote,
+  options: RemoteCallOptions,
+  refPrefixes?: readonly string[],
+): Endpoint {
   const parsed = parseGitUrl(remote.url);
   if (parsed.ok && parsed.url.kind === 'ssh') {
     const transport = createSshTransport({
@@ -90,6 +94,7 @@ function endpointFor(remote: GitRemote, options: RemoteCallOptions): Endpoint {
       maxResponseBytes: options.maxResponseBytes ?? defaultMaxPackBytes,
       signal: options.signal,
       ...(options.onRequest === undefined ? {} : { onRequest: options.onRequest }),
+      ...(refPrefixes === undefined ? {} : { refPrefixes }),
     });
     return { http: transport.http, url: transport.url, ssh: true, close: transport.close };
   }
@@ -351,7 +356,8 @@ export async function fetchRevision(request: FetchRevisionRequest): Promise<Fetc
       installSyncSha1Digest();
       // Packs are indexed natively (pack-receiver.ts); isomorphic-git keeps the protocol. One
       // connection per fetch (an SSH connection is closed when the fetch ends).
-      const endpoint = endpointFor(remote, request);
+      // Protocol v2 over SSH lists only the ref fetched (a commit is looked for in every ref).
+      const endpoint = endpointFor(remote, request, 'commit' in request.ref ? undefined : [remoteRef]);
       const http = withNativePackReceiver(endpoint.http, {
         gitdir: dir,
         signal: request.signal,

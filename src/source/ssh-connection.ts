@@ -15,15 +15,18 @@
  * close, timeout or abort it is never handed out again.
  */
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import { SourceError } from './errors.ts';
+import { decideHostCertificate, isCertificateType } from './host-certificate.ts';
 import {
   blobKeyType,
   decideHostKey,
-  type HostKeyDecision,
+  hasCertAuthorityFor,
   hostKeyAlgorithmsFor,
   hostKeyRefusal,
+  hostLookupName,
   type KnownHostEntry,
   parseKnownHosts,
 } from './known-hosts.ts';
@@ -44,6 +47,22 @@ export interface ConversationSink {
 
 // ssh2 is CommonJS: Node's ESM loader exposes it only as a default export.
 const { Client: SshClient, utils: sshUtils } = ssh2;
+
+/**
+ * Whether ssh2 negotiates `*-cert-v01@openssh.com` host keys: ssh2 1.17 does not by itself;
+ * patches/ssh2+1.17.0.patch (applied by patch-package at install) adds them, client side only,
+ * handing the certificate to our host verifier. Without it a `@cert-authority` host is refused.
+ */
+export const hostCertificatesSupported: boolean = (() => {
+  try {
+    const constants = createRequire(import.meta.url)('ssh2/lib/protocol/constants.js') as {
+      CERT_SERVER_HOST_KEY?: unknown;
+    };
+    return Array.isArray(constants.CERT_SERVER_HOST_KEY) && constants.CERT_SERVER_HOST_KEY.length > 0;
+  } catch {
+    return false;
+  }
+})();
 
 export interface SshCredentials {
   /** OpenSSH private key (Secret key `identity`). */
@@ -125,6 +144,13 @@ export function knownHostsOf(options: SshConnectionOptions): readonly KnownHostE
       `${where}: the known_hosts key of spec.secretRef is invalid (${parsed.reason}); nothing was fetched`,
     );
   }
+  const { host, port } = options.url;
+  if (!hostCertificatesSupported && hasCertAuthorityFor(parsed.entries, host, port)) {
+    throw new SourceError(
+      'HostKeyRejected',
+      `${where}: known_hosts has @cert-authority lines for ${hostLookupName(host, port)}, but this build's ssh2 lacks the host certificate patch (patches/ssh2+1.17.0.patch); nothing was fetched`,
+    );
+  }
   return parsed.entries;
 }
 
@@ -132,15 +158,11 @@ export function knownHostsOf(options: SshConnectionOptions): readonly KnownHostE
 function connectionError(
   error: Error & { level?: string },
   where: string,
-  rejected: { decision: Extract<HostKeyDecision, { ok: false }>; keyType: string } | undefined,
+  rejected: string | undefined,
   url: SshUrl,
 ): SourceError {
   if (rejected !== undefined) {
-    return new SourceError(
-      'HostKeyRejected',
-      `${where}: ${hostKeyRefusal(rejected.decision, url.host, url.port, rejected.keyType)}`,
-      { cause: error },
-    );
+    return new SourceError('HostKeyRejected', `${where}: ${rejected}`, { cause: error });
   }
   if (error.level === 'client-authentication') {
     return new SourceError(
@@ -159,7 +181,27 @@ function connectionError(
   });
 }
 
-type HostKeyRejection = { decision: Extract<HostKeyDecision, { ok: false }>; keyType: string };
+/**
+ * The host key check: a plain key must be pinned (known-hosts.ts), a certificate must be signed by
+ * a `@cert-authority` for the host and valid now (host-certificate.ts). Undefined: accepted; else
+ * the refusal, naming the host, the offered key's fingerprint and the cause.
+ */
+export function hostKeyVerdict(
+  entries: readonly KnownHostEntry[],
+  url: SshUrl,
+  offered: Buffer,
+  now: Date,
+): string | undefined {
+  const keyType = blobKeyType(offered) ?? 'unknown';
+  if (isCertificateType(keyType)) {
+    const decision = decideHostCertificate(entries, url.host, url.port, offered, keyType, now);
+    if (decision.ok) return undefined;
+    const certified = decision.keyFingerprint === undefined ? '' : ` for key ${decision.keyFingerprint}`;
+    return `host certificate of ${hostLookupName(url.host, url.port)} refused: ${decision.detail} (${keyType}${certified}); fix the server's certificate or the @cert-authority lines in the known_hosts key of spec.secretRef; nothing was fetched`;
+  }
+  const decision = decideHostKey(entries, url.host, url.port, offered);
+  return decision.ok ? undefined : hostKeyRefusal(decision, url.host, url.port, keyType);
+}
 
 /**
  * One authenticated SSH connection, shared by the polls and fetches that present exactly the same
@@ -213,7 +255,7 @@ function openConnection(
   const client = new SshClient();
   const socket = new Socket();
   const readers = new Set<ConversationSink>();
-  let rejected: HostKeyRejection | undefined;
+  let rejected: string | undefined;
   let connection!: Connection;
   const retire = () => {
     connection.reusable = false;
@@ -251,7 +293,7 @@ function openConnection(
     retire,
     fail,
   };
-  const algorithms = hostKeyAlgorithmsFor(entries, url.host, url.port);
+  const algorithms = hostKeyAlgorithmsFor(entries, url.host, url.port, hostCertificatesSupported);
   socket.connect(url.port, url.host);
   client.connect({
     sock: socket,
@@ -270,10 +312,8 @@ function openConnection(
     keepaliveInterval: 0,
     ...(algorithms.length === 0 ? {} : { algorithms: { serverHostKey: algorithms as never } }),
     hostVerifier: (offered: Buffer) => {
-      const decision = decideHostKey(entries, url.host, url.port, offered);
-      if (decision.ok) return true;
-      rejected = { decision, keyType: blobKeyType(offered) ?? 'unknown' };
-      return false;
+      rejected = hostKeyVerdict(entries, url, offered, new Date());
+      return rejected === undefined;
     },
   });
   return connection;

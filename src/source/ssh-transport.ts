@@ -6,12 +6,14 @@
  *
  * The mapping (a pooled SSH connection, one exec channel per Git conversation):
  * - `GET …/info/refs?service=git-upload-pack` opens `git-upload-pack '<path>'` on an exec channel
- *   (with the `GIT_PROTOCOL=version=2` environment request when isomorphic-git asks for v2) and
- *   answers with what the server says up to its first flush: v2 capabilities, or the v0 ref
- *   advertisement behind the `# service=` line smart HTTP adds;
+ *   (always with the `GIT_PROTOCOL=version=2` environment request) and answers with what the
+ *   server says up to its first flush: v2 capabilities when isomorphic-git asked for v2 (the poll,
+ *   whose ls-refs POST follows), else the v0 ref advertisement behind the `# service=` line smart
+ *   HTTP adds; a v2 server's refs are then listed here with `ls-refs` (protocol-v2.ts);
  * - `POST …/git-upload-pack` writes the request to that same channel (stateful SSH upload-pack
  *   answers a complete request — wants, haves, `done` — exactly like stateless smart HTTP), closes
- *   our side, and streams the answer until the server closes the channel.
+ *   our side, and streams the answer until the server closes the channel. On a v2 server the fetch's
+ *   v0 request goes as a v2 `fetch` command and its answer comes back in v0 form (protocol-v2.ts).
  *
  * Trust (pinned host keys, the client key in memory only) is ssh-connection.ts's.
  *
@@ -22,6 +24,14 @@
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import type { ClientChannel } from 'ssh2';
 import { SourceError } from './errors.ts';
+import {
+  advertisementFromLsRefs,
+  fetchRequestFromV0,
+  lsRefsRequest,
+  parseV2Capabilities,
+  pkt,
+  V2FetchAnswer,
+} from './protocol-v2.ts';
 import {
   acquire,
   type Connection,
@@ -40,6 +50,8 @@ export interface SshTransportOptions {
   readonly maxResponseBytes: number;
   readonly signal: AbortSignal;
   readonly onRequest?: (method: string, url: string) => void;
+  /** A fetch's `ls-refs` prefixes under protocol v2 (default: every ref, as v0 advertises). */
+  readonly refPrefixes?: readonly string[];
 }
 
 export interface SshTransport {
@@ -147,10 +159,6 @@ export function endOfFirstFlush(data: Buffer): number {
   return -1;
 }
 
-function pkt(text: string): Buffer {
-  return Buffer.from(`${(text.length + 4).toString(16).padStart(4, '0')}${text}`, 'latin1');
-}
-
 function printable(bytes: Buffer): string {
   return bytes
     .toString('utf8')
@@ -167,6 +175,8 @@ interface Conversation {
   readonly reader: ChannelReader;
   readonly stderr: Buffer[];
   exitCode?: number;
+  /** Set when the server spoke v2 to a v0 client (a fetch): its capabilities; the POST is translated. */
+  v2Fetch?: Map<string, string>;
 }
 
 export function createSshTransport(options: SshTransportOptions): SshTransport {
@@ -287,22 +297,64 @@ export function createSshTransport(options: SshTransportOptions): SshTransport {
     );
   };
 
-  /** Reads the server's first message (v2 capabilities or the v0 ref advertisement) up to its flush. */
-  const readAdvertisement = async (conversation: Conversation): Promise<{ advert: Buffer; v2: boolean }> => {
+  /** Reads one server message up to its flush-pkt. */
+  const readMessage = async (conversation: Conversation, what: string): Promise<Buffer> => {
     let buffered = Buffer.alloc(0);
     for (;;) {
       const end = endOfFirstFlush(buffered);
       if (end >= 0) {
         conversation.reader.unshift(buffered.subarray(end));
-        const advert = buffered.subarray(0, end);
-        return { advert, v2: advert.toString('latin1', 4, 14) === 'version 2\n' };
+        return buffered.subarray(0, end);
       }
       const chunk = await conversation.reader.read(timeoutMs);
-      if (chunk === undefined)
-        throw refusal(conversation, 'the server closed the channel before advertising refs');
+      if (chunk === undefined) throw refusal(conversation, `the server closed the channel before ${what}`);
       buffered = Buffer.concat([buffered, chunk]);
     }
   };
+
+  /** Reads the server's first message (v2 capabilities or the v0 ref advertisement) up to its flush. */
+  const readAdvertisement = async (conversation: Conversation): Promise<{ advert: Buffer; v2: boolean }> => {
+    const advert = await readMessage(conversation, 'advertising refs');
+    return { advert, v2: advert.toString('latin1', 4, 14) === 'version 2\n' };
+  };
+
+  /** The v0 ref advertisement a v0 client (the fetch) needs, from `ls-refs` on a v2 conversation. */
+  const listRefsV2 = async (conversation: Conversation, capabilities: Buffer): Promise<Buffer> => {
+    // isomorphic-git's fetch also reads HEAD (the remote's default branch).
+    const prefixes = options.refPrefixes === undefined ? [] : ['HEAD', ...options.refPrefixes];
+    conversation.channel.write(lsRefsRequest(prefixes));
+    const answer = await readMessage(conversation, 'listing refs');
+    const parsed = parseV2Capabilities(capabilities);
+    conversation.v2Fetch = parsed;
+    return inContext(() => advertisementFromLsRefs(answer, parsed));
+  };
+
+  const inContext = <T>(work: () => T): T => {
+    try {
+      return work();
+    } catch (error) {
+      if (error instanceof SourceError) {
+        throw new SourceError(error.code, `${where}: ${error.message}`, { cause: error });
+      }
+      throw error;
+    }
+  };
+
+  /** The answer of a v2 `fetch`, translated back to the v0 answer the fetch reads. */
+  const streamV2 = (conversation: Conversation, deepen: boolean): AsyncIterableIterator<Uint8Array> =>
+    (async function* () {
+      const answer = new V2FetchAnswer(deepen);
+      let any = false;
+      for (;;) {
+        const chunk = await conversation.reader.read(timeoutMs);
+        if (chunk === undefined) break;
+        any = true;
+        const out = inContext(() => answer.push(chunk));
+        if (out.length > 0) yield new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+      }
+      if (!any && (conversation.exitCode ?? 0) !== 0) throw refusal(conversation, 'git-upload-pack failed');
+      inContext(() => answer.end());
+    })();
 
   const stream = (conversation: Conversation): AsyncIterableIterator<Uint8Array> =>
     (async function* () {
@@ -320,12 +372,16 @@ export function createSshTransport(options: SshTransportOptions): SshTransport {
     const v2 = Object.entries(req.headers ?? {}).some(
       ([name, value]) => name.toLowerCase() === 'git-protocol' && value === 'version=2',
     );
-    const conversation = await exec(v2);
+    // Always ask for v2: the poll (isomorphic-git's ls-refs) speaks it itself; for the fetch
+    // (isomorphic-git speaks v0/v1 only) this transport lists refs and translates (protocol-v2.ts).
+    const conversation = await exec(true);
     const { advert, v2: spokeV2 } = await readAdvertisement(conversation);
     pending = conversation;
-    const body = spokeV2
-      ? advert
-      : Buffer.concat([pkt('# service=git-upload-pack\n'), Buffer.from('0000'), advert]);
+    const v0Advert = !spokeV2 ? advert : v2 ? undefined : await listRefsV2(conversation, advert);
+    const body =
+      v0Advert === undefined
+        ? advert
+        : Buffer.concat([pkt('# service=git-upload-pack\n'), Buffer.from('0000'), v0Advert]);
     return response(req, 'application/x-git-upload-pack-advertisement', body);
   };
 
@@ -336,7 +392,17 @@ export function createSshTransport(options: SshTransportOptions): SshTransport {
       conversation = await exec(false);
       await readAdvertisement(conversation);
     }
-    for await (const chunk of req.body ?? []) conversation.channel.write(chunk);
+    let body: AsyncIterableIterator<Uint8Array>;
+    if (conversation.v2Fetch === undefined) {
+      for await (const chunk of req.body ?? []) conversation.channel.write(chunk);
+      body = stream(conversation);
+    } else {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of req.body ?? []) chunks.push(chunk);
+      const { command, deepen } = inContext(() => fetchRequestFromV0(Buffer.concat(chunks)));
+      conversation.channel.write(command);
+      body = streamV2(conversation, deepen);
+    }
     conversation.channel.end();
     return {
       url: req.url,
@@ -344,7 +410,7 @@ export function createSshTransport(options: SshTransportOptions): SshTransport {
       statusCode: 200,
       statusMessage: 'OK',
       headers: { 'content-type': 'application/x-git-upload-pack-result' },
-      body: stream(conversation),
+      body,
     };
   };
 

@@ -207,6 +207,8 @@ describe('parseGitRepository', () => {
               provenance: { keysRef: { kind: 'Secret', ...ref } },
             },
           };
+        case 'spec.verify.imagePullSecretRef':
+          return { verify: { signersRef: { kind: 'ConfigMap', name: 'signers' }, imagePullSecretRef: ref } };
         case 'spec.alerts.slack.secretRef':
           return { alerts: { slack: { secretRef: ref } } };
         default:

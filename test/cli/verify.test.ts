@@ -158,6 +158,14 @@ describe('signet verify over SSH (same policy file, the Secret holds identity an
     expect(rollback.lines[0]).toMatch(new RegExp(`^rejected old@sha1:${commits.a}: RollbackRejected: `));
   });
 
+  it('signet build fetches over SSH with the same policy file and Secret', async () => {
+    const built = await runSignet(['build', '-f', await policy('ssh-build', { transport })]);
+    expect(built.stderr).toMatch(
+      new RegExp(`^built main@sha1:${commits.b} \\(\\d+ objects?\\), signed by ssh key`),
+    );
+    expect(built.code).toBe(0);
+  });
+
   it('Range verification over SSH: an unsigned commit in the range is rejected, a signed range verifies', async () => {
     const rejected = await runSignet([
       'verify',

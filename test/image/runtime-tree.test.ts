@@ -3,7 +3,7 @@
 // tree as the image would. This test reads the Dockerfile and the script and fails when they drift
 // apart: a COPY added, removed or sourced differently, other npm ci flags or tsconfig, another
 // ENTRYPOINT, USER or ENV, or a Deployment that no longer matches the image.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { V1Deployment } from '@kubernetes/client-node';
@@ -113,6 +113,11 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
         from: 'kustomize',
         source: '/out/kustomize/v5.8.2-api0.21.2-abi2/kustomize-engine.wasm',
       },
+      {
+        entry: 'kustomize-engine',
+        from: 'kustomize',
+        source: '/out/kustomize/v5.8.2-api0.21.2-abi2/kustomize-engine',
+      },
       { entry: 'helm-engine.wasm', from: 'helm', source: '/out/helm/v4.3.2-abi2/helm-engine.wasm' },
     ]);
     // Root-owned: the non-root user cannot modify the tree.
@@ -128,14 +133,12 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
     const prodDeps = stage('prod-deps');
     const entry = tree.find((t) => t.entry === 'node_modules');
     expect(entry?.source).toBe(posix.join(prodDeps.workdir ?? '', 'node_modules'));
-    expect(prodDeps.copies).toEqual([
-      {
-        from: undefined,
-        chown: undefined,
-        sources: ['package.json', 'package-lock.json'],
-        destination: '/app',
-      },
-    ]);
+    expect(prodDeps.copies[0]).toEqual({
+      from: undefined,
+      chown: undefined,
+      sources: ['package.json', 'package-lock.json'],
+      destination: '/app',
+    });
     expect(script).toMatch(/cp "\$repo\/package\.json" "\$repo\/package-lock\.json" "\$work\/"/);
     const image = runWords('prod-deps', 'npm ci');
     const assembled = scriptWords('npm ci');
@@ -143,6 +146,48 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
     expect(flags(assembled).filter((flag) => flag !== '--prefer-offline')).toEqual(flags(image));
     expect(flags(image)).toEqual(expect.arrayContaining(['--omit=dev', '--ignore-scripts']));
     expect(script).toMatch(/mv "\$work\/node_modules" "\$dest\/node_modules"/);
+  });
+
+  it('node_modules: the files patches/ changes come from the build stage, whose npm ci applied them; the script copies the same', () => {
+    const patched = readdirSync(join(repoRoot, 'patches')).flatMap((name) =>
+      [...readFileSync(join(repoRoot, 'patches', name), 'utf8').matchAll(/^diff --git a\/(\S+) /gm)].map(
+        (match) => match[1] ?? '',
+      ),
+    );
+    expect(patched).toEqual(expect.arrayContaining(['node_modules/ssh2/lib/protocol/kex.js']));
+    const build = stage('build');
+    const fromBuild = stage('prod-deps').copies.slice(1);
+    expect(fromBuild.every((copy) => copy.from === 'build')).toBe(true);
+    // Every patched file, copied to the same path under /app (the prod-deps WORKDIR).
+    const copied = fromBuild.flatMap((copy) =>
+      copy.sources.map((source) => ({
+        source,
+        destination: posix.join(copy.destination, posix.basename(source)),
+      })),
+    );
+    expect(copied.map((c) => c.source).sort()).toEqual(
+      patched.map((p) => posix.join(build.workdir ?? '', p)).sort(),
+    );
+    for (const { source, destination } of copied) {
+      expect(posix.relative(build.workdir ?? '', source)).toBe(posix.relative('/app', destination));
+    }
+    // The build stage has patches/ before its npm ci (whose postinstall is patch-package).
+    expect(build.copies.flatMap((copy) => copy.sources)).toContain('patches');
+    const packageJson = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(packageJson.scripts.postinstall).toBe('patch-package');
+    const loop =
+      /for patched in ([^;]+); do\n\s+cp "\$repo\/node_modules\/ssh2\/\$patched" "\$work\/node_modules\/ssh2\/\$patched"/.exec(
+        script,
+      );
+    expect(
+      loop?.[1]
+        ?.trim()
+        .split(/\s+/)
+        .map((file) => `node_modules/ssh2/${file}`)
+        .sort(),
+    ).toEqual([...patched].sort());
   });
 
   it('dist: the build stage compiles src/ with the same tsconfig, whose outDir is what both copy', () => {
@@ -193,6 +238,18 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
       ?.split(' ');
     expect(runtime.env.SIGNET_KUSTOMIZE_ENGINE_SHA256).toBe(pin?.[1]);
     expect(kustomize.image).toBe(`golang:${pin?.[0]?.replace(/^go/, '')}-bookworm`);
+  });
+
+  it('kustomize-engine (native, Landlock): the same stage and script build it, pinned to the same digest', () => {
+    expect(script).toMatch(/cp "\$engine_dir\/kustomize-engine" "\$dest\/kustomize-engine"/);
+    const source = tree.find((t) => t.entry === 'kustomize-engine')?.source;
+    expect(source).toBe(tree.find((t) => t.entry === 'kustomize-engine.wasm')?.source.replace(/\.wasm$/, ''));
+    const pin = readFileSync(join(repoRoot, 'hack', 'kustomize', 'engine-native-amd64.sha256'), 'utf8')
+      .split('\n')
+      .find((line) => line !== '' && !line.startsWith('#'))
+      ?.split(' ');
+    expect(runtime.env.SIGNET_KUSTOMIZE_NATIVE_ENGINE_SHA256).toBe(pin?.[1]);
+    expect(stage('kustomize').image).toBe(`golang:${pin?.[0]?.replace(/^go/, '')}-bookworm`);
   });
 
   it('helm-engine.wasm: both build it with hack/helm/build.sh engine, pinned to the same digest', () => {
@@ -259,6 +316,7 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
       'SIGNET_CACHE_DIR',
       'SIGNET_HELM_ENGINE_SHA256',
       'SIGNET_KUSTOMIZE_ENGINE_SHA256',
+      'SIGNET_KUSTOMIZE_NATIVE_ENGINE_SHA256',
     ]);
     expect(runtime.env.NODE_ENV).toBe('production');
     // With readOnlyRootFilesystem, HOME and the cache must be the emptyDir mounts.

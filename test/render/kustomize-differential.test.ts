@@ -1,7 +1,8 @@
 /**
- * Differential test: Signet's Kustomize engine (WebAssembly, in-process) against the native
- * `kustomize build` of the same module version, object for object and in the same order, over the
- * layouts of kustomize-corpus.ts; and Signet's rendered objects are kustomize's plus owner labels.
+ * Differential test: Signet's Kustomize engines (WebAssembly in-process, and the native engine
+ * confined by Landlock) against the native `kustomize build` of the same module version, object
+ * for object and in the same order, over the layouts of kustomize-corpus.ts; and Signet's rendered
+ * objects are kustomize's plus owner labels.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -11,6 +12,7 @@ import {
   nativeKustomizeEngine,
   wasmKustomizeEngine,
 } from '../../src/render/kustomize-engine.ts';
+import { landlockKustomizeEngine } from '../../src/render/kustomize-native-engine.ts';
 import type { KustomizeTree } from '../../src/render/kustomize-policy.ts';
 import { ownerLabels } from '../../src/render/labels.ts';
 import { ensureKustomize, kustomizeBuildTimeoutMs } from '../support/kustomize.ts';
@@ -20,6 +22,7 @@ const owner = { name: 'repo', namespace: 'flux' };
 const options = { timeoutMs: 60_000, maxOutputBytes: 64 * 1024 * 1024 };
 let wasm: KustomizeEngine;
 let native: KustomizeEngine;
+let landlock: KustomizeEngine;
 
 function treeOf(files: Readonly<Record<string, string>>): KustomizeTree {
   const encoder = new TextEncoder();
@@ -36,6 +39,7 @@ beforeAll(async () => {
   const binaries = await ensureKustomize();
   wasm = wasmKustomizeEngine({ path: binaries.engine });
   native = nativeKustomizeEngine(binaries.cli);
+  landlock = landlockKustomizeEngine({ path: binaries.native });
 }, kustomizeBuildTimeoutMs);
 
 describe('Signet Kustomize engine vs native kustomize build', () => {
@@ -48,6 +52,7 @@ describe('Signet Kustomize engine vs native kustomize build', () => {
     const expected = objects(await native.build(tree, layout.dir, options));
     expect(expected.length).toBeGreaterThan(0);
     expect(objects(await wasm.build(tree, layout.dir, options))).toEqual(expected);
+    expect(objects(await landlock.build(tree, layout.dir, options))).toEqual(expected);
 
     const rendered = await renderKustomization(tree, layout.dir, { engine: wasm, timeoutMs: 60_000, owner });
     const labels = ownerLabels(owner);

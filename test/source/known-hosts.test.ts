@@ -102,7 +102,27 @@ describe('known_hosts', () => {
       ok: false,
       cause: 'ca-only',
     });
-    expect(hostKeyAlgorithmsFor(list, 'git.example.com', 22)).toEqual([]);
+    // A host with a CA line asks for certificates first (when ssh2 negotiates them), then any plain
+    // key, so a server without a certificate presents a key the refusal can name.
+    expect(hostKeyAlgorithmsFor(list, 'git.example.com', 22, true)).toEqual([
+      'ssh-ed25519-cert-v01@openssh.com',
+      'ecdsa-sha2-nistp256-cert-v01@openssh.com',
+      'ecdsa-sha2-nistp384-cert-v01@openssh.com',
+      'ecdsa-sha2-nistp521-cert-v01@openssh.com',
+      'rsa-sha2-512-cert-v01@openssh.com',
+      'rsa-sha2-256-cert-v01@openssh.com',
+      'ssh-ed25519',
+      'ecdsa-sha2-nistp256',
+      'ecdsa-sha2-nistp384',
+      'ecdsa-sha2-nistp521',
+      'rsa-sha2-512',
+      'rsa-sha2-256',
+    ]);
+    // With a plain pin too, the plain part is only the pinned type; without certificate support
+    // no certificate algorithm is named.
+    const both = entries(`@cert-authority *.example.com ${ed.line}\ngit.example.com ${ec.line}\n`);
+    expect(hostKeyAlgorithmsFor(both, 'git.example.com', 22, false)).toEqual(['ecdsa-sha2-nistp384']);
+    expect(hostKeyAlgorithmsFor(list, 'other.org', 22, true)).toEqual([]);
   });
 
   it('offers only the pinned key types, RSA as rsa-sha2-512/256 (never SHA-1 ssh-rsa)', () => {

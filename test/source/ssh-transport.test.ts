@@ -102,7 +102,8 @@ describe('Git over SSH against OpenSSH', () => {
     });
   });
 
-  it('clones shallow, then fetches incrementally, then does nothing when up to date', async () => {
+  it('clones shallow, then fetches incrementally, then does nothing when up to date (protocol v2 fetch)', async () => {
+    const commandsBefore = (await server.protocols()).length;
     const first = await fetchInto('inc', { branch: 'main' });
     expect(first).toMatchObject({ fetched: true, shallow: true });
     expect((await openRepoReader(first.dir).readObject(first.commit, signal())).type).toBe('commit');
@@ -115,9 +116,13 @@ describe('Git over SSH against OpenSSH', () => {
     expect(packs.reduce((a, b) => a + b, 0)).toBeLessThan(10);
     const third = await fetchInto('inc', { branch: 'main' });
     expect(third.fetched).toBe(false);
+    // Three polls and two fetches ran git-upload-pack with GIT_PROTOCOL=version=2 (sshd AcceptEnv):
+    // a v2 server answers only v2 commands, so the fetches were v2 ls-refs + fetch
+    // (protocol-v2.ts), shallow and incremental alike; the up-to-date one made no request.
+    expect((await server.protocols()).slice(commandsBefore)).toEqual(Array(5).fill('version=2'));
   });
 
-  it('falls back to protocol v0 where the server does not pass GIT_PROTOCOL (poll, then fetch)', async () => {
+  it('falls back to protocol v0 where the server does not pass GIT_PROTOCOL (poll, shallow and incremental fetch)', async () => {
     const v0 = await startSshServer({ hostKeys: ['ed25519'], acceptGitProtocol: false });
     try {
       await v0.authorize(client);
@@ -147,6 +152,25 @@ describe('Git over SSH against OpenSSH', () => {
       });
       expect(outcome.fetched).toBe(true);
       expect(v0.log()).not.toMatch(/fatal|error/i);
+      // An incremental v0 fetch of the branch: only what is new since the shallow clone.
+      const branchDir = cacheDirFor(cacheRoot, 'ns', 'v0-branch');
+      const fetchBranch = async (onPack?: (p: { objects: number }) => void) =>
+        fetchRevision({
+          dir: branchDir,
+          remote: v0Remote,
+          ref: { branch: 'main' },
+          resolved: await pollRemote(v0Remote, { branch: 'main' }, { signal: signal() }),
+          depth: 1,
+          signal: signal(),
+          ...(onPack === undefined ? {} : { onPack }),
+        });
+      expect(await fetchBranch()).toMatchObject({ fetched: true, shallow: true });
+      await repo.commit({ files: { 'deploy/v0.yaml': 'kind: ConfigMap\n' } });
+      const packs: number[] = [];
+      expect((await fetchBranch((p) => packs.push(p.objects))).fetched).toBe(true);
+      expect(packs.reduce((a, b) => a + b, 0)).toBeLessThan(10);
+      // sshd dropped GIT_PROTOCOL: git-upload-pack spoke v0 to every poll and fetch.
+      expect(await v0.protocols()).toEqual(['v0', 'v0', 'v0', 'v0', 'v0', 'v0']);
     } finally {
       await v0.close();
     }
@@ -156,6 +180,26 @@ describe('Git over SSH against OpenSSH', () => {
     const out = await fetchInto('tag', { tag: 'v1.0.0' });
     const reader = openRepoReader(out.dir);
     expect((await reader.readObject(await repo.git(['rev-parse', 'v1.0.0']), signal())).type).toBe('tag');
+  });
+
+  it('authenticates with RSA-2048 (rsa-sha2: sshd 9.x refuses SHA-1 ssh-rsa signatures) and ECDSA P-384 identities', async () => {
+    for (const kind of ['rsa', 'ecdsa-p384'] as const) {
+      const key = await generateSshKey(keysDir, kind, `client-${kind}`);
+      await server.authorize(key);
+      const resolved = await pollRemote(
+        remote({
+          credentials: {
+            identity: await readFile(key.privateKeyPath, 'utf8'),
+            knownHosts: server.knownHosts,
+          },
+        }),
+        { branch: 'main' },
+        { signal: signal() },
+      );
+      expect(resolved.commit).toBe(await repo.git(['rev-parse', 'HEAD']));
+    }
+    expect(server.log()).toMatch(/Accepted publickey for \S+ from 127\.0\.0\.1 port \d+ ssh2: RSA SHA256:/);
+    expect(server.log()).toMatch(/Accepted publickey for \S+ from 127\.0\.0\.1 port \d+ ssh2: ECDSA SHA256:/);
   });
 });
 
@@ -376,31 +420,127 @@ describe('refusals over SSH: nothing fetched, a message naming what to fix, no s
     expect(tooLarge.message).toContain('8192 bytes');
   });
 
-  it('host certificates: a host known only through @cert-authority is refused (ssh2 does not negotiate certificates)', async () => {
-    const ca = await generateSshKey(keysDir, 'ed25519', 'host-ca');
-    const certified = await startSshServer({ hostKeys: ['ed25519'], hostCertificate: { ca } });
-    try {
-      await certified.authorize(client);
-      const caLine = `@cert-authority [127.0.0.1]:${certified.port} ${ca.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`;
+  describe('host certificates (sshd HostCertificate, signed by ssh-keygen -s -h -n -V)', () => {
+    const caLine = (ca: SshKeyFixture, port: number, hosts = `[127.0.0.1]:${port}`) =>
+      `@cert-authority ${hosts} ${ca.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`;
+    const certRemote = (target: SshServer, knownHosts: string) =>
+      remote({ url: target.url(join(repo.dir, '.git')), credentials: { identity, knownHosts } });
+
+    it('accepts a host certificate from a @cert-authority (ed25519, ECDSA and RSA host keys) and fetches through it; refuses a revoked CA, a revoked host key, an unknown CA', async () => {
+      const ca = await generateSshKey(keysDir, 'ed25519', 'host-ca');
+      const otherCa = await generateSshKey(keysDir, 'ecdsa-p256', 'other-ca');
+      const certified = await startSshServer({ hostKeys: ['ed25519'], hostCertificate: { ca } });
+      try {
+        await certified.authorize(client);
+        const trusted = caLine(ca, certified.port);
+        const resolved = await poll(certRemote(certified, trusted));
+        expect(resolved.commit).toBe(await repo.git(['rev-parse', 'HEAD']));
+        // Nothing pins the plain host key: the certificate alone was trusted.
+        expect(trusted).not.toContain(certified.hostKeys[0]?.publicKeyLine.split(' ')[1]);
+        const fetched = await fetchRevision({
+          dir: cacheDirFor(cacheRoot, 'ns', 'certified'),
+          remote: certRemote(certified, trusted),
+          ref: { branch: 'main' },
+          resolved,
+          depth: 1,
+          signal: signal(),
+        });
+        expect(fetched.fetched).toBe(true);
+        const refusals: Array<[string, RegExp]> = [
+          [
+            `${trusted}@revoked * ${ca.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`,
+            /its CA key SHA256:\S+ is revoked/,
+          ],
+          [
+            `${trusted}@revoked * ${certified.hostKeys[0]?.publicKeyLine.split(' ').slice(0, 2).join(' ')}\n`,
+            /its certified key SHA256:\S+ is revoked/,
+          ],
+          [
+            caLine(otherCa, certified.port),
+            /its CA key SHA256:\S+ is not a @cert-authority for \[127\.0\.0\.1\]:\d+/,
+          ],
+        ];
+        for (const [knownHosts, message] of refusals) {
+          const error = await errorOf(poll(certRemote(certified, knownHosts)));
+          expect(error.code).toBe('HostKeyRejected');
+          expect(error.message).toContain(`host certificate of [127.0.0.1]:${certified.port} refused`);
+          expect(error.message).toMatch(message);
+        }
+        // A CA line for another address: no certificate is asked for, and the plain key is unknown.
+        const elsewhere = await errorOf(
+          poll(certRemote(certified, caLine(ca, certified.port, '[127.0.0.1]:1'))),
+        );
+        expect(elsewhere.message).toMatch(
+          /host \[127\.0\.0\.1\]:\d+ is not in known_hosts: the server offered ssh-ed25519 key/,
+        );
+      } finally {
+        await certified.close();
+      }
+      for (const kind of ['ecdsa-p256', 'rsa'] as const) {
+        const other = await startSshServer({ hostKeys: [kind], hostCertificate: { ca } });
+        try {
+          await other.authorize(client);
+          const resolved = await poll(certRemote(other, caLine(ca, other.port)));
+          expect(resolved.commit).toBe(await repo.git(['rev-parse', 'HEAD']));
+          // Only the CA line is in known_hosts: a plain key would have been refused.
+        } finally {
+          await other.close();
+        }
+      }
+    });
+
+    it('refuses an expired host certificate and one whose principal is another host, naming the host and the cause', async () => {
+      const ca = await generateSshKey(keysDir, 'ed25519', 'host-ca');
+      const expired = await startSshServer({
+        hostKeys: ['ed25519'],
+        hostCertificate: { ca, validity: '-2d:-1d' },
+      });
+      const misnamed = await startSshServer({
+        hostKeys: ['ed25519'],
+        hostCertificate: { ca, principals: 'git.example.com' },
+      });
+      try {
+        await expired.authorize(client);
+        await misnamed.authorize(client);
+        const old = await errorOf(poll(certRemote(expired, caLine(ca, expired.port))));
+        expect(old.code).toBe('HostKeyRejected');
+        expect(old.message).toMatch(
+          new RegExp(
+            `host certificate of \\[127\\.0\\.0\\.1\\]:${expired.port} refused: the certificate expired \\(valid from \\S+ to \\S+\\)`,
+          ),
+        );
+        expect(old.message).toContain('nothing was fetched');
+        // It names the certified key as ssh-keygen -l does.
+        const hostKey = Buffer.from(expired.hostKeys[0]?.publicKeyLine.split(' ')[1] ?? '', 'base64');
+        expect(old.message).toContain(
+          `(ssh-ed25519-cert-v01@openssh.com for key ${fingerprintSha256(hostKey)})`,
+        );
+        const wrong = await errorOf(poll(certRemote(misnamed, caLine(ca, misnamed.port))));
+        expect(wrong.code).toBe('HostKeyRejected');
+        expect(wrong.message).toContain('the certificate names git.example.com, not 127.0.0.1');
+        // The refusal happened at the key exchange: neither server ran git-upload-pack.
+        expect(expired.log()).not.toMatch(/git-upload-pack/);
+        expect(misnamed.log()).not.toMatch(/git-upload-pack/);
+      } finally {
+        await expired.close();
+        await misnamed.close();
+      }
+    });
+
+    it('refuses a plain host key where known_hosts has only a @cert-authority line for the host', async () => {
+      const ca = await generateSshKey(keysDir, 'ed25519', 'host-ca');
       const error = await errorOf(
-        poll(
-          remote({
-            url: certified.url(join(repo.dir, '.git')),
-            credentials: { identity, knownHosts: caLine },
-          }),
-        ),
+        poll(remote({ credentials: { identity, knownHosts: caLine(ca, server.port) } })),
       );
       expect(error.code).toBe('HostKeyRejected');
-      expect(error.message).toContain('known only through @cert-authority lines');
-      expect(error.message).toContain('add its plain host key');
+      expect(error.message).toMatch(
+        /known only through @cert-authority lines, but the server offered a plain \S+ key SHA256:/,
+      );
       // Its plain key pinned next to the CA line is accepted.
-      const both = `${caLine}${certified.knownHosts}`;
       const resolved = await poll(
-        remote({ url: certified.url(join(repo.dir, '.git')), credentials: { identity, knownHosts: both } }),
+        remote({ credentials: { identity, knownHosts: `${caLine(ca, server.port)}${server.knownHosts}` } }),
       );
       expect(resolved.commit).toBe(await repo.git(['rev-parse', 'HEAD']));
-    } finally {
-      await certified.close();
-    }
+    });
   });
 });

@@ -14,6 +14,8 @@ export const kustomizeBuildTimeoutMs = 900_000;
 export interface KustomizeBinaries {
   readonly dir: string;
   readonly engine: string;
+  /** The native engine, confined by Landlock (hack/kustomize/engine/landlock_linux.go). */
+  readonly native: string;
   readonly cli: string;
 }
 
@@ -27,7 +29,12 @@ export function ensureKustomize(): Promise<KustomizeBinaries> {
       { cwd: repoRoot, timeout: kustomizeBuildTimeoutMs, maxBuffer: 1024 * 1024 },
     );
     const dir = stdout.trim().split('\n').pop() ?? '';
-    return { dir, engine: join(dir, 'kustomize-engine.wasm'), cli: join(dir, 'kustomize') };
+    return {
+      dir,
+      engine: join(dir, 'kustomize-engine.wasm'),
+      native: join(dir, 'kustomize-engine'),
+      cli: join(dir, 'kustomize'),
+    };
   })();
   return built;
 }

@@ -22,8 +22,15 @@ export interface SshServerOptions {
   readonly acceptGitProtocol?: boolean;
   /** Listen on this port (e.g. a second server on the same address after the first stopped). */
   readonly port?: number;
-  /** A host certificate signed by this CA key for every host key (`HostCertificate`). */
-  readonly hostCertificate?: { readonly ca: SshKeyFixture; readonly validity?: string };
+  /**
+   * A host certificate for every host key (`HostCertificate`), made with `ssh-keygen -s <ca> -h -n
+   * <principals> -V <validity>` (defaults: principal 127.0.0.1, valid from 5 minutes ago for 1 hour).
+   */
+  readonly hostCertificate?: {
+    readonly ca: SshKeyFixture;
+    readonly validity?: string;
+    readonly principals?: string;
+  };
 }
 
 export interface SshServer {
@@ -41,6 +48,11 @@ export interface SshServer {
   authorize(key: SshKeyFixture, options?: { readonly corruptPack?: boolean }): Promise<void>;
   /** `ssh://user@127.0.0.1:port<gitdir>`. */
   url(gitdir: string): string;
+  /**
+   * The protocol of every command a client ran so far, in order: `version=2` where the client asked
+   * for v2 and sshd passed GIT_PROTOCOL (AcceptEnv), else `v0`.
+   */
+  protocols(): Promise<string[]>;
   /** The sshd log so far (stderr with -e). */
   log(): string;
   /** How many connections sshd accepted so far (from its log). */
@@ -114,7 +126,7 @@ export async function startSshServer(options: SshServerOptions = {}): Promise<Ss
         'signet-test-host',
         '-h',
         '-n',
-        '127.0.0.1',
+        options.hostCertificate.principals ?? '127.0.0.1',
         '-V',
         options.hostCertificate.validity ?? '-5m:+1h',
         key.publicKeyPath,
@@ -145,6 +157,8 @@ export async function startSshServer(options: SshServerOptions = {}): Promise<Ss
     'LogLevel VERBOSE',
     'MaxStartups 100:30:200',
   ].join('\n');
+  const protocolLog = join(dir, 'protocols.log');
+  await writeFile(protocolLog, '');
   const corruptFilter = join(dir, 'corrupt-pack.pl');
   await writeFile(corruptFilter, corruptPackFilter);
   const configPath = join(dir, 'sshd_config');
@@ -175,10 +189,12 @@ export async function startSshServer(options: SshServerOptions = {}): Promise<Ss
     async authorize(key, authorizeOptions = {}) {
       const line = key.publicKeyLine.split(' ').slice(0, 2).join(' ');
       const filter = authorizeOptions.corruptPack ? ` | perl ${corruptFilter}` : '';
-      const entry = `restrict,command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"${filter}" ${line}\n`;
+      const record = `echo \\"\${GIT_PROTOCOL:-v0}\\" >> ${protocolLog}; `;
+      const entry = `restrict,command="${record}git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"${filter}" ${line}\n`;
       await writeFile(authorizedKeys, `${await readFile(authorizedKeys, 'utf8')}${entry}`);
     },
     url: (gitdir) => `ssh://${user}@127.0.0.1:${port}${gitdir}`,
+    protocols: async () => (await readFile(protocolLog, 'utf8')).split('\n').filter((l) => l !== ''),
     log: () => log,
     connections: () => (log.match(/Connection from 127\.0\.0\.1/g) ?? []).length,
     async close() {

@@ -1,0 +1,367 @@
+// Only images of known origin run (issue 17), end to end on a real API server: the operator verifies
+// every image of a revision against spec.verify.images with a real OCI registry (TLS, token auth) and
+// signatures made by the real cosign, and applies the Deployment with its image pinned to the
+// verified digest. An unsigned image, one signed by an untrusted key, a tag moved to an unsigned
+// digest, an image no policy names and an unreachable registry each refuse the revision
+// (Verified=False ImageUnverified, naming image, object and cause) with nothing applied and the last
+// revision kept. A no-op reconcile makes no registry request (counted at the registry's own log).
+// `signet verify` refuses the same with exit 1.
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KubeClient } from '../src/kube/client.ts';
+import type { KubeObject } from '../src/render/object.ts';
+import { configMapObject, runSignet, secretObject, yamlDocuments } from '../test/cli/support.ts';
+import { Receiver } from '../test/notify/support.ts';
+import {
+  type CosignKeyPair,
+  cosignBuildTimeoutMs,
+  ensureCosign,
+  generateKeyPair,
+  signKeyed,
+} from '../test/support/cosign.ts';
+import { makeTempDir } from '../test/support/git-fixtures.ts';
+import {
+  moveTag,
+  type OciRegistry,
+  type PushedImage,
+  pushImage,
+  startRegistry,
+} from '../test/support/oci-registry.ts';
+import {
+  createObjects,
+  deleteGitRepositoryAndWait,
+  gitCaSecretName,
+  gitRepositoryObject,
+  signersConfigMapName,
+  trustObjects,
+} from './support/fixtures.ts';
+import { kubeconfigPath, waitFor } from './support/kube.ts';
+import { useTestNamespace } from './support/namespace.ts';
+import { registerSecret } from './support/secret-scan.ts';
+import {
+  adminClient,
+  capturingLogger,
+  condition,
+  createSignedRepo,
+  installCrd,
+  type RepoStatus,
+  repoStatus,
+  type SignedRepo,
+  startTestOperator,
+} from './support/signet.ts';
+
+const ns = useTestNamespace('signet-images');
+let admin: KubeClient;
+let signed: SignedRepo;
+let registry: OciRegistry;
+let keyDir: string;
+let otherDir: string;
+let key: CosignKeyPair;
+let otherKey: CosignKeyPair;
+let operator: Awaited<ReturnType<typeof startTestOperator>>;
+let good: PushedImage;
+let goodCommit = '';
+let policyDir: string;
+let slack: Receiver;
+/** Every operator log line (debug level), also in the suite-wide secret scan. */
+const logs = capturingLogger('images');
+
+const unreachable = '127.0.0.1:1';
+const status = (): Promise<RepoStatus> => repoStatus(admin, ns.name, 'apps');
+
+function verifySpec() {
+  return {
+    mode: 'HEAD',
+    signersRef: { kind: 'ConfigMap', name: signersConfigMapName },
+    imagePullSecretRef: { name: 'registry' },
+    images: [
+      { match: [`${registry.host}/team/**`], keysRef: { kind: 'Secret', name: 'image-keys' } },
+      { match: [`${unreachable}/**`], keysRef: { kind: 'Secret', name: 'image-keys' } },
+    ],
+  };
+}
+
+function deploymentYaml(image: string, note = ''): string {
+  return [
+    'apiVersion: apps/v1',
+    'kind: Deployment',
+    'metadata:',
+    '  name: web',
+    `  annotations: {note: "${note}"}`,
+    'spec:',
+    '  replicas: 0',
+    '  selector: {matchLabels: {app: web}}',
+    '  template:',
+    '    metadata: {labels: {app: web}}',
+    '    spec:',
+    `      initContainers: [{name: init, image: "${image}"}]`,
+    `      containers: [{name: app, image: "${image}"}]`,
+    '',
+  ].join('\n');
+}
+
+const liveImages = async (): Promise<string[]> => {
+  const live = await admin.get({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    name: 'web',
+    namespace: ns.name,
+  });
+  const spec = (live?.spec as { template: { spec: Record<string, { image: string }[]> } } | undefined)
+    ?.template.spec;
+  return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].map((c) => c.image);
+};
+
+const reconciles = async (result: string): Promise<number> =>
+  (await operator.operator.metrics.reconcilesTotal.get()).values
+    .filter((v) => v.labels.result === result)
+    .reduce((sum, v) => sum + v.value, 0);
+
+async function waitApplied(commit: string): Promise<RepoStatus> {
+  return waitFor(
+    async () => {
+      const s = await status();
+      return s.lastAppliedRevision === `main@sha1:${commit}` && condition(s, 'Ready')?.status === 'True'
+        ? s
+        : undefined;
+    },
+    { timeoutMs: 60_000, description: `main@sha1:${commit} applied and Ready` },
+  );
+}
+
+async function waitRefused(commit: string): Promise<RepoStatus> {
+  return waitFor(
+    async () => {
+      const s = await status();
+      return s.lastAttemptedRevision === `main@sha1:${commit}` &&
+        condition(s, 'Verified')?.reason === 'ImageUnverified'
+        ? s
+        : undefined;
+    },
+    { timeoutMs: 60_000, description: `main@sha1:${commit} refused with Verified=False ImageUnverified` },
+  );
+}
+
+/** The policy file a CI job checks in: the GitRepository and the objects it references. */
+async function writePolicyFile(): Promise<string> {
+  const path = join(policyDir, 'apps.yaml');
+  const repo = gitRepositoryObject(signed, ns.name, 'apps', { path: './deploy', verify: verifySpec() });
+  await writeFile(
+    path,
+    yamlDocuments([
+      repo as unknown as Record<string, unknown>,
+      secretObject(gitCaSecretName, { 'ca.crt': signed.server.caPem }),
+      configMapObject(signersConfigMapName, { allowed_signers: signed.allowedSigners }),
+      {
+        ...secretObject('registry', {
+          '.dockerconfigjson': registry.dockerConfigJson,
+          'ca.crt': registry.caPem,
+        }),
+        type: 'kubernetes.io/dockerconfigjson',
+      },
+      secretObject('image-keys', { 'cosign.pub': key.publicKeyPem }),
+    ]),
+  );
+  return path;
+}
+
+beforeAll(async () => {
+  await ensureCosign();
+  admin = await adminClient();
+  await installCrd(admin);
+  registry = await startRegistry();
+  keyDir = await makeTempDir('e2e-image-key');
+  otherDir = await makeTempDir('e2e-image-other');
+  key = await generateKeyPair(keyDir);
+  otherKey = await generateKeyPair(otherDir);
+  policyDir = await makeTempDir('e2e-image-policy');
+  good = await pushImage(registry, 'team/web', 'v1');
+  await signKeyed(registry, good.pinned, key, { format: 'legacy-sig-tag' });
+  slack = new Receiver();
+  await slack.listen();
+  signed = await createSignedRepo('images');
+  goodCommit = await signed.commit({ 'deploy/web.yaml': deploymentYaml(good.reference) });
+  await createObjects(admin, [
+    ...trustObjects(signed, ns.name, { slackAddress: slack.url('http') }),
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'registry', namespace: ns.name },
+      type: 'kubernetes.io/dockerconfigjson',
+      stringData: { '.dockerconfigjson': registry.dockerConfigJson, 'ca.crt': registry.caPem },
+    } as KubeObject,
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'image-keys', namespace: ns.name },
+      stringData: { 'cosign.pub': key.publicKeyPem },
+    } as KubeObject,
+  ]);
+  registerSecret('images: registry password', registry.password);
+  registerSecret('images: cosign key password', key.password);
+  operator = await startTestOperator({ namespace: ns.name }, logs.logger);
+  await admin.apply(
+    gitRepositoryObject(signed, ns.name, 'apps', {
+      interval: '1s',
+      path: './deploy',
+      verify: verifySpec(),
+      alerts: { slack: { secretRef: { name: 'slack' } } },
+    }),
+    { fieldManager: 'e2e' },
+  );
+}, cosignBuildTimeoutMs);
+
+afterAll(async () => {
+  if (admin !== undefined) await deleteGitRepositoryAndWait(admin, ns.name, 'apps').catch(() => undefined);
+  await operator?.stop();
+  await signed?.close();
+  await registry?.stop();
+  await slack?.close();
+  for (const dir of [keyDir, otherDir, policyDir])
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  await admin?.close();
+});
+
+describe('image verification on a real API server', () => {
+  it('applies a signed image with its digest pinned in the live object, and records the signer', async () => {
+    const applied = await waitApplied(goodCommit);
+    const pinned = `${good.reference}@${good.digest}`;
+    expect(await liveImages()).toEqual([pinned, pinned]);
+    const images = (applied as unknown as { images?: { total: number; entries: Record<string, string>[] } })
+      .images;
+    expect(images?.total).toBe(1);
+    expect(images?.entries[0]).toMatchObject({
+      image: pinned,
+      digest: good.digest,
+      format: 'legacy-sig-tag',
+    });
+    expect(images?.entries[0]?.signer).toMatch(/^key SHA256:/);
+  });
+
+  it('a no-op reconcile makes no registry request', async () => {
+    registry.resetRequests();
+    const before = await reconciles('unchanged');
+    await waitFor(async () => (await reconciles('unchanged')) >= before + 3, {
+      timeoutMs: 30_000,
+      description: 'three no-op reconciles',
+    });
+    expect(registry.requests()).toEqual([]);
+  });
+
+  it('signet verify prints the pinned reference (exit 0), build prints the pinned objects, diff plans no change', async () => {
+    const policy = await writePolicyFile();
+    const pinned = `${good.reference}@${good.digest}`;
+    const verified = await runSignet(['verify', '-f', policy], { timeoutMs: 90_000 });
+    expect(verified.stderr).toBe('');
+    expect(verified.code).toBe(0);
+    expect(verified.lines).toContainEqual(
+      expect.stringMatching(new RegExp(`^image ${pinned} signed by key SHA256:`)),
+    );
+    const built = await runSignet(['build', '-f', policy], { timeoutMs: 90_000 });
+    expect(built.code).toBe(0);
+    expect(built.stdout).toContain(`image: ${pinned}`);
+    expect(built.stdout).not.toMatch(/image: [^\n@]+\n/);
+    // The operator applied the pinned objects: the same pinning in the CLI plans nothing.
+    const diff = await runSignet(['diff', '-f', policy, '--kubeconfig', kubeconfigPath()], {
+      timeoutMs: 90_000,
+    });
+    expect(diff.stdout).toContain('no changes');
+    expect(diff.code).toBe(0);
+  });
+
+  const refusals: { name: string; image: () => Promise<string>; cause: (image: string) => RegExp }[] = [
+    {
+      name: 'an unsigned image',
+      image: async () => (await pushImage(registry, 'team/unsigned', 'v1')).reference,
+      cause: () => /no signature found/,
+    },
+    {
+      name: 'an image signed by an untrusted key',
+      image: async () => {
+        const other = await pushImage(registry, 'team/other-key', 'v1');
+        await signKeyed(registry, other.pinned, otherKey, { format: 'bundle-referrer' });
+        return other.reference;
+      },
+      cause: () => /is not signed by a trusted identity or key/,
+    },
+    {
+      name: 'a signed tag moved to an unsigned digest',
+      image: async () => {
+        const moved = await pushImage(registry, 'team/moving', 'v1');
+        await signKeyed(registry, moved.pinned, key, { format: 'legacy-sig-tag' });
+        const unsigned = await pushImage(registry, 'team/moving', 'unsigned');
+        await moveTag(registry, 'team/moving', 'v1', unsigned.digest);
+        return moved.reference;
+      },
+      cause: () => /digest sha256:[0-9a-f]{64} is not signed/,
+    },
+    {
+      name: 'an image no policy names',
+      image: async () => 'quay.io/elsewhere/app:1.0',
+      cause: () => /quay\.io\/elsewhere\/app matches no policy of spec\.verify\.images/,
+    },
+    {
+      name: 'an unreachable registry',
+      image: async () => `${unreachable}/team/app:v1`,
+      cause: () => /127\.0\.0\.1:1\/v2\/team\/app\/manifests\/v1/,
+    },
+  ];
+  for (const [index, refusal] of refusals.entries()) {
+    it(`${refusal.name}: Verified=False ImageUnverified, nothing applied, the last revision kept`, async () => {
+      const image = await refusal.image();
+      const bad = await signed.commit({ 'deploy/web.yaml': deploymentYaml(image, `bad-${index}`) });
+      const refused = await waitRefused(bad);
+      const verified = condition(refused, 'Verified');
+      expect(verified?.status).toBe('False');
+      expect(verified?.message).toContain(`revision main@sha1:${bad} rejected (ImageUnverified)`);
+      expect(verified?.message).toContain(`image ${image} in Deployment ${ns.name}/web`);
+      expect(verified?.message).toMatch(refusal.cause(image));
+      expect(verified?.message).toContain(`main@sha1:${goodCommit} stays in force`);
+      expect(condition(refused, 'Ready')).toMatchObject({ status: 'False', reason: 'VerificationFailed' });
+      expect(refused.lastAppliedRevision).toBe(`main@sha1:${goodCommit}`);
+      expect(await liveImages()).toEqual([
+        `${good.reference}@${good.digest}`,
+        `${good.reference}@${good.digest}`,
+      ]);
+      // The Event is recorded right after the status is written: wait for it rather than race it.
+      await waitFor(
+        async () => {
+          const events = await admin.list('v1', 'Event', {
+            namespace: ns.name,
+            fieldSelector: 'involvedObject.name=apps,reason=ImageUnverified',
+          });
+          return events.items.some((e) =>
+            String(e.message).includes(`main@sha1:${bad} rejected (ImageUnverified)`),
+          )
+            ? true
+            : undefined;
+        },
+        { timeoutMs: 30_000, description: `an ImageUnverified Event for main@sha1:${bad}` },
+      );
+      await waitFor(
+        () =>
+          slack.requests.some((r) =>
+            JSON.stringify(r.body).includes(`main@sha1:${bad} rejected (ImageUnverified)`),
+          ),
+        { timeoutMs: 30_000, description: `a Slack alert for main@sha1:${bad}` },
+      );
+      if (index === 0) {
+        const cli = await runSignet(['verify', '-f', await writePolicyFile()], { timeoutMs: 90_000 });
+        expect(cli.code).toBe(1);
+        expect(cli.stdout).toContain(
+          `rejected main@sha1:${bad}: ImageUnverified: image ${image} in Deployment `,
+        );
+      }
+    });
+  }
+
+  it('no operator log line carries the registry password, a dockerconfigjson or a bearer token', () => {
+    expect(logs.lines.length).toBeGreaterThan(0);
+    for (const line of logs.lines) {
+      expect(line).not.toContain(registry.password);
+      expect(line).not.toContain(Buffer.from(`${registry.username}:${registry.password}`).toString('base64'));
+      expect(line).not.toMatch(/Bearer [A-Za-z0-9._-]{8,}/);
+    }
+  });
+});
