@@ -53,15 +53,15 @@ WORKDIR /app
 COPY --from=prod-deps --chown=0:0 /app/node_modules ./node_modules
 COPY --from=build --chown=0:0 /src/dist ./dist
 COPY --chown=0:0 package.json ./
-COPY --from=kustomize --chown=0:0 /out/kustomize/v5.8.2-api0.21.2/kustomize-engine.wasm ./
-COPY --from=kustomize --chown=0:0 /out/kustomize/v5.8.2-api0.21.2/kustomize-engine ./
-COPY --from=helm --chown=0:0 /out/helm/v4.3.2/helm-engine.wasm ./
+COPY --from=kustomize --chown=0:0 /out/kustomize/v5.8.2-api0.21.2-abi2/kustomize-engine.wasm ./
+COPY --from=kustomize --chown=0:0 /out/kustomize/v5.8.2-api0.21.2-abi2/kustomize-engine ./
+COPY --from=helm --chown=0:0 /out/helm/v4.3.2-abi2/helm-engine.wasm ./
 ENV NODE_ENV=production \
     HOME=/tmp \
     SIGNET_CACHE_DIR=/var/cache/signet \
-    SIGNET_KUSTOMIZE_ENGINE_SHA256=e81df9647947b698a3e6179de2f9784e2c3e8e3cc4e8238e337ef18ac254313f \
+    SIGNET_KUSTOMIZE_ENGINE_SHA256=02e5ec22595864e258c2ed38bff0665264d246817b7212d3a6cacab62b578d7c \
     SIGNET_KUSTOMIZE_NATIVE_ENGINE_SHA256=e823e913a5d7d78a2c0201a08bf686a8b6648be8369b6d1a687deea9557a131b \
-    SIGNET_HELM_ENGINE_SHA256=fa14aa8d0db730a71bad51a897d451ebd1efbdf635ea950301c7e7c5ccdf945b
+    SIGNET_HELM_ENGINE_SHA256=35422ab54637da2c214730a03857c859011c563749dab7bec8722f149e9316a4
 USER 65532:65532
 EXPOSE 8080 8081
 # The distroless nodejs images set ENTRYPOINT ["/nodejs/bin/node"] and have no `node` on a

@@ -83,3 +83,31 @@ export async function watchStatusUntil(
     }
   }
 }
+
+/**
+ * Counts an engine's pre-warmed spares (its `observeSpare` callback) so that a benchmark can let the
+ * spare started after a render finish initialising before it times the next one: the latency of a
+ * render that arrives at an idle operator, which is how renders arrive (a new revision or spec).
+ */
+export function spareCounter() {
+  let ready = 0;
+  let waiters: (() => void)[] = [];
+  return {
+    observe(event: 'ready' | 'released'): void {
+      if (event !== 'ready') return;
+      ready++;
+      for (const wake of waiters) wake();
+      waiters = [];
+    },
+    /** Resolves once `count` spares have reported ready in total. */
+    async readyAtLeast(count: number): Promise<void> {
+      // A spare's worker does not keep the process alive (unref'd): this handle does meanwhile.
+      const keepAlive = setInterval(() => undefined, 60_000);
+      try {
+        while (ready < count) await new Promise<void>((resolve) => waiters.push(resolve));
+      } finally {
+        clearInterval(keepAlive);
+      }
+    },
+  };
+}

@@ -1,9 +1,9 @@
 // Helm charts on the real control plane: a chart (values file + inline values) reconciled by the
 // operator with the release name and namespace; a values change applied; a removed template pruned;
-// drift on a chart object reverted; signet build prints what was applied; a non-vendored
+// drift on a chart object reverted; hooks applied in hook-weight order; signet build prints what was applied; a non-vendored
 // dependency, a template that loops and `.Files.Get "../../etc/passwd"` each refused as
 // BuildFailed (naming the chart and the field) with nothing applied and the last revision kept.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -11,6 +11,7 @@ import type { KubeClient } from '../src/kube/client.ts';
 import { runSignet, yamlDocuments } from '../test/cli/support.ts';
 import { makeTempDir } from '../test/support/git-fixtures.ts';
 import { ensureHelm, helmBuildTimeoutMs } from '../test/support/helm.ts';
+import { localAuditLogPath } from './support/audit.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from './support/fixtures.ts';
 import { kubeconfigPath, waitFor } from './support/kube.ts';
 import { useTestNamespace } from './support/namespace.ts';
@@ -96,6 +97,45 @@ async function expectRefused(files: Record<string, string | null>): Promise<stri
   return condition(status, 'Ready')?.message ?? '';
 }
 
+interface AppliedEvent {
+  readonly name: string;
+  /** requestReceivedTimestamp and the ResponseComplete stageTimestamp (MicroTime: fixed width). */
+  readonly received: string;
+  readonly answered: string;
+}
+
+/** The operator's first PATCH of each ConfigMap of the test namespace, from the audit log. */
+async function appliesOf(auditLog: string, names: readonly string[]): Promise<(AppliedEvent | undefined)[]> {
+  const events = (await readFile(auditLog, 'utf8'))
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map(
+      (line) =>
+        JSON.parse(line) as {
+          verb?: string;
+          stage?: string;
+          userAgent?: string;
+          objectRef?: { resource?: string; namespace?: string; name?: string };
+          requestReceivedTimestamp?: string;
+          stageTimestamp?: string;
+        },
+    );
+  return names.map((name) => {
+    const event = events.find(
+      (e) =>
+        e.verb === 'patch' &&
+        e.stage === 'ResponseComplete' &&
+        e.userAgent?.startsWith('signet/e2e') === true &&
+        e.objectRef?.resource === 'configmaps' &&
+        e.objectRef.namespace === ns.name &&
+        e.objectRef.name === name,
+    );
+    return event?.requestReceivedTimestamp === undefined || event.stageTimestamp === undefined
+      ? undefined
+      : { name, received: event.requestReceivedTimestamp, answered: event.stageTimestamp };
+  });
+}
+
 beforeAll(async () => {
   enginePath = (await ensureHelm()).engine;
   admin = await adminClient();
@@ -166,6 +206,48 @@ describe('a Helm chart reconciled by the operator', () => {
       async () => ((await configMaps())['apps-web-settings']?.color === 'red' ? true : undefined),
       { timeoutMs: 30_000, description: 'the edit of apps-web-settings reverted' },
     );
+  });
+
+  it('applies hooks as objects in hook-weight order within their stage, one weight after the other', async () => {
+    // Weight order m, a, z is neither the names' order nor its reverse, so the creations sent
+    // concurrently in either name order would not pass. resourceVersions are etcd revisions: the
+    // order the API server stored the creations in.
+    const hook = (name: string, weight: string): string =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-${name}\n  annotations:\n    helm.sh/hook: post-install\n    helm.sh/hook-weight: "${weight}"\ndata:\n  weight: "${weight}"\n`;
+    const commit = await signed.commit({
+      'charts/web/templates/hook-late.yaml': hook('z-late', '5'),
+      'charts/web/templates/hook-early.yaml': hook('m-early', '-3'),
+      'charts/web/templates/plain.yaml':
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-a-plain\ndata:\n  weight: none\n',
+    });
+    await appliedRevision(commit);
+    applied = `main@sha1:${commit}`;
+    const created = await Promise.all(
+      ['apps-m-early', 'apps-a-plain', 'apps-z-late'].map(async (name) => {
+        const live = await admin.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: ns.name, name });
+        expect(live, name).toBeDefined();
+        return BigInt(live?.metadata.resourceVersion ?? '0');
+      }),
+    );
+    expect(created[0]! < created[1]! && created[1]! < created[2]!, created.join(' < ')).toBe(true);
+    // The waits, from the API server's audit log: each weight's PATCH was received only after the
+    // previous weight's PATCH had been answered (concurrent applies would all arrive first).
+    const auditLog = localAuditLogPath('e2e/helm', 'the hook applies');
+    const applies = await waitFor(
+      async () => {
+        const found = await appliesOf(auditLog, ['apps-m-early', 'apps-a-plain', 'apps-z-late']);
+        return found.every((event) => event !== undefined) ? (found as AppliedEvent[]) : undefined;
+      },
+      { timeoutMs: 30_000, description: 'the three applies in the audit log' },
+    );
+    for (let index = 1; index < applies.length; index++) {
+      const before = applies[index - 1]!;
+      const after = applies[index]!;
+      expect(
+        before.answered <= after.received,
+        `${before.name} answered ${before.answered}, ${after.name} received ${after.received}`,
+      ).toBe(true);
+    }
   });
 
   it('signet build prints what the operator applied, and signet diff says "no changes"', async () => {

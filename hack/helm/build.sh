@@ -14,9 +14,11 @@
 set -euo pipefail
 
 HELM_VERSION=4.3.2
+# The engine's host interface (src/render/wasm-runner.ts ENGINE_ABI): 2 imports signet.await_request.
+ENGINE_ABI=2
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${SIGNET_CACHE:-$HOME/.cache/signet}"
-out="$cache/helm/v${HELM_VERSION}"
+out="$cache/helm/v${HELM_VERSION}-abi${ENGINE_ABI}"
 what="${1:-all}"
 tool=helm
 # shellcheck source=../lib/engine-build.sh

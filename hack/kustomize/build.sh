@@ -20,9 +20,11 @@ set -euo pipefail
 
 KUSTOMIZE_VERSION=5.8.2
 API_VERSION=0.21.2
+# The engine's host interface (src/render/wasm-runner.ts ENGINE_ABI): 2 imports signet.await_request.
+ENGINE_ABI=2
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="${SIGNET_CACHE:-$HOME/.cache/signet}"
-out="$cache/kustomize/v${KUSTOMIZE_VERSION}-api${API_VERSION}"
+out="$cache/kustomize/v${KUSTOMIZE_VERSION}-api${API_VERSION}-abi${ENGINE_ABI}"
 what="${1:-all}"
 tool=kustomize
 # shellcheck source=../lib/engine-build.sh

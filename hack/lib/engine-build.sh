@@ -14,10 +14,12 @@ lock_cache() {
 
 build_in() { # <module dir> <output> <package> <GOOS> <GOARCH> [ldflags]
   local src="$1" dest="$2" pkg="$3" goos="$4" goarch="$5" ldflags="${6:-}"
-  local work="$cache/$tool/src/$(basename "$src")"
+  local work="$cache/$tool/src/$(basename "$out")/$(basename "$src")"
   mkdir -p "$work"
   cp "$src"/go.mod "$src"/go.sum "$work/"
-  # The engine's Go files (main.go, and landlock_linux.go for the native build); none for a CLI.
+  # The engine's Go files (main.go, prewarm_wasip1.go, and landlock_linux.go for the native
+  # build; none for a CLI); stale ones from an earlier checkout are removed first.
+  rm -f "$work"/*.go
   find "$src" -maxdepth 1 -name '*.go' -exec cp {} "$work/" \;
   log "building $(basename "$dest") from $pkg ($goos/$goarch)"
   (cd "$work" && CGO_ENABLED=0 GOOS="$goos" GOARCH="$goarch" GOFLAGS=-mod=mod \

@@ -1,6 +1,6 @@
 import { KubeApiError } from '../kube/errors.ts';
 import { inventoryId } from '../plan/inventory.ts';
-import { groupByStage } from '../plan/order.ts';
+import { applyKeyOf, groupByStage } from '../plan/order.ts';
 import type { Plan } from '../plan/plan.ts';
 import { identityOf, type KubeObject } from '../render/object.ts';
 import { type ChangeSet, type ChangeSetEntry, changeEntry, mergeChangeSets } from './changeset.ts';
@@ -107,8 +107,10 @@ async function recreate(
 
 /**
  * Applies objects in stages: CRDs (then waits for each to be Established), Namespaces, other
- * cluster-scoped objects, namespaced objects, webhook configurations. Within a stage objects go
- * in parallel (bounded by `concurrency`). Returns a ChangeSet in apply order; never throws for
+ * cluster-scoped objects, namespaced objects, webhook configurations. Within a stage Helm hooks
+ * go in ascending `helm.sh/hook-weight` (ordinary objects weigh 0): each weight's objects are
+ * applied, and answered, before the next weight's, as each stage's before the next stage's.
+ * Within one stage and weight objects go in parallel (bounded by `concurrency`). Returns a ChangeSet in apply order; never throws for
  * a per-object failure.
  */
 export async function applyAll(
@@ -118,7 +120,7 @@ export async function applyAll(
 ): Promise<ChangeSet> {
   const concurrency = options.concurrency ?? defaultApplyOptions.concurrency;
   const entries: ChangeSetEntry[] = [];
-  for (const group of groupByStage(objects, identityOf)) {
+  for (const group of groupByStage(objects, applyKeyOf)) {
     const stageEntries = await mapConcurrent(group.items, concurrency, (object) =>
       applyOne(manager, object, options),
     );

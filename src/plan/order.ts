@@ -1,4 +1,4 @@
-import type { ObjectIdentity } from '../render/object.ts';
+import { identityOf, type KubeObject, type ObjectIdentity } from '../render/object.ts';
 
 /** Apply stages in order. Each stage may wait for the previous one (CRDs must be Established). */
 export type ApplyStage = 'crds' | 'namespaces' | 'cluster' | 'namespaced' | 'webhooks';
@@ -52,10 +52,49 @@ function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Total order for applying: stage, kind rank, kind, namespace, name, group. */
-export function compareForApply(a: ObjectIdentity, b: ObjectIdentity): number {
+export const helmHookAnnotation = 'helm.sh/hook';
+export const helmHookWeightAnnotation = 'helm.sh/hook-weight';
+
+/** What orders an object for apply: its identity and, for a Helm hook, its weight (absent: 0). */
+export interface ApplyKey extends ObjectIdentity {
+  readonly hookWeight?: bigint;
+}
+
+const int64Min = -(2n ** 63n);
+const int64Max = 2n ** 63n - 1n;
+
+/**
+ * The weight Helm gives a hook: `helm.sh/hook-weight` read as Go's strconv.Atoi does (optional
+ * sign, decimal digits, 64-bit); 0 when the object is not a hook (`helm.sh/hook` absent), when the
+ * weight is absent, or when it does not parse (Helm ignores it then too).
+ */
+export function hookWeightOf(annotations: Readonly<Record<string, string>> | undefined): bigint {
+  if (annotations?.[helmHookAnnotation] === undefined) return 0n;
+  const text = annotations[helmHookWeightAnnotation];
+  if (text === undefined || !/^[+-]?[0-9]+$/.test(text)) return 0n;
+  const weight = BigInt(text);
+  return weight < int64Min || weight > int64Max ? 0n : weight;
+}
+
+/** The apply key of a rendered object: its identity and its hook weight. */
+export function applyKeyOf(object: KubeObject): ApplyKey {
+  return { ...identityOf(object), hookWeight: hookWeightOf(object.metadata.annotations) };
+}
+
+function compareWeights(a: ApplyKey, b: ApplyKey): number {
+  const left = a.hookWeight ?? 0n;
+  const right = b.hookWeight ?? 0n;
+  return left < right ? -1 : left > right ? 1 : 0;
+}
+
+/**
+ * Total order for applying: stage, hook weight (Helm's, 0 for ordinary objects), kind rank, kind,
+ * namespace, name, group. Within a stage this is Helm's hook order (weight, then kind, then name).
+ */
+export function compareForApply(a: ApplyKey, b: ApplyKey): number {
   return (
     applyStages.indexOf(stageOf(a)) - applyStages.indexOf(stageOf(b)) ||
+    compareWeights(a, b) ||
     kindRank(a.kind) - kindRank(b.kind) ||
     compareStrings(a.kind, b.kind) ||
     compareStrings(a.namespace, b.namespace) ||
@@ -64,30 +103,35 @@ export function compareForApply(a: ObjectIdentity, b: ObjectIdentity): number {
   );
 }
 
-export function sortForApply<T>(items: readonly T[], identityOfItem: (item: T) => ObjectIdentity): T[] {
+export function sortForApply<T>(items: readonly T[], identityOfItem: (item: T) => ApplyKey): T[] {
   return [...items].sort((a, b) => compareForApply(identityOfItem(a), identityOfItem(b)));
 }
 
 /** Reverse of the apply order: webhooks first, CRDs and namespaces last. */
-export function sortForDelete<T>(items: readonly T[], identityOfItem: (item: T) => ObjectIdentity): T[] {
+export function sortForDelete<T>(items: readonly T[], identityOfItem: (item: T) => ApplyKey): T[] {
   return [...items].sort((a, b) => compareForApply(identityOfItem(b), identityOfItem(a)));
 }
 
 export interface StageGroup<T> {
   readonly stage: ApplyStage;
+  /** The hook weight shared by the group's items (0 for ordinary objects). */
+  readonly hookWeight: bigint;
   readonly items: readonly T[];
 }
 
-/** Items grouped by stage in apply order, each group sorted; empty stages are left out. */
-export function groupByStage<T>(
-  items: readonly T[],
-  identityOfItem: (item: T) => ObjectIdentity,
-): StageGroup<T>[] {
-  const sorted = sortForApply(items, identityOfItem);
-  const groups: StageGroup<T>[] = [];
-  for (const stage of applyStages) {
-    const inStage = sorted.filter((item) => stageOf(identityOfItem(item)) === stage);
-    if (inStage.length > 0) groups.push({ stage, items: inStage });
+/**
+ * Items grouped by stage and, within a stage, by hook weight, in apply order, each group sorted;
+ * a group is applied after the one before it has been (applyAll). Without hooks: one group a stage.
+ */
+export function groupByStage<T>(items: readonly T[], identityOfItem: (item: T) => ApplyKey): StageGroup<T>[] {
+  const groups: { stage: ApplyStage; hookWeight: bigint; items: T[] }[] = [];
+  for (const item of sortForApply(items, identityOfItem)) {
+    const key = identityOfItem(item);
+    const stage = stageOf(key);
+    const hookWeight = key.hookWeight ?? 0n;
+    const last = groups.at(-1);
+    if (last !== undefined && last.stage === stage && last.hookWeight === hookWeight) last.items.push(item);
+    else groups.push({ stage, hookWeight, items: [item] });
   }
   return groups;
 }

@@ -16,7 +16,7 @@ import {
   parseInventoryEntry,
   staleEntries,
 } from './inventory.ts';
-import { sortForApply, sortForDelete } from './order.ts';
+import { type ApplyKey, applyKeyOf, sortForApply, sortForDelete } from './order.ts';
 
 export type PlanAction = 'create' | 'update' | 'unchanged' | 'prune' | 'skip';
 
@@ -142,8 +142,10 @@ export function planChanges(input: PlanInput): Plan {
   }
 
   const byIdentity = (entry: PlanEntry): ObjectIdentity => entry.identity;
+  const byApplyKey = (entry: PlanEntry): ApplyKey =>
+    entry.desired === undefined ? entry.identity : applyKeyOf(entry.desired);
   return {
-    entries: [...sortForApply(desiredEntries, byIdentity), ...sortForDelete(staleEntriesPlanned, byIdentity)],
+    entries: [...sortForApply(desiredEntries, byApplyKey), ...sortForDelete(staleEntriesPlanned, byIdentity)],
     inventory,
   };
 }

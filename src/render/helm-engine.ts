@@ -15,12 +15,13 @@ import { fileURLToPath } from 'node:url';
 import type { HelmTree } from './helm-policy.ts';
 import { runNative } from './native-runner.ts';
 import {
+  ENGINE_ABI,
+  engineInstances,
   lazyModule,
   materialiseTree,
   pinAndMemoryFromEnv,
   requestRoot,
   runExclusive,
-  runWasi,
   sandboxRoot,
   type WasmErrors,
   type WasmRunOptions,
@@ -61,7 +62,8 @@ const errors: WasmErrors = {
 
 /** The cache directory hack/helm/build.sh fills (SIGNET_CACHE as in the script). */
 export function helmCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.SIGNET_CACHE ?? join(homedir(), '.cache', 'signet'), 'helm', HELM_VERSION);
+  const cache = env.SIGNET_CACHE ?? join(homedir(), '.cache', 'signet');
+  return join(cache, 'helm', `${HELM_VERSION}-abi${ENGINE_ABI}`);
 }
 
 /** SIGNET_HELM_ENGINE; else helm-engine.wasm beside dist/ (the image's /app); else the build cache. */
@@ -82,53 +84,58 @@ export interface WasmHelmEngineOptions {
    * renders and Kustomize builds share one queue, so one of them runs under the Deployment's 1 GiB).
    */
   readonly maxMemoryBytes?: number;
+  /** A pre-warmed spare instance unused this long is released (wasm-runner.ts; 0: no spare). */
+  readonly spareIdleMs?: number;
+  /** Told when a spare has initialised and when it is released. */
+  readonly observeSpare?: (event: 'ready' | 'released') => void;
 }
 
-/** The WebAssembly engine; the module is read, checked and compiled once, on first use. */
+/**
+ * The WebAssembly engine; the module is read, checked and compiled once, on first use. Each render
+ * is a single-use instance; after each, the next one is started and initialised in advance.
+ */
 export function wasmHelmEngine(
   options: WasmHelmEngineOptions = {},
-): HelmEngine & { sha256(): Promise<string> } {
+): HelmEngine & { sha256(): Promise<string>; release(): Promise<void> } {
   const path = options.path ?? defaultHelmEnginePath();
   const maxMemoryBytes = options.maxMemoryBytes ?? 256 * 1024 * 1024;
   const load = lazyModule(path, maxMemoryBytes, errors, options.sha256);
+  const instances = engineInstances(load, {
+    program: 'helm-engine',
+    env: { GOMEMLIMIT: `${Math.floor((maxMemoryBytes * 3) / 4)}B` },
+    ...(options.spareIdleMs === undefined ? {} : { spareIdleMs: options.spareIdleMs }),
+    ...(options.observeSpare === undefined ? {} : { observeSpare: options.observeSpare }),
+  });
   const renderNow = async (
     tree: HelmTree,
     request: HelmRenderRequest,
     runOptions: HelmRunOptions,
   ): Promise<Uint8Array> => {
-    runOptions.signal?.throwIfAborted();
-    const module = await load();
-    const root = await materialiseTree(tree, 'signet-helm-', errors);
-    try {
-      const body = {
-        chart: inTree(request.chart),
-        releaseName: request.releaseName,
-        namespace: request.namespace,
-        valuesFiles: request.valuesFiles.map(inTree),
-        values: request.values,
-        includeCRDs: request.includeCRDs,
-        kubeVersion: request.kubeVersion ?? '',
-        apiVersions: request.apiVersions ?? null,
-        extraApiVersions: request.extraApiVersions ?? [],
-      };
-      return await runWasi(
-        module,
-        {
-          args: ['helm-engine', `${requestRoot}/request.json`],
-          env: { GOMEMLIMIT: `${Math.floor((maxMemoryBytes * 3) / 4)}B` },
-          root,
-          request: { 'request.json': JSON.stringify(body) },
-        },
-        runOptions,
-        errors,
-      );
-    } finally {
-      await fs.promises.rm(root, { recursive: true, force: true });
-    }
+    const body = {
+      chart: inTree(request.chart),
+      releaseName: request.releaseName,
+      namespace: request.namespace,
+      valuesFiles: request.valuesFiles.map(inTree),
+      values: request.values,
+      includeCRDs: request.includeCRDs,
+      kubeVersion: request.kubeVersion ?? '',
+      apiVersions: request.apiVersions ?? null,
+      extraApiVersions: request.extraApiVersions ?? [],
+    };
+    return instances.run(
+      {
+        args: [`${requestRoot}/request.json`],
+        tree,
+        request: { 'request.json': JSON.stringify(body) },
+      },
+      runOptions,
+      errors,
+    );
   };
   return {
     name: `helm ${HELM_VERSION} (wasm)`,
     sha256: async () => (await load()).sha256,
+    release: () => instances.release(),
     render(tree, request, runOptions) {
       // One render or Kustomize build at a time (one queue for both): each may take its maximum.
       return runExclusive(() => renderNow(tree, request, runOptions));

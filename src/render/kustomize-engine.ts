@@ -3,10 +3,11 @@
  *
  * The chosen engine (docs/kustomize.md) is the WebAssembly module run in-process with node:wasi
  * through wasm-runner.ts (shared with the Helm engine):
- * - the verified files are written to a fresh temporary directory, the only directory preopened;
- *   the module has no sockets (Go's wasip1 port has none), no exec and no other file system;
- * - each build runs in a worker thread so that `timeoutMs` and the caller's AbortSignal can stop
- *   it (worker.terminate), with the V8 heap bounded by resourceLimits and the module's linear
+ * - the verified files are written to a fresh temporary directory (`/src`), the build's arguments
+ *   to another (`/req/args.json`), the only directories preopened; the module has no sockets (Go's
+ *   wasip1 port has none), no exec and no other file system;
+ * - each build runs in a single-use instance, pre-warmed (started after the build before), in a worker
+ *   thread so that `timeoutMs` and the caller's AbortSignal can stop it (worker.terminate), with the V8 heap bounded by resourceLimits and the module's linear
  *   memory bounded by a maximum written into its memory section (`withMemoryMaximum`);
  * - stdout goes to a file whose size is watched: past `maxOutputBytes` the build is stopped;
  * - one build or Helm render at a time across both engines (`runExclusive`).
@@ -21,11 +22,12 @@ import { fileURLToPath } from 'node:url';
 import type { KustomizeTree } from './kustomize-policy.ts';
 import { runNative } from './native-runner.ts';
 import {
+  ENGINE_ABI,
+  engineInstances,
   lazyModule,
   materialiseTree,
   pinAndMemoryFromEnv,
   runExclusive,
-  runWasi,
   sandboxRoot,
   type WasmErrors,
   type WasmRunOptions,
@@ -47,7 +49,11 @@ export interface KustomizeEngine {
 /** The cache directory hack/kustomize/build.sh fills (SIGNET_CACHE as in the script). */
 export function kustomizeCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const cache = env.SIGNET_CACHE ?? join(homedir(), '.cache', 'signet');
-  return join(cache, 'kustomize', `${KUSTOMIZE_VERSION}-api${KUSTOMIZE_API_VERSION.slice(1)}`);
+  return join(
+    cache,
+    'kustomize',
+    `${KUSTOMIZE_VERSION}-api${KUSTOMIZE_API_VERSION.slice(1)}-abi${ENGINE_ABI}`,
+  );
 }
 
 /**
@@ -88,18 +94,29 @@ export interface WasmEngineOptions {
   readonly maxMemoryBytes?: number;
   /** Told when a build starts and ends (tests and metrics). */
   readonly observe?: (event: 'start' | 'end') => void;
+  /** A pre-warmed spare instance unused this long is released (wasm-runner.ts; 0: no spare). */
+  readonly spareIdleMs?: number;
+  /** Told when a spare has initialised and when it is released. */
+  readonly observeSpare?: (event: 'ready' | 'released') => void;
 }
 
 /** The WebAssembly engine; the module is read, checked and compiled once, on first use. */
 export function wasmKustomizeEngine(
   options: WasmEngineOptions = {},
-): KustomizeEngine & { sha256(): Promise<string> } {
+): KustomizeEngine & { sha256(): Promise<string>; release(): Promise<void> } {
   const path = options.path ?? defaultEnginePath();
   const maxMemoryBytes = options.maxMemoryBytes ?? 512 * 1024 * 1024;
   const load = lazyModule(path, maxMemoryBytes, errors, options.sha256);
+  const instances = engineInstances(load, {
+    program: 'kustomize-engine',
+    env: { GOMEMLIMIT: `${Math.floor((maxMemoryBytes * 3) / 4)}B` },
+    ...(options.spareIdleMs === undefined ? {} : { spareIdleMs: options.spareIdleMs }),
+    ...(options.observeSpare === undefined ? {} : { observeSpare: options.observeSpare }),
+  });
   return {
     name: `kustomize ${KUSTOMIZE_VERSION} (wasm)`,
     sha256: async () => (await load()).sha256,
+    release: () => instances.release(),
     build(tree, dir, buildOptions) {
       // One build or Helm render at a time: each may take its maximum; the Deployment's limit holds one.
       return runExclusive(() => buildNow(tree, dir, buildOptions));
@@ -120,28 +137,16 @@ export function wasmKustomizeEngine(
     }
   }
 
-  async function buildIn(
+  function buildIn(
     tree: KustomizeTree,
     dir: string,
     buildOptions: KustomizeBuildOptions,
   ): Promise<Uint8Array> {
-    const module = await load();
-    const root = await materialise(tree);
-    try {
-      return await runWasi(
-        module,
-        {
-          args: ['kustomize-engine', dir === '' ? sandboxRoot : `${sandboxRoot}/${dir}`],
-          env: { GOMEMLIMIT: `${Math.floor((maxMemoryBytes * 3) / 4)}B` },
-          root,
-          subject: dir || '.',
-        },
-        buildOptions,
-        errors,
-      );
-    } finally {
-      await fs.promises.rm(root, { recursive: true, force: true });
-    }
+    return instances.run(
+      { args: [dir === '' ? sandboxRoot : `${sandboxRoot}/${dir}`], tree, subject: dir || '.' },
+      buildOptions,
+      errors,
+    );
   }
 }
 

@@ -4,10 +4,12 @@
  * - the module is read once, its sha256 optionally checked, its memory maximum written into it
  *   (withMemoryMaximum) and compiled once;
  * - the verified files are written to a fresh temporary directory, preopened as `/src`; a second
- *   fresh directory holds the request, when there is one, and is preopened as `/req`; nothing else is
- *   visible, and Go's wasip1 port has no sockets and WASI no exec;
- * - each run is a fresh instance in a worker thread, stopped (worker.terminate) by the timeout or
- *   the caller's AbortSignal, its V8 heap bounded by resourceLimits;
+ *   fresh directory holds the request and the arguments (`args.json`) and is preopened as `/req`;
+ *   nothing else is visible, and Go's wasip1 port has no sockets and WASI no exec;
+ * - each run is a fresh, single-use instance in a worker thread, stopped (worker.terminate) by the
+ *   timeout or the caller's AbortSignal, its V8 heap bounded by resourceLimits; it is started ahead
+ *   of its run (engineInstances: one pre-warmed spare per engine, its Go initialisation done, its
+ *   directories empty until the run's tree and request are written into them);
  * - stdout goes to a file whose size is watched: past `maxOutputBytes` the run is stopped;
  * - the engines share one queue (`runExclusive`): one build or render at a time across both, so the
  *   engines' linear memory at any time is one run's.
@@ -20,6 +22,12 @@ import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { RenderError, type RenderErrorCode } from './errors.ts';
 import type { SourceFile, SourceSymlink } from './render.ts';
+
+/**
+ * The engines' host interface, part of their cache directory (hack/{helm,kustomize}/build.sh
+ * ENGINE_ABI): 2 = the module imports signet.await_request (pre-warming, engineInstances).
+ */
+export const ENGINE_ABI = 2;
 
 export const sandboxRoot = '/src';
 export const requestRoot = '/req';
@@ -211,10 +219,9 @@ function assertTreePath(path: string): void {
   }
 }
 
-/** Writes the tree under a fresh temporary directory; returns it (the caller removes it). */
-export async function materialiseTree(tree: WasmTree, prefix: string, errors: WasmErrors): Promise<string> {
+/** Writes the tree's files and links under `root`, an existing directory (a fresh, empty one). */
+export async function writeTree(root: string, tree: WasmTree, errors: WasmErrors): Promise<void> {
   for (const entry of [...tree.files, ...(tree.symlinks ?? [])]) assertTreePath(entry.path);
-  const root = await fs.promises.mkdtemp(join(tmpdir(), prefix));
   try {
     const dirs = new Set<string>();
     for (const entry of [...tree.files, ...(tree.symlinks ?? [])]) dirs.add(dirname(join(root, entry.path)));
@@ -223,9 +230,7 @@ export async function materialiseTree(tree: WasmTree, prefix: string, errors: Wa
       await fs.promises.writeFile(join(root, file.path), file.content, { mode: 0o600 });
     // Only links inside the root reach here (the pre-render checks refuse the others).
     for (const link of tree.symlinks ?? []) await fs.promises.symlink(link.target, join(root, link.path));
-    return root;
   } catch (cause) {
-    await fs.promises.rm(root, { recursive: true, force: true });
     throw new RenderError(
       errors.failed,
       `writing the verified tree for ${errors.label}: ${cause instanceof Error ? cause.message : String(cause)}`,
@@ -235,6 +240,24 @@ export async function materialiseTree(tree: WasmTree, prefix: string, errors: Wa
   }
 }
 
+/** Writes the tree under a fresh temporary directory; returns it (the caller removes it). */
+export async function materialiseTree(tree: WasmTree, prefix: string, errors: WasmErrors): Promise<string> {
+  for (const entry of [...tree.files, ...(tree.symlinks ?? [])]) assertTreePath(entry.path);
+  const root = await fs.promises.mkdtemp(join(tmpdir(), prefix));
+  try {
+    await writeTree(root, tree, errors);
+    return root;
+  } catch (error) {
+    await fs.promises.rm(root, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/*
+ * The worker runs one instance. The engines' Go mains (hack/{helm,kustomize}/engine/prewarm_wasip1.go) call the
+ * host function signet.await_request once Go's runtime and package initialisation are done: it
+ * reports `ready` and blocks (Atomics.wait) until the runner stores run or quit in `control`.
+ */
 const workerSource = `
 const { workerData, parentPort } = require('node:worker_threads');
 const emitWarning = process.emitWarning;
@@ -246,6 +269,7 @@ const { WASI } = require('node:wasi');
 const fs = require('node:fs');
 const stdout = fs.openSync(workerData.stdout, 'w');
 const stderr = fs.openSync(workerData.stderr, 'w');
+const control = new Int32Array(workerData.control);
 const wasi = new WASI({
   version: 'preview1',
   args: workerData.args,
@@ -254,68 +278,247 @@ const wasi = new WASI({
   stdin: fs.openSync('/dev/null', 'r'), stdout, stderr,
   returnOnExit: true,
 });
-const instance = new WebAssembly.Instance(workerData.module, wasi.getImportObject());
+const signet = {
+  await_request() {
+    parentPort.postMessage({ ready: true });
+    Atomics.wait(control, 0, 0);
+    return Atomics.load(control, 0);
+  },
+};
+const instance = new WebAssembly.Instance(workerData.module, { ...wasi.getImportObject(), signet });
 const code = wasi.start(instance);
 fs.closeSync(stdout);
 fs.closeSync(stderr);
 parentPort.postMessage({ code });
 `;
 
-export interface WasmInvocation {
-  readonly args: readonly string[];
+/** The values of an instance's control word (signet.await_request's answer). */
+const controlRun = 1;
+const controlQuit = 2;
+
+/** How an instance's worker ended: the module's exit code, an uncaught error, or the thread stopped. */
+type InstanceEnd =
+  | { readonly kind: 'exited'; readonly code: number }
+  | { readonly kind: 'crashed'; readonly error: Error }
+  | { readonly kind: 'stopped'; readonly exitCode: number };
+
+/** One single-use instance: its worker, control word and fresh directories (/src, /req, output). */
+interface EngineInstance {
+  readonly worker: Worker;
+  readonly control: Int32Array;
+  readonly src: string;
+  readonly req: string;
+  readonly out: string;
+  /** Settles when Go's initialisation is done (the instance waits for its request) or it ended. */
+  readonly ready: Promise<void>;
+  readonly ended: Promise<InstanceEnd>;
+  readonly state: { ended: boolean };
+}
+
+/** What an engine's instances are started with; the arguments come with each request. */
+export interface EngineInstanceConfig {
+  /** argv[0], e.g. "helm-engine". */
+  readonly program: string;
   readonly env: Readonly<Record<string, string>>;
-  /** The tree's copy (preopened as /src). */
-  readonly root: string;
-  /** Files the module reads besides the tree (preopened as /req), by name; absent: no /req. */
+  /**
+   * A pre-warmed spare left unused this long is released (default 5 minutes); 0 keeps no spare
+   * (every run starts its instance on the critical path).
+   */
+  readonly spareIdleMs?: number;
+  /** Told when a spare has initialised (ready) and when it is released (tests, metrics). */
+  readonly observeSpare?: (event: 'ready' | 'released') => void;
+}
+
+export const defaultSpareIdleMs = 5 * 60_000;
+
+async function startInstance(module: CompiledModule, config: EngineInstanceConfig): Promise<EngineInstance> {
+  const src = await fs.promises.mkdtemp(join(tmpdir(), 'signet-wasm-src-'));
+  const req = await fs.promises.mkdtemp(join(tmpdir(), 'signet-wasm-req-'));
+  const out = await fs.promises.mkdtemp(join(tmpdir(), 'signet-wasm-out-'));
+  const control = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(workerSource, {
+    eval: true,
+    workerData: {
+      module,
+      args: [config.program],
+      env: { ...config.env, SIGNET_ENGINE_PREWARMED: '1' },
+      preopens: { [sandboxRoot]: src, [requestRoot]: req },
+      stdout: join(out, 'stdout'),
+      stderr: join(out, 'stderr'),
+      control: control.buffer,
+    },
+    resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 },
+    stdout: false,
+    stderr: false,
+  });
+  const state = { ended: false };
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+  const ended = new Promise<InstanceEnd>((resolve) => {
+    worker.on('message', (message: { ready?: boolean; code?: number }) => {
+      if (message.ready === true) markReady();
+      else if (typeof message.code === 'number') resolve({ kind: 'exited', code: message.code });
+    });
+    worker.once('error', (error) => resolve({ kind: 'crashed', error }));
+    worker.once('exit', (exitCode) => resolve({ kind: 'stopped', exitCode }));
+  });
+  void ended.then(() => {
+    state.ended = true;
+    markReady();
+  });
+  // A spare must not keep the process alive (a run is, by its timeout). After the listeners:
+  // adding a 'message' listener refs the worker's port again.
+  worker.unref();
+  return { worker, control, src, req, out, ready, ended, state };
+}
+
+function signal(instance: EngineInstance, value: number): void {
+  Atomics.store(instance.control, 0, value);
+  Atomics.notify(instance.control, 0);
+}
+
+/** Stops the instance (it quits by itself when still waiting) and removes its directories. */
+async function disposeInstance(instance: EngineInstance): Promise<void> {
+  signal(instance, controlQuit);
+  await instance.worker.terminate();
+  for (const dir of [instance.src, instance.req, instance.out])
+    await fs.promises.rm(dir, { recursive: true, force: true });
+}
+
+export interface WasmRequest {
+  /** The arguments after argv[0]. */
+  readonly args: readonly string[];
+  /** The verified files, written into the instance's /src. */
+  readonly tree: WasmTree;
+  /** Files the module reads besides the tree, written into its /req by name. */
   readonly request?: Readonly<Record<string, string | Uint8Array>>;
   /** Named after the label in a failure's message (e.g. the kustomization's directory). */
   readonly subject?: string;
 }
 
-/** Runs one instance; resolves to stdout, or throws a RenderError with stderr's first 4 KiB. */
-export async function runWasi(
-  loaded: LoadedModule,
-  invocation: WasmInvocation,
+export interface EngineInstances {
+  /** Runs one request on a single-use instance (the spare when there is one); stdout or a RenderError. */
+  run(request: WasmRequest, options: WasmRunOptions, errors: WasmErrors): Promise<Uint8Array>;
+  /** Stops the spare, if any (the next run starts its instance itself, and leaves a new spare). */
+  release(): Promise<void>;
+}
+
+/**
+ * An engine's instances (imperative shell). Every run is a fresh instance with fresh directories,
+ * used once and stopped; what changes is when it starts: after each run a replacement is started
+ * and initialises while nothing waits for it (a spare: Go's runtime and package initialisation
+ * done, blocked in signet.await_request, its /src and /req empty). The next run writes the tree
+ * and the request into it and lets it go, so the start-up is off its critical path. One spare per
+ * engine, released after `spareIdleMs` unused. Callers serialise runs (runExclusive).
+ */
+export function engineInstances(
+  load: () => Promise<LoadedModule>,
+  config: EngineInstanceConfig,
+): EngineInstances {
+  const idleMs = config.spareIdleMs ?? defaultSpareIdleMs;
+  let spare: Promise<EngineInstance | undefined> | undefined;
+  let idleTimer: NodeJS.Timeout | undefined;
+
+  const release = async (): Promise<void> => {
+    clearTimeout(idleTimer);
+    const pending = spare;
+    spare = undefined;
+    const instance = await pending;
+    if (instance === undefined) return;
+    await disposeInstance(instance);
+    config.observeSpare?.('released');
+  };
+
+  const replenish = (module: CompiledModule): void => {
+    if (idleMs <= 0) return;
+    const starting = startInstance(module, config).then(
+      (instance) => {
+        void instance.ready.then(() => {
+          if (!instance.state.ended) config.observeSpare?.('ready');
+        });
+        return instance;
+      },
+      () => undefined,
+    );
+    spare = starting;
+    idleTimer = setTimeout(() => {
+      if (spare === starting) void release();
+    }, idleMs);
+    idleTimer.unref();
+  };
+
+  const take = async (module: CompiledModule): Promise<EngineInstance> => {
+    clearTimeout(idleTimer);
+    const pending = spare;
+    spare = undefined;
+    const instance = await pending;
+    if (instance !== undefined && !instance.state.ended) return instance;
+    if (instance !== undefined) await disposeInstance(instance);
+    return startInstance(module, config);
+  };
+
+  return {
+    release,
+    async run(request, options, errors) {
+      options.signal?.throwIfAborted();
+      const { module } = await load();
+      let instance: EngineInstance;
+      try {
+        instance = await take(module);
+      } catch (cause) {
+        throw new RenderError(errors.failed, `starting the ${engineName(errors)} engine: ${String(cause)}`);
+      }
+      try {
+        await writeTree(instance.src, request.tree, errors);
+        for (const [name, content] of Object.entries(request.request ?? {}))
+          await fs.promises.writeFile(join(instance.req, name), content, { mode: 0o600 });
+        await fs.promises.writeFile(join(instance.req, 'args.json'), JSON.stringify(request.args), {
+          mode: 0o600,
+        });
+        return await execute(instance, request.subject, options, errors);
+      } finally {
+        await disposeInstance(instance);
+        replenish(module);
+      }
+    },
+  };
+}
+
+/** Lets the instance run its request; resolves to stdout, or throws a RenderError with stderr's first 4 KiB. */
+async function execute(
+  instance: EngineInstance,
+  subject: string | undefined,
   options: WasmRunOptions,
   errors: WasmErrors,
 ): Promise<Uint8Array> {
-  const out = await fs.promises.mkdtemp(join(tmpdir(), 'signet-wasm-out-'));
-  const req =
-    invocation.request === undefined
-      ? undefined
-      : await fs.promises.mkdtemp(join(tmpdir(), 'signet-wasm-req-'));
-  try {
-    for (const [name, content] of Object.entries(invocation.request ?? {}))
-      await fs.promises.writeFile(join(req as string, name), content, { mode: 0o600 });
-    const stdout = join(out, 'stdout');
-    const stderr = join(out, 'stderr');
-    const code = await runWorker(
-      {
-        module: loaded.module,
-        args: invocation.args,
-        env: invocation.env,
-        preopens: { [sandboxRoot]: invocation.root, ...(req === undefined ? {} : { [requestRoot]: req }) },
-        stdout,
-        stderr,
-      },
-      stdout,
-      options,
-      errors,
+  const stdout = join(instance.out, 'stdout');
+  const end = await watchRun(instance, stdout, options, errors);
+  if (end.kind === 'crashed') {
+    throw new RenderError(
+      errors.failed,
+      `the ${engineName(errors)} engine failed: ${end.error.message}`,
+      {},
+      end.error,
     );
-    if (code !== 0) {
-      const subject = invocation.subject === undefined ? '' : ` ${invocation.subject}`;
-      throw new RenderError(
-        errors.failed,
-        `${errors.label}${subject}: ${await errorText(stderr, invocation.root)}`,
-      );
-    }
-    const stat = await fs.promises.stat(stdout);
-    if (stat.size > options.maxOutputBytes) throw tooLarge(errors, options);
-    return new Uint8Array(await fs.promises.readFile(stdout));
-  } finally {
-    await fs.promises.rm(out, { recursive: true, force: true });
-    if (req !== undefined) await fs.promises.rm(req, { recursive: true, force: true });
   }
+  if (end.kind === 'stopped') {
+    throw new RenderError(
+      errors.failed,
+      `the ${engineName(errors)} engine stopped (exit ${end.exitCode}) before it finished`,
+    );
+  }
+  if (end.code !== 0) {
+    const named = subject === undefined ? '' : ` ${subject}`;
+    throw new RenderError(
+      errors.failed,
+      `${errors.label}${named}: ${await errorText(join(instance.out, 'stderr'), instance.src)}`,
+    );
+  }
+  const stat = await fs.promises.stat(stdout);
+  if (stat.size > options.maxOutputBytes) throw tooLarge(errors, options);
+  return new Uint8Array(await fs.promises.readFile(stdout));
 }
 
 function tooLarge(errors: WasmErrors, options: WasmRunOptions): RenderError {
@@ -340,29 +543,25 @@ async function errorText(path: string, root: string): Promise<string> {
   }
 }
 
-function runWorker(
-  workerData: Record<string, unknown>,
+/**
+ * Signals the instance to run and waits for its end, bounded by the timeout (from now: a spare's
+ * start-up is not counted), the caller's AbortSignal and the output size (the stdout file is watched).
+ */
+function watchRun(
+  instance: EngineInstance,
   stdout: string,
   options: WasmRunOptions,
   errors: WasmErrors,
-): Promise<number> {
+): Promise<InstanceEnd> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(workerSource, {
-      eval: true,
-      workerData,
-      resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 },
-      stdout: false,
-      stderr: false,
-    });
     let settled = false;
-    const finish = (error: Error | undefined, code?: number): void => {
+    const finish = (error: Error | undefined, end?: InstanceEnd): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       clearInterval(watcher);
       options.signal?.removeEventListener('abort', onAbort);
-      void worker.terminate();
-      if (error === undefined) resolve(code ?? 1);
+      if (error === undefined && end !== undefined) resolve(end);
       else reject(error);
     };
     const timer = setTimeout(
@@ -381,24 +580,7 @@ function runWorker(
       finish(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'));
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    worker.once('message', (message: { code: number }) => finish(undefined, message.code));
-    worker.once('error', (error) =>
-      finish(
-        new RenderError(
-          errors.failed,
-          `the ${engineName(errors)} engine failed: ${error.message}`,
-          {},
-          error,
-        ),
-      ),
-    );
-    worker.once('exit', (code) =>
-      finish(
-        new RenderError(
-          errors.failed,
-          `the ${engineName(errors)} engine stopped (exit ${code}) before it finished`,
-        ),
-      ),
-    );
+    void instance.ended.then((end) => finish(undefined, end));
+    signal(instance, controlRun);
   });
 }

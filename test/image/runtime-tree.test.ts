@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { ENGINE_ABI } from '../../src/render/wasm-runner.ts';
 import {
   entrypointNodeFlags,
   parseDockerfile,
@@ -110,14 +111,14 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
       {
         entry: 'kustomize-engine.wasm',
         from: 'kustomize',
-        source: '/out/kustomize/v5.8.2-api0.21.2/kustomize-engine.wasm',
+        source: '/out/kustomize/v5.8.2-api0.21.2-abi2/kustomize-engine.wasm',
       },
       {
         entry: 'kustomize-engine',
         from: 'kustomize',
-        source: '/out/kustomize/v5.8.2-api0.21.2/kustomize-engine',
+        source: '/out/kustomize/v5.8.2-api0.21.2-abi2/kustomize-engine',
       },
-      { entry: 'helm-engine.wasm', from: 'helm', source: '/out/helm/v4.3.2/helm-engine.wasm' },
+      { entry: 'helm-engine.wasm', from: 'helm', source: '/out/helm/v4.3.2-abi2/helm-engine.wasm' },
     ]);
     // Root-owned: the non-root user cannot modify the tree.
     expect(runtime.copies.map((copy) => copy.chown)).toEqual(runtime.copies.map(() => '0:0'));
@@ -226,8 +227,10 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
     const buildScript = readFileSync(join(repoRoot, 'hack', 'kustomize', 'build.sh'), 'utf8');
     const version = /^KUSTOMIZE_VERSION=(.*)$/m.exec(buildScript)?.[1];
     const api = /^API_VERSION=(.*)$/m.exec(buildScript)?.[1];
+    const abi = /^ENGINE_ABI=(.*)$/m.exec(buildScript)?.[1];
+    expect(abi).toBe(String(ENGINE_ABI));
     expect(tree.find((t) => t.entry === 'kustomize-engine.wasm')?.source).toBe(
-      `/out/kustomize/v${version}-api${api}/kustomize-engine.wasm`,
+      `/out/kustomize/v${version}-api${api}-abi${abi}/kustomize-engine.wasm`,
     );
     const pin = readFileSync(join(repoRoot, 'hack', 'kustomize', 'engine.sha256'), 'utf8')
       .split('\n')
@@ -257,8 +260,10 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
     expect(script).toMatch(/cp "\$helm_dir\/helm-engine\.wasm" "\$dest\/helm-engine\.wasm"/);
     const buildScript = readFileSync(join(repoRoot, 'hack', 'helm', 'build.sh'), 'utf8');
     const version = /^HELM_VERSION=(.*)$/m.exec(buildScript)?.[1];
+    const abi = /^ENGINE_ABI=(.*)$/m.exec(buildScript)?.[1];
+    expect(abi).toBe(String(ENGINE_ABI));
     expect(tree.find((t) => t.entry === 'helm-engine.wasm')?.source).toBe(
-      `/out/helm/v${version}/helm-engine.wasm`,
+      `/out/helm/v${version}-abi${abi}/helm-engine.wasm`,
     );
     const pin = readFileSync(join(repoRoot, 'hack', 'helm', 'engine.sha256'), 'utf8')
       .split('\n')

@@ -1,7 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareForApply, groupByStage, sortForApply, sortForDelete } from '../../src/plan/order.ts';
-import type { ObjectIdentity } from '../../src/render/object.ts';
+import {
+  type ApplyKey,
+  applyKeyOf,
+  compareForApply,
+  groupByStage,
+  hookWeightOf,
+  sortForApply,
+  sortForDelete,
+} from '../../src/plan/order.ts';
+import type { KubeObject, ObjectIdentity } from '../../src/render/object.ts';
 
 function id(kind: string, name: string, namespace = '', group = ''): ObjectIdentity {
   return { group, version: 'v1', kind, namespace, name };
@@ -51,5 +59,93 @@ describe('order', () => {
         }
       }),
     );
+  });
+
+  it('orders Helm hooks by weight within a stage, then kind, then name (Helm: weight, kind, name)', () => {
+    const hook = (kind: string, name: string, weight: bigint): ApplyKey => ({
+      ...id(kind, name, 'apps'),
+      hookWeight: weight,
+    });
+    const late = hook('ConfigMap', 'a-late', 5n);
+    const earlyJob = hook('Job', 'b-early', -3n);
+    const earlySecret = hook('Secret', 'z-early', -3n);
+    const plain = id('ConfigMap', 'm-plain', 'apps');
+    const sorted = sortForApply([late, plain, ns, earlyJob, earlySecret, crd], (item) => item);
+    // A weight orders only within its stage: the CRD and the Namespace still come first.
+    expect(sorted).toEqual([crd, ns, earlySecret, earlyJob, plain, late]);
+    const groups = groupByStage(sorted, (item) => item);
+    expect(groups.map((group) => [group.stage, group.hookWeight, group.items])).toEqual([
+      ['crds', 0n, [crd]],
+      ['namespaces', 0n, [ns]],
+      ['namespaced', -3n, [earlySecret, earlyJob]],
+      ['namespaced', 0n, [plain]],
+      ['namespaced', 5n, [late]],
+    ]);
+  });
+
+  it('compares weights as 64-bit integers, not as strings or doubles', () => {
+    const key = (name: string, weight: bigint): ApplyKey => ({
+      ...id('ConfigMap', name, 'a'),
+      hookWeight: weight,
+    });
+    const ten = key('a', 10n);
+    const nine = key('b', 9n);
+    const big = key('c', 9007199254740993n);
+    const bigger = key('d', 9007199254740994n);
+    expect(sortForApply([bigger, ten, big, nine], (item) => item)).toEqual([nine, ten, big, bigger]);
+  });
+
+  it('reads the weight as Helm does: hooks only, strconv.Atoi, 0 when it does not parse', () => {
+    const hook = { 'helm.sh/hook': 'pre-install' };
+    expect(hookWeightOf({ ...hook, 'helm.sh/hook-weight': '-5' })).toBe(-5n);
+    expect(hookWeightOf({ ...hook, 'helm.sh/hook-weight': '+7' })).toBe(7n);
+    expect(hookWeightOf({ ...hook, 'helm.sh/hook-weight': '007' })).toBe(7n);
+    expect(hookWeightOf({ ...hook, 'helm.sh/hook-weight': '9223372036854775807' })).toBe(
+      9223372036854775807n,
+    );
+    for (const bad of [
+      '',
+      ' 1',
+      '1.5',
+      '1e3',
+      'one',
+      '0x10',
+      '9223372036854775808',
+      '-9223372036854775809',
+    ]) {
+      expect(hookWeightOf({ ...hook, 'helm.sh/hook-weight': bad }), bad).toBe(0n);
+    }
+    expect(hookWeightOf(hook)).toBe(0n);
+    // Not a hook: the annotation alone orders nothing (Helm reads it only on hooks).
+    expect(hookWeightOf({ 'helm.sh/hook-weight': '-5' })).toBe(0n);
+    expect(hookWeightOf(undefined)).toBe(0n);
+  });
+
+  it('applyKeyOf carries the identity and the weight of a rendered object', () => {
+    const object: KubeObject = {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: {
+        name: 'migrate',
+        namespace: 'apps',
+        annotations: { 'helm.sh/hook': 'pre-install,pre-upgrade', 'helm.sh/hook-weight': '-1' },
+      },
+    };
+    expect(applyKeyOf(object)).toEqual({
+      group: 'batch',
+      version: 'v1',
+      kind: 'Job',
+      namespace: 'apps',
+      name: 'migrate',
+      hookWeight: -1n,
+    });
+  });
+
+  it('groups without hooks stay one group a stage, and deletion reverses the weights too', () => {
+    const hookA = { ...cm, name: 'h', hookWeight: 2n };
+    expect(groupByStage([cm, deployment, widget], (item) => item).map((group) => group.items.length)).toEqual(
+      [3],
+    );
+    expect(sortForDelete([cm, hookA, ns], (item: ApplyKey) => item)).toEqual([hookA, cm, ns]);
   });
 });

@@ -1,10 +1,12 @@
 /**
  * The Helm engine's sandbox and bounds, straight through the engine (no pre-render check): a chart
  * cannot read outside the verified copy, a template that loops is stopped by the timeout, output
- * and memory are bounded, and a module with another digest is refused.
+ * and memory are bounded, the object count as for plain manifests, and a module with another
+ * digest is refused.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RenderError } from '../../src/render/errors.ts';
+import { renderHelmChart } from '../../src/render/helm.ts';
 import { type HelmRenderRequest, wasmHelmEngine } from '../../src/render/helm-engine.ts';
 import type { HelmTree } from '../../src/render/helm-policy.ts';
 import { ensureHelm, helmBuildTimeoutMs } from '../support/helm.ts';
@@ -124,6 +126,20 @@ describe('wasmHelmEngine', () => {
     expect(oom.code).toBe('HelmBuildFailed');
     expect(oom.message).toMatch(/^helm template: runtime: out of memory: .*\nfatal error: out of memory$/);
   }, 180_000);
+
+  it('bounds the object count of a chart as of plain manifests (renderHelmChart)', async () => {
+    const engine = wasmHelmEngine({ path: enginePath });
+    const many = chartTree({
+      'c/templates/cms.yaml':
+        '{{- range $i := until 12 }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{{ $i }}\n{{- end }}\n',
+    });
+    const spec = { chart: 'c', releaseName: 'rel', valuesFiles: [], values: {}, includeCRDs: true };
+    const common = { owner: { name: 'repo', namespace: 'ns' }, engine, namespace: 'ns', timeoutMs: 60_000 };
+    expect(await renderHelmChart(many, spec, { ...common, limits: { maxObjects: 12 } })).toHaveLength(12);
+    const error = await refusal(renderHelmChart(many, spec, { ...common, limits: { maxObjects: 11 } }));
+    expect(error.code).toBe('TooManyObjects');
+    expect(error.message).toContain('more than 11 objects');
+  }, 120_000);
 
   it('refuses a module whose sha256 is not the pinned one, naming the path', async () => {
     const engine = wasmHelmEngine({ path: enginePath, sha256: '0'.repeat(64) });

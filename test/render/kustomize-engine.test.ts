@@ -137,7 +137,7 @@ describe('engineOptionsFromEnv', () => {
   });
   it('falls back to the cache and the defaults; a malformed memory is ignored', () => {
     const options = engineOptionsFromEnv({ SIGNET_CACHE: '/c', SIGNET_KUSTOMIZE_MAX_MEMORY_MIB: '1.5e3x' });
-    expect(options).toEqual({ path: '/c/kustomize/v5.8.2-api0.21.2/kustomize-engine.wasm' });
+    expect(options).toEqual({ path: '/c/kustomize/v5.8.2-api0.21.2-abi2/kustomize-engine.wasm' });
   });
 });
 
