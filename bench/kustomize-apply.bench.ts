@@ -321,6 +321,9 @@ export function benchRows(r: KustomizeApplyBenchResult): BenchRow[] {
   return r.engines.flatMap((engine) => engineRows(r, engine));
 }
 
+const fallbackTarget =
+  'reported: the fallback where Landlock is missing (the target judges the chosen design)';
+
 const engineLabel = {
   native: 'the native engine confined by Landlock',
   wasm: 'the WebAssembly engine',
@@ -333,6 +336,8 @@ function engineRows(r: KustomizeApplyBenchResult, engine: 'native' | 'wasm'): Be
   const plain = find(`plain${r.smallest}`);
   const plainLarge = find(`plain${r.largest}`);
   const label = engineLabel[engine];
+  // The targets judge the chosen design (the Landlock engine); the WebAssembly fallback is reported.
+  const chosen = engine === 'native';
   const rows: BenchRow[] = [];
   if (large !== undefined) {
     const fastest = Math.min(...r.kubectlSeconds);
@@ -343,8 +348,8 @@ function engineRows(r: KustomizeApplyBenchResult, engine: 'native' | 'wasm'): Be
       value: `${fmt(large.coldApplySeconds)} s`,
       baseline: `kubectl apply --server-side -k ${r.kubectlSeconds.map((k) => `${fmt(k)} s`).join(' before / ')} after (its native kustomize build alone: ${fmt(r.nativeBuildSeconds)} s)`,
       ratio: `${fmt(ratio)}× of the faster kubectl run`,
-      target: '≤ 0.5× kubectl apply --server-side -k',
-      pass: ratio <= 0.5,
+      target: chosen ? '≤ 0.5× kubectl apply --server-side -k' : fallbackTarget,
+      pass: chosen ? ratio <= 0.5 : 'info',
     });
   }
   if (large !== undefined && small !== undefined) {
@@ -360,8 +365,8 @@ function engineRows(r: KustomizeApplyBenchResult, engine: 'native' | 'wasm'): Be
           ? 'target 10 KiB/object'
           : `the same ConfigMaps as plain files: RSS idle ${fmt(mib(plain.rssIdleBytes), 1)} / ${fmt(mib(plainLarge.rssIdleBytes), 1)} MiB, slope ${fmt((plainLarge.rssIdleBytes - plain.rssIdleBytes) / 1_024 / (plainLarge.objects - plain.objects))} KiB/object`,
       ratio: `${fmt(slope / 10)}× of target`,
-      target: '≤ 10 KiB/object',
-      pass: slope <= 10,
+      target: chosen ? '≤ 10 KiB/object' : fallbackTarget,
+      pass: chosen ? slope <= 10 : 'info',
     });
   }
   if (small !== undefined && plain !== undefined) {

@@ -198,6 +198,14 @@ export async function runKustomizeBench(): Promise<KustomizeBenchResult> {
 
 const fmt = (n: number, digits = 0) => n.toFixed(digits);
 
+/** The issue judges the chosen design (the Landlock engine) at 500 objects and asks for both reported. */
+function targetOf(key: 'small' | 'large', engine: 'wasm' | 'landlock'): string {
+  if (key === 'small') return 'reported (no target for a small overlay)';
+  return engine === 'landlock'
+    ? '≤ 2× native (the chosen design)'
+    : 'reported: the fallback where Landlock is missing (≤ 2× judged on the chosen design)';
+}
+
 export function benchRows(r: KustomizeBenchResult): BenchRow[] {
   const size = (name: string, key: 'small' | 'large', engine: 'wasm' | 'landlock'): BenchRow => {
     const times = r[key][engine];
@@ -213,8 +221,8 @@ export function benchRows(r: KustomizeBenchResult): BenchRow[] {
       value: `${label} ${fmt(times.p50)} ms wall, ${fmt(times.cpuP50)} ms CPU (first ${fmt(times.first)} ms)`,
       baseline: `native kustomize build subprocess ${fmt(native.p50)} ms wall, ${fmt(native.cpuP50)} ms CPU`,
       ratio: `${fmt(ratio, 1)}× wall, ${fmt(times.cpuP50 / native.cpuP50, 1)}× CPU`,
-      target: key === 'large' ? '≤ 2× native' : 'reported (no target for a small overlay)',
-      pass: key === 'large' ? ratio <= 2 : 'info',
+      target: targetOf(key, engine),
+      pass: key === 'large' && engine === 'landlock' ? ratio <= 2 : 'info',
     };
   };
   const prewarming = (name: string, size: keyof Pick<KustomizeBenchResult, 'small' | 'large'>): BenchRow => {

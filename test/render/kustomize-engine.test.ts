@@ -1,5 +1,4 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RenderError } from '../../src/render/errors.ts';
 import {
   engineOptionsFromEnv,
   type KustomizeEngine,
@@ -9,7 +8,7 @@ import {
 import type { KustomizeTree } from '../../src/render/kustomize-policy.ts';
 import { engineTree, ensureKustomize, kustomizeBuildTimeoutMs, renderFailure } from '../support/kustomize.ts';
 
-const encoder = new TextEncoder();
+const _encoder = new TextEncoder();
 const options = { timeoutMs: 60_000, maxOutputBytes: 1024 * 1024 };
 let enginePath: string;
 let engine: KustomizeEngine;

@@ -7,14 +7,12 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RenderError } from '../../src/render/errors.ts';
 import type { KustomizeEngine } from '../../src/render/kustomize-engine.ts';
 import {
   GO_RUNTIME_ADDRESS_SPACE,
   landlockKustomizeEngine,
   nativeEngineEnv,
 } from '../../src/render/kustomize-native-engine.ts';
-import type { KustomizeTree } from '../../src/render/kustomize-policy.ts';
 import {
   chooseEngine,
   engineModeFromEnv,
@@ -22,7 +20,7 @@ import {
 } from '../../src/render/kustomize-select.ts';
 import { engineTree, ensureKustomize, kustomizeBuildTimeoutMs, renderFailure } from '../support/kustomize.ts';
 
-const encoder = new TextEncoder();
+const _encoder = new TextEncoder();
 const options = { timeoutMs: 60_000, maxOutputBytes: 1024 * 1024 };
 let nativePath: string;
 let scratch: string;
