@@ -1,16 +1,18 @@
 // Only images of known origin run (issue 17), end to end on a real API server: the operator verifies
 // every image of a revision against spec.verify.images with a real OCI registry (TLS, token auth) and
 // signatures made by the real cosign, and applies the Deployment with its image pinned to the
-// verified digest. An unsigned image, one signed by an untrusted key, a tag moved to an unsigned
-// digest, an image no policy names and an unreachable registry each refuse the revision
-// (Verified=False ImageUnverified, naming image, object and cause) with nothing applied and the last
-// revision kept. A no-op reconcile makes no registry request (counted at the registry's own log).
-// `signet verify` refuses the same with exit 1.
+// verified digest; an image signed keylessly (a bundle referrer made with the offline Sigstore test
+// bed, whose trusted root is spec.verify.trustedRootRef) by the allowed identity is applied pinned too.
+// An unsigned image, one signed keylessly by another identity, one signed by an untrusted key, a tag
+// moved to an unsigned digest, an image no policy names and an unreachable registry each refuse the
+// revision (Verified=False ImageUnverified, naming image, object and cause) with nothing applied and
+// the last revision kept. A no-op reconcile makes no registry request (counted at the registry's own
+// log). `signet verify` refuses each of the same cases with exit 1.
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
-import type { KubeObject } from '../src/render/object.ts';
+import type { JsonValue, KubeObject } from '../src/render/object.ts';
 import { configMapObject, runSignet, secretObject, yamlDocuments } from '../test/cli/support.ts';
 import { Receiver } from '../test/notify/support.ts';
 import {
@@ -21,6 +23,7 @@ import {
   signKeyed,
 } from '../test/support/cosign.ts';
 import { makeTempDir } from '../test/support/git-fixtures.ts';
+import { attachKeylessBundle } from '../test/support/image-signing.ts';
 import {
   moveTag,
   type OciRegistry,
@@ -28,6 +31,12 @@ import {
   pushImage,
   startRegistry,
 } from '../test/support/oci-registry.ts';
+import {
+  createSigstoreTestbed,
+  DEFAULT_SUBJECT,
+  OIDC_ISSUER,
+  type SigstoreTestbed,
+} from '../test/support/sigstore-fixtures.ts';
 import {
   createObjects,
   deleteGitRepositoryAndWait,
@@ -61,6 +70,8 @@ let key: CosignKeyPair;
 let otherKey: CosignKeyPair;
 let operator: Awaited<ReturnType<typeof startTestOperator>>;
 let good: PushedImage;
+let keyless: PushedImage;
+let bed: SigstoreTestbed;
 let goodCommit = '';
 let policyDir: string;
 let slack: Receiver;
@@ -68,26 +79,33 @@ let slack: Receiver;
 const logs = capturingLogger('images');
 
 const unreachable = '127.0.0.1:1';
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** The only identity allowed to sign team/keyless-* images. */
+const keylessIdentity = { issuer: OIDC_ISSUER, subject: DEFAULT_SUBJECT };
+const otherSubject = 'https://github.com/mallory/deploy/.github/workflows/release.yml@refs/heads/main';
 const status = (): Promise<RepoStatus> => repoStatus(admin, ns.name, 'apps');
 
-function verifySpec() {
+function verifySpec(): { [key: string]: JsonValue } {
   return {
     mode: 'HEAD',
     signersRef: { kind: 'ConfigMap', name: signersConfigMapName },
     imagePullSecretRef: { name: 'registry' },
+    trustedRootRef: { name: 'sigstore-root' },
     images: [
+      // The first matching policy decides: team/keyless-* is keyless only, the rest of team/ keyed.
+      { match: [`${registry.host}/team/keyless-*`], keyless: [keylessIdentity] },
       { match: [`${registry.host}/team/**`], keysRef: { kind: 'Secret', name: 'image-keys' } },
       { match: [`${unreachable}/**`], keysRef: { kind: 'Secret', name: 'image-keys' } },
     ],
   };
 }
 
-function deploymentYaml(image: string, note = ''): string {
+function deploymentYaml(image: string, note = '', name = 'web'): string {
   return [
     'apiVersion: apps/v1',
     'kind: Deployment',
     'metadata:',
-    '  name: web',
+    `  name: ${name}`,
     `  annotations: {note: "${note}"}`,
     'spec:',
     '  replicas: 0',
@@ -101,11 +119,11 @@ function deploymentYaml(image: string, note = ''): string {
   ].join('\n');
 }
 
-const liveImages = async (): Promise<string[]> => {
+const liveImages = async (name = 'web'): Promise<string[]> => {
   const live = await admin.get({
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    name: 'web',
+    name,
     namespace: ns.name,
   });
   const spec = (live?.spec as { template: { spec: Record<string, { image: string }[]> } } | undefined)
@@ -161,9 +179,15 @@ async function writePolicyFile(): Promise<string> {
         type: 'kubernetes.io/dockerconfigjson',
       },
       secretObject('image-keys', { 'cosign.pub': key.publicKeyPem }),
+      sigstoreRootObject(),
     ]),
   );
   return path;
+}
+
+/** The test bed's trusted root, which spec.verify.trustedRootRef names. */
+function sigstoreRootObject(): Record<string, unknown> {
+  return configMapObject('sigstore-root', { 'trusted_root.json': JSON.stringify(bed.trustedRoot) });
 }
 
 beforeAll(async () => {
@@ -178,10 +202,16 @@ beforeAll(async () => {
   policyDir = await makeTempDir('e2e-image-policy');
   good = await pushImage(registry, 'team/web', 'v1');
   await signKeyed(registry, good.pinned, key, { format: 'legacy-sig-tag' });
+  bed = await createSigstoreTestbed();
+  keyless = await pushImage(registry, 'team/keyless-api', 'v1');
+  await attachKeylessBundle(registry, keyless, { testbed: bed, ...keylessIdentity });
   slack = new Receiver();
   await slack.listen();
   signed = await createSignedRepo('images');
-  goodCommit = await signed.commit({ 'deploy/web.yaml': deploymentYaml(good.reference) });
+  goodCommit = await signed.commit({
+    'deploy/web.yaml': deploymentYaml(good.reference),
+    'deploy/api.yaml': deploymentYaml(keyless.reference, '', 'api'),
+  });
   await createObjects(admin, [
     ...trustObjects(signed, ns.name, { slackAddress: slack.url('http') }),
     {
@@ -197,6 +227,7 @@ beforeAll(async () => {
       metadata: { name: 'image-keys', namespace: ns.name },
       stringData: { 'cosign.pub': key.publicKeyPem },
     } as KubeObject,
+    { ...sigstoreRootObject(), metadata: { name: 'sigstore-root', namespace: ns.name } } as KubeObject,
   ]);
   registerSecret('images: registry password', registry.password);
   registerSecret('images: cosign key password', key.password);
@@ -230,13 +261,22 @@ describe('image verification on a real API server', () => {
     expect(await liveImages()).toEqual([pinned, pinned]);
     const images = (applied as unknown as { images?: { total: number; entries: Record<string, string>[] } })
       .images;
-    expect(images?.total).toBe(1);
-    expect(images?.entries[0]).toMatchObject({
-      image: pinned,
-      digest: good.digest,
-      format: 'legacy-sig-tag',
+    expect(images?.total).toBe(2);
+    const keyed = images?.entries.find((entry) => entry.image === pinned);
+    expect(keyed).toMatchObject({ digest: good.digest, format: 'legacy-sig-tag' });
+    expect(keyed?.signer).toMatch(/^key SHA256:/);
+  });
+
+  it('applies an image signed keylessly by the allowed identity pinned, and records the identity', async () => {
+    const applied = await waitApplied(goodCommit);
+    const pinned = `${keyless.reference}@${keyless.digest}`;
+    expect(await liveImages('api')).toEqual([pinned, pinned]);
+    const images = (applied as unknown as { images?: { entries: Record<string, string>[] } }).images;
+    expect(images?.entries.find((entry) => entry.image === pinned)).toMatchObject({
+      digest: keyless.digest,
+      signer: `${DEFAULT_SUBJECT} (${OIDC_ISSUER})`,
+      format: 'bundle-referrer',
     });
-    expect(images?.entries[0]?.signer).toMatch(/^key SHA256:/);
   });
 
   it('a no-op reconcile makes no registry request', async () => {
@@ -275,6 +315,22 @@ describe('image verification on a real API server', () => {
       name: 'an unsigned image',
       image: async () => (await pushImage(registry, 'team/unsigned', 'v1')).reference,
       cause: () => /no signature found/,
+    },
+    {
+      name: 'an image signed keylessly by another identity',
+      image: async () => {
+        const other = await pushImage(registry, 'team/keyless-worker', 'v1');
+        await attachKeylessBundle(registry, other, {
+          testbed: bed,
+          issuer: OIDC_ISSUER,
+          subject: otherSubject,
+        });
+        return other.reference;
+      },
+      cause: () =>
+        new RegExp(
+          `is not signed by a trusted identity or key: .*signed by "${escapeRegExp(otherSubject)}" \\(issuer "${escapeRegExp(OIDC_ISSUER)}"\\), not an allowed identity \\(${escapeRegExp(DEFAULT_SUBJECT)} from `,
+        ),
     },
     {
       name: 'an image signed by an untrusted key',
@@ -346,13 +402,13 @@ describe('image verification on a real API server', () => {
           ),
         { timeoutMs: 30_000, description: `a Slack alert for main@sha1:${bad}` },
       );
-      if (index === 0) {
-        const cli = await runSignet(['verify', '-f', await writePolicyFile()], { timeoutMs: 90_000 });
-        expect(cli.code).toBe(1);
-        expect(cli.stdout).toContain(
-          `rejected main@sha1:${bad}: ImageUnverified: image ${image} in Deployment `,
-        );
-      }
+      // The CI check refuses the same revision for the same cause.
+      const cli = await runSignet(['verify', '-f', await writePolicyFile()], { timeoutMs: 90_000 });
+      expect(cli.code).toBe(1);
+      expect(cli.stdout).toContain(
+        `rejected main@sha1:${bad}: ImageUnverified: image ${image} in Deployment ${ns.name}/web`,
+      );
+      expect(cli.stdout).toMatch(refusal.cause(image));
     });
   }
 
