@@ -40,11 +40,13 @@ import type { TrustMaterialCache } from '../verify/trust.ts';
 import { buildDenyPolicy, denyPolicyLabel } from '../watch/deny-policy.ts';
 import type { Alerter } from './alerter.ts';
 import { DriftBaselines } from './baselines.ts';
+import type { DenyPolicyIndex } from './deny-policy-index.ts';
 import type { EventRecorder } from './events.ts';
 import type { LiveCache, WatchScope } from './live-cache.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { fetchAndVerify, type PipelineDeps, renderDesired, resolveRevision } from './pipeline.ts';
 import type { SourcePort, TreeSnapshot } from './ports.ts';
+import type { ReferenceCache } from './reference-cache.ts';
 import {
   applyStatusChanges,
   type DriftedObjectStatus,
@@ -72,6 +74,10 @@ export interface ReconcilerDeps {
   readonly clientAs: (namespace: string, serviceAccount: string) => Promise<KubeClient>;
   readonly source: SourcePort;
   readonly liveCache: LiveCache;
+  /** Serves referenced Secrets and ConfigMaps from watches; without it each read is a GET. */
+  readonly references?: ReferenceCache;
+  /** Which Deny policies exist; without it every removal check is a GET of the pair. */
+  readonly denyPolicies?: DenyPolicyIndex;
   readonly events: EventRecorder;
   readonly alerter: Alerter;
   readonly metrics: OperatorMetrics;
@@ -149,6 +155,11 @@ export function secretData(object: KubeObject | undefined): Record<string, strin
   const data = object?.data;
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return {};
   return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, decode(v)]));
+}
+
+/** The decoded data of a referenced Secret or ConfigMap. */
+export function referenceData(kind: 'Secret' | 'ConfigMap', object: KubeObject): Record<string, string> {
+  return kind === 'Secret' ? secretData(object) : configMapData(object);
 }
 
 function configMapData(object: KubeObject | undefined): Record<string, string> {
@@ -370,6 +381,7 @@ export class Reconciler {
     this.#suspended.delete(key);
     this.#deps.source.release?.(key);
     this.#deps.liveCache.release(key);
+    this.#deps.references?.release(key);
     const [namespace = '', name = ''] = key.split('/');
     this.#deps.metrics.managedObjects.remove({ namespace, name });
   }
@@ -401,10 +413,16 @@ export class Reconciler {
   }
 
   async #readReference(
-    namespace: string,
+    repo: GitRepository,
     ref: TypedReference,
     signal: AbortSignal,
   ): Promise<Record<string, string>> {
+    const namespace = repo.metadata.namespace;
+    const references = this.#deps.references;
+    if (references !== undefined) {
+      references.use(objectKeyOf(repo), namespace);
+      return references.read(namespace, ref.kind, ref.name, signal);
+    }
     const object = await this.#deps.admin.get(
       { apiVersion: 'v1', kind: ref.kind, name: ref.name, namespace },
       { signal, timeoutMs: 15_000 },
@@ -412,7 +430,7 @@ export class Reconciler {
     if (object === undefined) {
       throw new ReferenceError(`${ref.kind} ${namespace}/${ref.name} not found`);
     }
-    return ref.kind === 'Secret' ? secretData(object) : configMapData(object);
+    return referenceData(ref.kind, object);
   }
 
   /** Throws (the signal's reason, or a LeadershipFencedError) unless this replica may still write. */
@@ -591,7 +609,7 @@ export class Reconciler {
   #pipelineDeps(repo: GitRepository): PipelineDeps {
     return {
       source: this.#deps.source,
-      readReference: (ref, refSignal) => this.#readReference(repo.metadata.namespace, ref, refSignal),
+      readReference: (ref, refSignal) => this.#readReference(repo, ref, refSignal),
       trustCache: this.#deps.trustCache,
       now: this.#deps.now,
     };
@@ -1007,6 +1025,7 @@ export class Reconciler {
     });
     const admin = this.#deps.admin;
     if (repo.spec.drift.mode === 'Deny') {
+      this.#deps.denyPolicies?.applied(policy.metadata.name);
       for (const object of [policy, binding]) {
         await admin.apply(object as unknown as KubeObject, {
           fieldManager: this.#deps.options.fieldManager,
@@ -1020,6 +1039,8 @@ export class Reconciler {
   }
 
   async #removeDenyPolicy(name: string, signal: AbortSignal): Promise<void> {
+    const index = this.#deps.denyPolicies;
+    if (index !== undefined && !(await index.mayExist(name, signal))) return;
     // Both are read at once; the binding is deleted before its policy.
     const refs = ['ValidatingAdmissionPolicyBinding', 'ValidatingAdmissionPolicy'].map((kind) => ({
       apiVersion: 'admissionregistration.k8s.io/v1',
@@ -1038,6 +1059,7 @@ export class Reconciler {
         await this.#deps.admin.delete(ref, { signal });
       }
     }
+    index?.removed(name);
   }
 
   async #finalize(
