@@ -8,6 +8,7 @@
  * the policy, also after a restart (the watch lists what the previous process left).
  */
 import type { KubeClient } from '../kube/client.ts';
+import { KubeApiError } from '../kube/errors.ts';
 import { resourceListWatch } from '../kube/watch.ts';
 import type { Logger } from '../util/logger.ts';
 import { denyPolicyLabel } from '../watch/deny-policy.ts';
@@ -16,6 +17,10 @@ import { metadataOnly } from './reference-cache.ts';
 
 export const denyPolicyKinds = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'] as const;
 const apiVersion = 'admissionregistration.k8s.io/v1';
+
+function isForbidden(error: unknown): boolean {
+  return error instanceof KubeApiError && (error.status === 403 || error.status === 401);
+}
 
 /** Pure: may a policy pair named `name` exist, given what each watch holds (undefined: not synced)? */
 export function mayExist(
@@ -78,13 +83,14 @@ export class DenyPolicyIndex {
         transform: metadataOnly,
         handlers: {
           onError: (error, attempt) => {
-            if (!informer.synced && attempt >= 2) {
-              // Not allowed to list it, or not served: fall back to reading each pair.
+            if (!informer.synced && (isForbidden(error) || attempt >= 3)) {
+              // Not allowed to list it (the tenant flavour without manifests/components/deny-drift),
+              // or not served: every check reads the pair, as without this index.
               this.#disabled = true;
               void this.stop();
-              this.#logger.warn(
-                { kind, err: error instanceof Error ? error.message : String(error) },
-                'cannot watch Deny policies; reading each one when it may need removing',
+              this.#logger.info(
+                { kind, status: error instanceof KubeApiError ? error.status : undefined },
+                'Deny policies are not watched (not allowed or not served); a removal check reads the pair',
               );
               return;
             }
