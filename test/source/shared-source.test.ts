@@ -145,8 +145,9 @@ describe('shared fetches', () => {
   });
 
   it('a caller whose spec.timeout passes while it waits on a shared poll gets a Timeout naming spec.timeout', async () => {
+    const hangCache = await mkdtemp(join(tmpdir(), 'signet-shared-hang-'));
     const source = createGitSource({
-      cacheDir: await mkdtemp(join(tmpdir(), 'signet-shared-hang-')),
+      cacheDir: hangCache,
       logger,
     });
     server.setFault({ kind: 'hang' });
@@ -161,6 +162,7 @@ describe('shared fetches', () => {
       expect((error as SourceError).message).not.toContain('s3cret');
     } finally {
       server.setFault(undefined);
+      await rm(hangCache, { recursive: true, force: true });
     }
   });
 
