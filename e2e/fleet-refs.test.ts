@@ -5,7 +5,9 @@
 // fails closed, and leaving Deny mode while no operator ran still removes the policy after a restart.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient } from '../src/kube/client.ts';
+import { resourceListWatch } from '../src/kube/watch.ts';
 import { denyPolicyName } from '../src/watch/deny-policy.ts';
+import type { WatchEvent } from '../src/watch/informer.ts';
 import { type AuditEvent, localAuditLogPath, readAuditLog } from './support/audit.ts';
 import {
   gitCaSecretName,
@@ -150,6 +152,47 @@ describe('the fleet reads what GitRepositories reference from watches', () => {
     await admin.apply(withCa(signed.server.caPem), { fieldManager: 'e2e', force: true });
     await waitAllReady(admin, ns.name, names, 60_000);
   }, 180_000);
+
+  it('the reference watches receive metadata only: no Secret data on the wire, in the list or in a watch event', async () => {
+    const transport = resourceListWatch(admin, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      namespace: ns.name,
+      metadataOnly: true,
+    });
+    const listed = await transport.list(undefined, AbortSignal.timeout(15_000));
+    const listedSecret = listed.items.find((item) => item.metadata.name === gitCaSecretName);
+    expect(listedSecret?.metadata.resourceVersion).toMatch(/^\d+$/);
+    expect(listedSecret).not.toHaveProperty('data');
+    expect(JSON.stringify(listed.items)).not.toContain('BEGIN CERTIFICATE');
+    const stop = new AbortController();
+    const events: WatchEvent[] = [];
+    const watching = transport
+      .watch(
+        undefined,
+        listed.resourceVersion,
+        AbortSignal.any([stop.signal, AbortSignal.timeout(30_000)]),
+        (e) => {
+          events.push(e);
+          if (e.type === 'MODIFIED') stop.abort();
+        },
+      )
+      .catch(() => undefined);
+    await admin.apply(
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: gitCaSecretName, namespace: ns.name, labels: { touched: 'yes' } },
+        stringData: { 'ca.crt': signed.server.caPem },
+      },
+      { fieldManager: 'e2e', force: true },
+    );
+    await watching;
+    const modified = events.find((e) => e.type === 'MODIFIED');
+    expect(modified?.object).toMatchObject({ kind: 'Secret', metadata: { name: gitCaSecretName } });
+    expect(modified?.object).not.toHaveProperty('data');
+    expect(JSON.stringify(events)).not.toContain('BEGIN CERTIFICATE');
+  }, 60_000);
 
   it('a GitRepository taken out of Deny mode while no operator ran loses its policy after the restart', async () => {
     const deny = (mode: 'Deny' | 'Revert') =>

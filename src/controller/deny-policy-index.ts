@@ -78,7 +78,7 @@ export class DenyPolicyIndex {
     if (this.#informers !== undefined) return this.#informers;
     this.#informers = denyPolicyKinds.map((kind) => {
       const informer: Informer = new Informer({
-        transport: resourceListWatch(this.#client, { apiVersion, kind }),
+        transport: resourceListWatch(this.#client, { apiVersion, kind, metadataOnly: true }),
         labelSelector: `${denyPolicyLabel}=true`,
         transform: metadataOnly,
         handlers: {

@@ -171,7 +171,12 @@ export class ReferenceCache {
 
   #start(namespace: string, kind: ReferenceKind, key: string): Informer {
     const informer: Informer = new Informer({
-      transport: resourceListWatch(this.#options.client, { apiVersion: 'v1', kind, namespace }),
+      transport: resourceListWatch(this.#options.client, {
+        apiVersion: 'v1',
+        kind,
+        namespace,
+        metadataOnly: true,
+      }),
       transform: metadataOnly,
       handlers: {
         onError: (error, attempt) => {
