@@ -881,7 +881,7 @@ describe('tenant flavour RBAC, really applied', () => {
     ).toBe(false);
   });
 
-  it('reads Secrets and ConfigMaps of onboarded namespaces only, and never lists them', async () => {
+  it('reads, lists and watches Secrets and ConfigMaps of onboarded namespaces only', async () => {
     const asOperator = operator.makeApiClient(CoreV1Api);
     const secret = await asOperator.readNamespacedSecret(
       { name: `probe-${suffix}`, namespace: tenantNamespace },
@@ -900,8 +900,11 @@ describe('tenant flavour RBAC, really applied', () => {
       code: 403,
     });
     await expect(
-      asOperator.listNamespacedSecret({ namespace: tenantNamespace }, requestOptions()),
+      asOperator.listNamespacedSecret({ namespace: otherNamespace }, requestOptions()),
     ).rejects.toMatchObject({ code: 403 });
+    // The reference cache's metadata-only watch of an onboarded namespace (docs/install.md).
+    const listed = await asOperator.listNamespacedSecret({ namespace: tenantNamespace }, requestOptions());
+    expect(listed.items.map((s) => s.metadata?.name)).toContain(`probe-${suffix}`);
     expect(await allowed(operator, { resource: 'configmaps', verb: 'get', namespace: tenantNamespace })).toBe(
       true,
     );
@@ -910,7 +913,13 @@ describe('tenant flavour RBAC, really applied', () => {
     );
     expect(
       await allowed(operator, { resource: 'configmaps', verb: 'watch', namespace: tenantNamespace }),
-    ).toBe(false);
+    ).toBe(true);
+    expect(await allowed(operator, { resource: 'secrets', verb: 'watch', namespace: otherNamespace })).toBe(
+      false,
+    );
+    expect(await allowed(operator, { resource: 'secrets', verb: 'watch', namespace: 'kube-system' })).toBe(
+      false,
+    );
   });
 
   it('cannot write anything itself: ConfigMaps, namespaces, ClusterRoleBindings', async () => {

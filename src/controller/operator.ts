@@ -24,6 +24,7 @@ import { MemoryReleaser } from '../util/memory.ts';
 import { createTrustMaterialCache } from '../verify/trust.ts';
 import { Informer, type LiveObject } from '../watch/informer.ts';
 import { type Alerter, createAlerter } from './alerter.ts';
+import { DenyPolicyIndex } from './deny-policy-index.ts';
 import { DriftHandler } from './drift.ts';
 import { createEventRecorder, type EventRecorder } from './events.ts';
 import { startProbeServer } from './http-server.ts';
@@ -38,7 +39,8 @@ import {
 import { LiveCache } from './live-cache.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import type { SourcePort } from './ports.ts';
-import { ReconcileAbortedError, Reconciler } from './reconciler.ts';
+import { ReconcileAbortedError, Reconciler, referenceData } from './reconciler.ts';
+import { ReferenceCache } from './reference-cache.ts';
 import { KeyedWorkQueue } from './work-queue.ts';
 
 export interface OperatorOptions {
@@ -256,6 +258,8 @@ interface Wiring {
 
 interface Workers {
   readonly liveCache: LiveCache;
+  readonly references: ReferenceCache;
+  readonly denyPolicies: DenyPolicyIndex;
   readonly drift: DriftHandler;
   /** GitRepositories with drift events waiting for the drift queue. */
   readonly pendingDrift: ReadonlyMap<string, ReadonlySet<string>>;
@@ -282,7 +286,20 @@ function createWorkers(w: Wiring): Workers {
     logger: w.logger,
     onManagedChange: (change) => queueDrift(`${change.owner.namespace}/${change.owner.name}`, change.id),
   });
-  const reconciler = createReconciler(w, liveCache);
+  const references = new ReferenceCache({
+    client: w.clients.admin,
+    logger: w.logger,
+    syncTimeoutMs: 5_000,
+    decode: referenceData,
+    read: (namespace, kind, name, signal) =>
+      w.clients.admin.get({ apiVersion: 'v1', kind, name, namespace }, { signal, timeoutMs: 15_000 }),
+  });
+  const denyPolicies = new DenyPolicyIndex({
+    client: w.clients.admin,
+    logger: w.logger,
+    syncTimeoutMs: 5_000,
+  });
+  const reconciler = createReconciler(w, liveCache, references, denyPolicies);
   const drift = new DriftHandler({
     liveCache,
     events: w.events,
@@ -301,16 +318,23 @@ function createWorkers(w: Wiring): Workers {
   });
   const queue = reconcileQueue(w, reconciler, drift);
   const driftQueue = driftHandlingQueue(w, reconciler, drift, pendingDrift);
-  return { liveCache, reconciler, queue, driftQueue, drift, pendingDrift };
+  return { liveCache, references, denyPolicies, reconciler, queue, driftQueue, drift, pendingDrift };
 }
 
-function createReconciler(w: Wiring, liveCache: LiveCache): Reconciler {
+function createReconciler(
+  w: Wiring,
+  liveCache: LiveCache,
+  references: ReferenceCache,
+  denyPolicies: DenyPolicyIndex,
+): Reconciler {
   const { options } = w;
   return new Reconciler({
     admin: w.clients.admin,
     clientAs: w.clients.clientAs,
     source: w.source,
     liveCache,
+    references,
+    denyPolicies,
     events: w.events,
     alerter: w.alerter,
     metrics: w.metrics,
@@ -584,6 +608,7 @@ export async function startOperator(
     isLeader: () => leadership.leading,
     held: () => {
       const live = workers.liveCache.held();
+      const references = workers.references.held();
       const git = source.held?.() ?? {};
       return {
         ...workers.reconciler.held,
@@ -591,6 +616,8 @@ export async function startOperator(
         liveObjects: live.objects,
         interned: live.interned,
         watchUsers: live.users,
+        referenceWatches: references.watches,
+        referenceData: references.data,
         pendingDrift: workers.pendingDrift.size,
         driftReports: workers.drift.held,
         eventRepeats: events.held ?? 0,
@@ -637,6 +664,8 @@ async function shutdown(
   await alerter.close();
   await parts.repos.stop();
   await workers.liveCache.stop();
+  await workers.references.stop();
+  await workers.denyPolicies.stop();
   await Promise.all(
     parts.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
   );

@@ -43,6 +43,7 @@ import type { TrustMaterialCache } from '../verify/trust.ts';
 import { buildDenyPolicy, denyPolicyLabel } from '../watch/deny-policy.ts';
 import type { Alerter } from './alerter.ts';
 import { DriftBaselines } from './baselines.ts';
+import type { DenyPolicyIndex } from './deny-policy-index.ts';
 import type { EventRecorder } from './events.ts';
 import type { LiveCache, WatchScope } from './live-cache.ts';
 import type { OperatorMetrics } from './metrics.ts';
@@ -55,6 +56,7 @@ import {
   verifyDesiredImages,
 } from './pipeline.ts';
 import type { SourcePort, TreeSnapshot } from './ports.ts';
+import type { ReferenceCache } from './reference-cache.ts';
 import {
   applyStatusChanges,
   type DriftedObjectStatus,
@@ -82,6 +84,10 @@ export interface ReconcilerDeps {
   readonly clientAs: (namespace: string, serviceAccount: string) => Promise<KubeClient>;
   readonly source: SourcePort;
   readonly liveCache: LiveCache;
+  /** Serves referenced Secrets and ConfigMaps from watches; without it each read is a GET. */
+  readonly references?: ReferenceCache;
+  /** Which Deny policies exist; without it every removal check is a GET of the pair. */
+  readonly denyPolicies?: DenyPolicyIndex;
   readonly events: EventRecorder;
   readonly alerter: Alerter;
   readonly metrics: OperatorMetrics;
@@ -165,6 +171,11 @@ export function secretData(object: KubeObject | undefined): Record<string, strin
   const data = object?.data;
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return {};
   return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, decode(v)]));
+}
+
+/** The decoded data of a referenced Secret or ConfigMap. */
+export function referenceData(kind: 'Secret' | 'ConfigMap', object: KubeObject): Record<string, string> {
+  return kind === 'Secret' ? secretData(object) : configMapData(object);
 }
 
 function configMapData(object: KubeObject | undefined): Record<string, string> {
@@ -393,6 +404,7 @@ export class Reconciler {
     this.#suspended.delete(key);
     this.#deps.source.release?.(key);
     this.#deps.liveCache.release(key);
+    this.#deps.references?.release(key);
     const [namespace = '', name = ''] = key.split('/');
     this.#deps.metrics.managedObjects.remove({ namespace, name });
   }
@@ -424,10 +436,16 @@ export class Reconciler {
   }
 
   async #readReference(
-    namespace: string,
+    repo: GitRepository,
     ref: TypedReference,
     signal: AbortSignal,
   ): Promise<Record<string, string>> {
+    const namespace = repo.metadata.namespace;
+    const references = this.#deps.references;
+    if (references !== undefined) {
+      references.use(objectKeyOf(repo), namespace);
+      return references.read(namespace, ref.kind, ref.name, signal);
+    }
     const object = await this.#deps.admin.get(
       { apiVersion: 'v1', kind: ref.kind, name: ref.name, namespace },
       { signal, timeoutMs: 15_000 },
@@ -435,7 +453,7 @@ export class Reconciler {
     if (object === undefined) {
       throw new ReferenceError(`${ref.kind} ${namespace}/${ref.name} not found`);
     }
-    return ref.kind === 'Secret' ? secretData(object) : configMapData(object);
+    return referenceData(ref.kind, object);
   }
 
   /** Throws (the signal's reason, or a LeadershipFencedError) unless this replica may still write. */
@@ -617,7 +635,7 @@ export class Reconciler {
   #pipelineDeps(repo: GitRepository): PipelineDeps {
     return {
       source: this.#deps.source,
-      readReference: (ref, refSignal) => this.#readReference(repo.metadata.namespace, ref, refSignal),
+      readReference: (ref, refSignal) => this.#readReference(repo, ref, refSignal),
       trustCache: this.#deps.trustCache,
       now: this.#deps.now,
       imageCache: this.#imageCache,
@@ -1049,6 +1067,7 @@ export class Reconciler {
     });
     const admin = this.#deps.admin;
     if (repo.spec.drift.mode === 'Deny') {
+      this.#deps.denyPolicies?.applied(policy.metadata.name);
       for (const object of [policy, binding]) {
         await admin.apply(object as unknown as KubeObject, {
           fieldManager: this.#deps.options.fieldManager,
@@ -1062,6 +1081,8 @@ export class Reconciler {
   }
 
   async #removeDenyPolicy(name: string, signal: AbortSignal): Promise<void> {
+    const index = this.#deps.denyPolicies;
+    if (index !== undefined && !(await index.mayExist(name, signal))) return;
     // Both are read at once; the binding is deleted before its policy.
     const refs = ['ValidatingAdmissionPolicyBinding', 'ValidatingAdmissionPolicy'].map((kind) => ({
       apiVersion: 'admissionregistration.k8s.io/v1',
@@ -1080,6 +1101,7 @@ export class Reconciler {
         await this.#deps.admin.delete(ref, { signal });
       }
     }
+    index?.removed(name);
   }
 
   async #finalize(

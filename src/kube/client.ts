@@ -53,7 +53,13 @@ export interface ListOptions extends CallOptions {
   readonly resourceVersion?: string;
   /** Page size; pages are followed until the end (default 500). */
   readonly limit?: number;
+  /** Items as PartialObjectMetadata (metadata only; a Secret's data never leaves the server). */
+  readonly metadataOnly?: boolean;
 }
+
+/** Accept headers asking the API server for metadata only (server-side conversion). */
+export const metadataListAccept = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
+export const metadataWatchAccept = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 
 export interface ListResult {
   readonly items: KubeObject[];
@@ -265,12 +271,18 @@ export class KubeClient {
         verb: 'list',
         signal: options.signal,
         timeoutMs: options.timeoutMs,
+        ...(options.metadataOnly === true ? { headers: { accept: metadataListAccept } } : {}),
       });
       const page = parseJson(response.body, subject);
-      if (!isJsonObject(page) || !Array.isArray(page.items)) {
+      if (!isJsonObject(page)) {
         throw new KubeRequestError('InvalidResponse', subject, 'list response has no items');
       }
-      for (const item of page.items) {
+      // An empty PartialObjectMetadataList comes with `items: null`.
+      const pageItems = page.items === null && options.metadataOnly === true ? [] : page.items;
+      if (!Array.isArray(pageItems)) {
+        throw new KubeRequestError('InvalidResponse', subject, 'list response has no items');
+      }
+      for (const item of pageItems) {
         const object = asKubeObject(item, subject);
         items.push({ ...object, apiVersion, kind });
       }

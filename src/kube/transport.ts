@@ -43,6 +43,7 @@ export interface StreamRequest {
   readonly subject: string;
   readonly signal: AbortSignal;
   readonly idleTimeoutMs: number;
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** How a stream ended: the server closed it, or answered with an error status (body kept). */
@@ -253,6 +254,7 @@ export function createUndiciTransport(options: UndiciTransportOptions): Transpor
       for (const [name, value] of Object.entries(options.extraHeaders ?? {})) {
         headers[name] = typeof value === 'string' ? value : [...value];
       }
+      for (const [name, value] of Object.entries(request.headers ?? {})) headers[name.toLowerCase()] = value;
       if (stats !== undefined) {
         stats.total++;
         stats.byMethod.WATCH = (stats.byMethod.WATCH ?? 0) + 1;

@@ -5,7 +5,7 @@
  */
 import type { JsonObject } from '../render/object.ts';
 import { GoneError, type ListWatchTransport, type LiveObject, type WatchEvent } from '../watch/informer.ts';
-import type { KubeClient } from './client.ts';
+import { type KubeClient, metadataWatchAccept } from './client.ts';
 import { kubeApiErrorFrom } from './errors.ts';
 
 export interface ResourceWatchOptions {
@@ -17,6 +17,8 @@ export interface ResourceWatchOptions {
   readonly watchTimeoutSeconds?: number;
   /** A connection silent for this long is considered dead (bookmarks arrive about every minute). */
   readonly idleTimeoutMs?: number;
+  /** List and watch PartialObjectMetadata: the server sends metadata only (no data, no spec). */
+  readonly metadataOnly?: boolean;
 }
 
 function parseWatchLine(line: string): WatchEvent {
@@ -35,6 +37,7 @@ export function resourceListWatch(client: KubeClient, options: ResourceWatchOpti
       const result = await client.list(apiVersion, kind, {
         ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
         ...(labelSelector === undefined ? {} : { labelSelector }),
+        ...(options.metadataOnly === true ? { metadataOnly: true } : {}),
         signal,
       });
       return { items: result.items as unknown as LiveObject[], resourceVersion: result.resourceVersion };
@@ -53,13 +56,24 @@ export function resourceListWatch(client: KubeClient, options: ResourceWatchOpti
       if (labelSelector !== undefined) query.set('labelSelector', labelSelector);
       let failure: unknown;
       const outcome = await client.stream(
-        { path: `${path}?${query}`, subject, signal, idleTimeoutMs: options.idleTimeoutMs ?? 90_000 },
+        {
+          path: `${path}?${query}`,
+          subject,
+          signal,
+          idleTimeoutMs: options.idleTimeoutMs ?? 90_000,
+          ...(options.metadataOnly === true ? { headers: { accept: metadataWatchAccept } } : {}),
+        },
         (line) => {
           if (failure !== undefined) return;
           try {
             const event = parseWatchLine(line);
             if (event.type !== 'BOOKMARK' && event.type !== 'ERROR') {
               const object = event.object as unknown as JsonObject;
+              if (options.metadataOnly === true) {
+                // PartialObjectMetadata: named as the resource it describes, like list() does.
+                object.apiVersion = apiVersion;
+                object.kind = kind;
+              }
               object.apiVersion ??= apiVersion;
               object.kind ??= kind;
             }
