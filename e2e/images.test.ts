@@ -55,9 +55,10 @@ import {
   createSignedRepo,
   installCrd,
   type RepoStatus,
-  repoStatus,
   type SignedRepo,
   startTestOperator,
+  waitCommitApplied,
+  waitCommitRefused,
 } from './support/signet.ts';
 
 const ns = useTestNamespace('signet-images');
@@ -83,7 +84,6 @@ const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/
 /** The only identity allowed to sign team/keyless-* images. */
 const keylessIdentity = { issuer: OIDC_ISSUER, subject: DEFAULT_SUBJECT };
 const otherSubject = 'https://github.com/mallory/deploy/.github/workflows/release.yml@refs/heads/main';
-const status = (): Promise<RepoStatus> => repoStatus(admin, ns.name, 'apps');
 
 function verifySpec(): { [key: string]: JsonValue } {
   return {
@@ -136,30 +136,10 @@ const reconciles = async (result: string): Promise<number> =>
     .filter((v) => v.labels.result === result)
     .reduce((sum, v) => sum + v.value, 0);
 
-async function waitApplied(commit: string): Promise<RepoStatus> {
-  return waitFor(
-    async () => {
-      const s = await status();
-      return s.lastAppliedRevision === `main@sha1:${commit}` && condition(s, 'Ready')?.status === 'True'
-        ? s
-        : undefined;
-    },
-    { timeoutMs: 60_000, description: `main@sha1:${commit} applied and Ready` },
-  );
-}
-
-async function waitRefused(commit: string): Promise<RepoStatus> {
-  return waitFor(
-    async () => {
-      const s = await status();
-      return s.lastAttemptedRevision === `main@sha1:${commit}` &&
-        condition(s, 'Verified')?.reason === 'ImageUnverified'
-        ? s
-        : undefined;
-    },
-    { timeoutMs: 60_000, description: `main@sha1:${commit} refused with Verified=False ImageUnverified` },
-  );
-}
+const waitApplied = (commit: string): Promise<RepoStatus> =>
+  waitCommitApplied(admin, ns.name, 'apps', commit);
+const waitRefused = (commit: string): Promise<RepoStatus> =>
+  waitCommitRefused(admin, ns.name, 'apps', commit, 'ImageUnverified');
 
 /** The policy file a CI job checks in: the GitRepository and the objects it references. */
 async function writePolicyFile(): Promise<string> {

@@ -34,6 +34,8 @@ import {
   repoStatus,
   type SignedRepo,
   startTestOperator,
+  waitCommitApplied,
+  waitCommitRefused,
 } from './support/signet.ts';
 
 const ns = useTestNamespace('signet-provenance');
@@ -65,30 +67,10 @@ async function bundleFor(manifests: Record<string, string>): Promise<string> {
 const deployFiles = (manifests: Record<string, string>): Record<string, string> =>
   Object.fromEntries(Object.entries(manifests).map(([path, content]) => [`deploy/${path}`, content]));
 
-async function waitApplied(commit: string): Promise<RepoStatus> {
-  return waitFor(
-    async () => {
-      const s = await status();
-      return s.lastAppliedRevision === `main@sha1:${commit}` && condition(s, 'Ready')?.status === 'True'
-        ? s
-        : undefined;
-    },
-    { timeoutMs: 60_000, description: `main@sha1:${commit} applied and Ready` },
-  );
-}
-
-async function waitRefused(commit: string): Promise<RepoStatus> {
-  return waitFor(
-    async () => {
-      const s = await status();
-      return s.lastAttemptedRevision === `main@sha1:${commit}` &&
-        condition(s, 'Verified')?.reason === 'ProvenanceFailed'
-        ? s
-        : undefined;
-    },
-    { timeoutMs: 60_000, description: `main@sha1:${commit} refused with Verified=False ProvenanceFailed` },
-  );
-}
+const waitApplied = (commit: string): Promise<RepoStatus> =>
+  waitCommitApplied(admin, ns.name, 'apps', commit);
+const waitRefused = (commit: string): Promise<RepoStatus> =>
+  waitCommitRefused(admin, ns.name, 'apps', commit, 'ProvenanceFailed');
 
 beforeAll(async () => {
   admin = await adminClient();

@@ -239,6 +239,39 @@ export async function waitRepoStatus(
   }, options);
 }
 
+/** Polls until `main@sha1:<commit>` is the applied revision and Ready is True. */
+export function waitCommitApplied(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  commit: string,
+): Promise<RepoStatus> {
+  return waitRepoStatus(
+    client,
+    namespace,
+    name,
+    (s) => s.lastAppliedRevision === `main@sha1:${commit}` && condition(s, 'Ready')?.status === 'True',
+    { timeoutMs: 60_000, description: `main@sha1:${commit} applied and Ready` },
+  );
+}
+
+/** Polls until `main@sha1:<commit>` was attempted and refused with Verified=False `reason`. */
+export function waitCommitRefused(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  commit: string,
+  reason: string,
+): Promise<RepoStatus> {
+  return waitRepoStatus(
+    client,
+    namespace,
+    name,
+    (s) => s.lastAttemptedRevision === `main@sha1:${commit}` && condition(s, 'Verified')?.reason === reason,
+    { timeoutMs: 60_000, description: `main@sha1:${commit} refused with Verified=False ${reason}` },
+  );
+}
+
 /** Waits until each named GitRepository in `namespace` has condition Ready=True, one after the other. */
 export async function waitAllReady(
   client: KubeClient,
