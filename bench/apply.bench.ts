@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
+import { type ControlPlane, repoRoot } from '../e2e/support/controlplane.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
 import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/signet.ts';
 import { applyPlan } from '../src/apply/apply.ts';
@@ -42,7 +42,7 @@ import { applyScope } from '../src/render/scope.ts';
 import { createGitSource } from '../src/source/git-source.ts';
 import { createLogger } from '../src/util/logger.ts';
 import { type BenchRow, formatRowLine } from './rows.ts';
-import { waitUntil, watchStatusUntil } from './support.ts';
+import { startBenchPlane, waitUntil, watchStatusUntil } from './support.ts';
 
 const execFileAsync = promisify(execFile);
 const owner = { name: 'bench', namespace: 'signet-system' };
@@ -508,12 +508,7 @@ export async function runApplyBench(
   sizes: readonly number[] = (process.env.SIGNET_BENCH_APPLY_SIZES ?? '1000,5000').split(',').map(Number),
 ): Promise<ApplyBenchResult> {
   const stateDir = join(repoRoot, '.signet', `bench-apply-${process.pid}`);
-  const plane = await startControlPlane({
-    stateDir,
-    reuse: false,
-    ownerPid: process.pid,
-    readyTimeoutMs: 180_000,
-  });
+  const plane = await startBenchPlane(stateDir);
   const work = join(stateDir, 'manifests');
   const kube = await loadKubeClient({ kubeconfig: plane.kubeconfigPath, userAgent, connections: 32 });
   const manager = createResourceManager(kube, owner);

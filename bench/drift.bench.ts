@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
+import { type ControlPlane, repoRoot } from '../e2e/support/controlplane.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
 import {
   ensureBuilt,
@@ -34,7 +34,7 @@ import { loadKubeClient } from '../src/kube/load.ts';
 import { createGitSource } from '../src/source/git-source.ts';
 import { createLogger } from '../src/util/logger.ts';
 import { type BenchRow, formatRowLine } from './rows.ts';
-import { waitUntil, watchStatusUntil } from './support.ts';
+import { startBenchPlane, waitUntil, watchStatusUntil } from './support.ts';
 
 const namespace = 'bench-drift';
 const repoName = 'bench';
@@ -346,12 +346,7 @@ export async function runDriftBench(options: DriftBenchOptions = {}): Promise<Dr
   let repo: SignedRepo | undefined;
   let operator: RunningOperator | undefined;
   try {
-    plane = await startControlPlane({
-      stateDir,
-      reuse: false,
-      ownerPid: process.pid,
-      readyTimeoutMs: 180_000,
-    });
+    plane = await startBenchPlane(stateDir);
     client = await loadKubeClient({ kubeconfig: plane.kubeconfigPath, userAgent: 'signet-bench-user/0.1.0' });
     const kube = client;
     await installCrd(kube);

@@ -24,7 +24,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
+import { type ControlPlane, repoRoot } from '../e2e/support/controlplane.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
 import {
   ensureBuilt,
@@ -36,6 +36,7 @@ import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/si
 import type { KubeClient } from '../src/kube/client.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
 import { type BenchRow, formatRowLine } from './rows.ts';
+import { startBenchPlane } from './support.ts';
 
 const fleetNamespace = 'fleet';
 const objectsPerRepo = 4;
@@ -390,12 +391,7 @@ export async function runFleetBench(
   let running: OperatorProcess | undefined;
   try {
     const signetBin = await ensureBuilt();
-    plane = await startControlPlane({
-      stateDir,
-      reuse: false,
-      ownerPid: process.pid,
-      readyTimeoutMs: 180_000,
-    });
+    plane = await startBenchPlane(stateDir);
     client = await loadKubeClient({ kubeconfig: plane.kubeconfigPath, userAgent: 'signet-bench-user/0.1.0' });
     await installCrd(client);
     repo = await createSignedRepo('fleet');

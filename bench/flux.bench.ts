@@ -31,7 +31,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
+import { type ControlPlane, repoRoot } from '../e2e/support/controlplane.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
 import {
   ensureBuilt,
@@ -68,7 +68,7 @@ import {
   tallyAudit,
 } from './flux/objects.ts';
 import { type BenchRow, formatRowLine } from './rows.ts';
-import { waitUntil, watchStatusUntil } from './support.ts';
+import { startBenchPlane, waitUntil, watchStatusUntil } from './support.ts';
 
 type Tool = 'flux' | 'signet';
 const tools: readonly Tool[] = ['signet', 'flux'];
@@ -436,12 +436,7 @@ export async function runFluxBench(options: FluxBenchOptions = {}): Promise<Flux
   const fleetSize = options.fleet ?? Number(process.env.SIGNET_BENCH_FLUX_FLEET ?? 200);
   const build = await ensureFluxBuilt();
   const stateDir = join(repoRoot, '.signet', `bench-flux-${process.pid}`);
-  const plane = await startControlPlane({
-    stateDir,
-    reuse: false,
-    ownerPid: process.pid,
-    readyTimeoutMs: 180_000,
-  });
+  const plane = await startBenchPlane(stateDir);
   const cacheDir = await mkdtemp(join(tmpdir(), 'signet-bench-flux-cache-'));
   const user = await loadKubeClient({ kubeconfig: plane.kubeconfigPath, userAgent });
   const repos: SignedRepo[] = [];

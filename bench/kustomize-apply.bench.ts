@@ -22,7 +22,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { type ControlPlane, repoRoot, startControlPlane } from '../e2e/support/controlplane.ts';
+import { type ControlPlane, repoRoot } from '../e2e/support/controlplane.ts';
 import { createObjects, gitRepositoryObject, trustObjects } from '../e2e/support/fixtures.ts';
 import { ensureBuilt, signetRunArgs, startOperatorProcess } from '../e2e/support/operator-process.ts';
 import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/signet.ts';
@@ -30,7 +30,7 @@ import type { KubeClient } from '../src/kube/client.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
 import { kustomizeCacheDir } from '../src/render/kustomize-engine.ts';
 import { type BenchRow, formatRowLine } from './rows.ts';
-import { watchStatusUntil } from './support.ts';
+import { startBenchPlane, watchStatusUntil } from './support.ts';
 
 const execFileAsync = promisify(execFile);
 const perFile = 100;
@@ -234,12 +234,7 @@ export async function runKustomizeApplyBench(
   let repo: SignedRepo | undefined;
   try {
     const signetBin = await ensureBuilt();
-    plane = await startControlPlane({
-      stateDir,
-      reuse: false,
-      ownerPid: process.pid,
-      readyTimeoutMs: 180_000,
-    });
+    plane = await startBenchPlane(stateDir);
     client = await loadKubeClient({ kubeconfig: plane.kubeconfigPath, userAgent: 'signet-bench-user/0.1.0' });
     await installCrd(client);
     repo = await createSignedRepo('kustomize-apply');

@@ -1,4 +1,5 @@
 // Helpers shared by the benches (not part of the product).
+import { type ControlPlane, startControlPlane } from '../e2e/support/controlplane.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 
 /**
@@ -110,4 +111,9 @@ export function spareCounter() {
       }
     },
   };
+}
+
+/** A fresh control plane of the bench's own in `stateDir` (never a reused one), stopped if this process dies. */
+export function startBenchPlane(stateDir: string): Promise<ControlPlane> {
+  return startControlPlane({ stateDir, reuse: false, ownerPid: process.pid, readyTimeoutMs: 180_000 });
 }
