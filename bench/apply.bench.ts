@@ -41,7 +41,7 @@ import { renderManifests, type SourceFile } from '../src/render/render.ts';
 import { applyScope } from '../src/render/scope.ts';
 import { createGitSource } from '../src/source/git-source.ts';
 import { createLogger } from '../src/util/logger.ts';
-import { type BenchRow, formatRowLine } from './rows.ts';
+import { type BenchRow, fmt, formatRowLine } from './rows.ts';
 import { startBenchPlane, waitUntil, watchStatusUntil } from './support.ts';
 
 const execFileAsync = promisify(execFile);
@@ -630,8 +630,6 @@ export async function runApplyBench(
   if (noop === undefined) throw new Error('no sizes given');
   return { cases, operator: operatorCases, throttled429ByUserAgent, noop };
 }
-
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
 
 /** "fetch 120 ms, verify 3 ms, …": durations between the observed points of an operator case. */
 function phaseSplit(p: OperatorPhases, managed: number): string {

@@ -13,7 +13,7 @@
  *
  * Run: node bench/drift.bench.ts   (or `node bench/run.ts drift`)
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,8 +33,8 @@ import type { KubeClient } from '../src/kube/client.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
 import { createGitSource } from '../src/source/git-source.ts';
 import { createLogger } from '../src/util/logger.ts';
-import { type BenchRow, formatRowLine } from './rows.ts';
-import { startBenchPlane, waitUntil, watchStatusUntil } from './support.ts';
+import { type BenchRow, fmt, formatRowLine } from './rows.ts';
+import { startBenchPlane, tearDownBench, waitUntil, watchStatusUntil } from './support.ts';
 
 const namespace = 'bench-drift';
 const repoName = 'bench';
@@ -599,15 +599,10 @@ export async function runDriftBench(options: DriftBenchOptions = {}): Promise<Dr
     };
   } finally {
     await operator?.stop(5_000).catch(() => undefined);
-    await repo?.close().catch(() => undefined);
-    await client?.close().catch(() => undefined);
-    await plane?.stop().catch(() => undefined);
-    await rm(cacheDir, { recursive: true, force: true });
-    await rm(stateDir, { recursive: true, force: true }).catch(() => undefined);
+    await tearDownBench({ repo, client, plane }, [cacheDir, stateDir]);
   }
 }
 
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
 const mib = (bytes: number) => `${fmt(bytes / 2 ** 20, 1)} MiB`;
 
 /** Rows for bench/run.ts: each figure with its target and, where one exists, a same-run baseline. */

@@ -20,7 +20,7 @@
  * Run: node bench/fleet.bench.ts   (or `node bench/run.ts fleet`)
  * Env: SIGNET_BENCH_FLEET_COUNT (default 1000), SIGNET_BENCH_FLEET_STEADY_MS (default 300000).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,8 +35,8 @@ import {
 import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/signet.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
-import { type BenchRow, formatRowLine } from './rows.ts';
-import { startBenchPlane } from './support.ts';
+import { type BenchRow, fmt, formatRowLine, mib } from './rows.ts';
+import { startBenchPlane, tearDownBench } from './support.ts';
 
 const fleetNamespace = 'fleet';
 const objectsPerRepo = 4;
@@ -521,16 +521,9 @@ export async function runFleetBench(
     return { count, objects: count * objectsPerRepo, loadAverage, cold, steady, restart };
   } finally {
     await running?.stop('SIGTERM', 30_000).catch(() => undefined);
-    await repo?.close().catch(() => undefined);
-    await client?.close().catch(() => undefined);
-    await plane?.stop().catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
-    await rm(stateDir, { recursive: true, force: true }).catch(() => undefined);
+    await tearDownBench({ repo, client, plane }, [work, stateDir]);
   }
 }
-
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
-const mib = (bytes: number) => bytes / 2 ** 20;
 
 /** Rows for bench/run.ts, judged against issue 18's targets. */
 export function benchRows(r: FleetBenchResult): BenchRow[] {

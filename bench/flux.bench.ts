@@ -67,7 +67,7 @@ import {
   median,
   tallyAudit,
 } from './flux/objects.ts';
-import { type BenchRow, formatRowLine } from './rows.ts';
+import { type BenchRow, fmt, formatRowLine } from './rows.ts';
 import { startBenchPlane, waitUntil, watchStatusUntil } from './support.ts';
 
 type Tool = 'flux' | 'signet';
@@ -614,7 +614,6 @@ async function fluxVersion(): Promise<string> {
   return `source-controller v${source} + kustomize-controller v${kustomize}`;
 }
 
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
 const mib = (bytes: number) => `${fmt(bytes / 2 ** 20, 0)} MiB`;
 
 /** Rows for bench/run.ts: each figure for both tools, Flux as the baseline, the ratio Signet ÷ Flux. */

@@ -12,11 +12,10 @@ import {
   wasmHelmEngine,
 } from '../src/render/helm-engine.ts';
 import type { HelmTree } from '../src/render/helm-policy.ts';
-import type { BenchRow } from './rows.ts';
+import { type BenchRow, mib } from './rows.ts';
 import { spareCounter } from './support.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const mib = (bytes: number) => bytes / 2 ** 20;
 const encoder = new TextEncoder();
 const options = { timeoutMs: 300_000, maxOutputBytes: 256 * 1024 * 1024 };
 

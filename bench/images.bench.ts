@@ -35,9 +35,7 @@ import {
   pushImage,
   startRegistry,
 } from '../test/support/oci-registry.ts';
-import { type BenchRow, formatRowLine } from './rows.ts';
-
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
+import { type BenchRow, fmt, formatRowLine } from './rows.ts';
 
 export interface ImagesBenchOptions {
   readonly images?: number;

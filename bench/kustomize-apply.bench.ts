@@ -17,7 +17,7 @@
  * Run: node bench/kustomize-apply.bench.ts   (or `node bench/run.ts kustomize-apply`)
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,8 +29,8 @@ import { createSignedRepo, installCrd, type SignedRepo } from '../e2e/support/si
 import type { KubeClient } from '../src/kube/client.ts';
 import { loadKubeClient } from '../src/kube/load.ts';
 import { kustomizeCacheDir } from '../src/render/kustomize-engine.ts';
-import { type BenchRow, formatRowLine } from './rows.ts';
-import { startBenchPlane, watchStatusUntil } from './support.ts';
+import { type BenchRow, fmt, formatRowLine, mib } from './rows.ts';
+import { startBenchPlane, tearDownBench, watchStatusUntil } from './support.ts';
 
 const execFileAsync = promisify(execFile);
 const perFile = 100;
@@ -299,16 +299,10 @@ export async function runKustomizeApplyBench(
     await run(`plain${largest}`, `plain${largest}`, largest, 'plain');
     return { largest, smallest, kubectlSeconds, nativeBuildSeconds, cases, loadAverage, idleMs, engines };
   } finally {
-    await repo?.close().catch(() => undefined);
-    await client?.close().catch(() => undefined);
-    await plane?.stop().catch(() => undefined);
-    await rm(work, { recursive: true, force: true });
-    await rm(stateDir, { recursive: true, force: true }).catch(() => undefined);
+    await tearDownBench({ repo, client, plane }, [work, stateDir]);
   }
 }
 
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
-const mib = (bytes: number) => bytes / 2 ** 20;
 const signedMib = (bytes: number) => `${bytes >= 0 ? '+' : ''}${fmt(mib(bytes), 1)}`;
 
 /** Rows for bench/run.ts: for each engine, the cold apply, the RSS slope and the fixed cost. */

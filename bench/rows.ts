@@ -14,6 +14,12 @@ export interface BenchRow {
   readonly pass: boolean | 'info';
 }
 
+/** A figure with `digits` decimals; NaN and infinities as themselves (a failed measurement shows). */
+export const fmt = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
+
+/** Bytes as MiB (a number, for ratios and slopes). */
+export const mib = (bytes: number): number => bytes / 2 ** 20;
+
 /** Whether a row is judged and missed. Anything but `true` or `'info'` counts as missed (fail closed). */
 export function missed(row: BenchRow): boolean {
   return row.pass !== true && row.pass !== 'info';

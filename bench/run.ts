@@ -6,12 +6,11 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { type BenchRow, formatRowLine, formatTableRow, judge } from './rows.ts';
+import { type BenchRow, fmt, formatRowLine, formatTableRow, judge } from './rows.ts';
 
 export type { BenchRow } from './rows.ts';
 
 type Runner = () => Promise<BenchRow[]>;
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
 const root = new URL('..', import.meta.url);
 /** S6 in /work/shared/reference/performance.md: p50 per sigstore bundle, trusted root warm. */
 const keylessP50TargetMs = 5;

@@ -1,4 +1,5 @@
 // Helpers shared by the benches (not part of the product).
+import { rm } from 'node:fs/promises';
 import { type ControlPlane, startControlPlane } from '../e2e/support/controlplane.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 
@@ -116,4 +117,21 @@ export function spareCounter() {
 /** A fresh control plane of the bench's own in `stateDir` (never a reused one), stopped if this process dies. */
 export function startBenchPlane(stateDir: string): Promise<ControlPlane> {
   return startControlPlane({ stateDir, reuse: false, ownerPid: process.pid, readyTimeoutMs: 180_000 });
+}
+
+interface BenchParts {
+  readonly repo?: { close(): Promise<unknown> } | undefined;
+  readonly client?: { close(): Promise<unknown> } | undefined;
+  readonly plane?: { stop(): Promise<unknown> } | undefined;
+}
+
+/**
+ * A bench's teardown: its repository, client and control plane closed in that order, their
+ * failures ignored (a teardown must not hide the bench's own error), then its directories removed.
+ */
+export async function tearDownBench(parts: BenchParts, dirs: readonly string[]): Promise<void> {
+  await parts.repo?.close().catch(() => undefined);
+  await parts.client?.close().catch(() => undefined);
+  await parts.plane?.stop().catch(() => undefined);
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }
