@@ -1,5 +1,5 @@
 import type { RequestOptions } from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { Agent } from 'undici';
 import { KubeClient } from './client.ts';
 import { KubeConfigError } from './errors.ts';
