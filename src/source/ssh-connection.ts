@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
-import ssh2 from 'ssh2';
+import type * as Ssh2 from 'ssh2';
 import { SourceError } from './errors.ts';
 import { decideHostCertificate, isCertificateType } from './host-certificate.ts';
 import {
@@ -45,24 +45,38 @@ export interface ConversationSink {
   fail(error: unknown): void;
 }
 
-// ssh2 is CommonJS: Node's ESM loader exposes it only as a default export.
-const { Client: SshClient, utils: sshUtils } = ssh2;
+const requireCjs = createRequire(import.meta.url);
+let ssh2Module: typeof Ssh2 | undefined;
+
+/**
+ * ssh2, loaded on first use: requiring it instantiates its poly1305 WebAssembly module with a
+ * 16 MiB heap and loads its ciphers, which an operator without any ssh:// GitRepository never
+ * needs. Synchronous (ssh2 is CommonJS), so callers stay as they are.
+ */
+function ssh2(): typeof Ssh2 {
+  ssh2Module ??= requireCjs('ssh2') as typeof Ssh2;
+  return ssh2Module;
+}
+
+let certificatesPatched: boolean | undefined;
 
 /**
  * Whether ssh2 negotiates `*-cert-v01@openssh.com` host keys: ssh2 1.17 does not by itself;
  * patches/ssh2+1.17.0.patch (applied by patch-package at install) adds them, client side only,
  * handing the certificate to our host verifier. Without it a `@cert-authority` host is refused.
  */
-export const hostCertificatesSupported: boolean = (() => {
-  try {
-    const constants = createRequire(import.meta.url)('ssh2/lib/protocol/constants.js') as {
-      CERT_SERVER_HOST_KEY?: unknown;
-    };
-    return Array.isArray(constants.CERT_SERVER_HOST_KEY) && constants.CERT_SERVER_HOST_KEY.length > 0;
-  } catch {
-    return false;
+export function hostCertificatesSupported(): boolean {
+  if (certificatesPatched === undefined) {
+    try {
+      const constants = requireCjs('ssh2/lib/protocol/constants.js') as { CERT_SERVER_HOST_KEY?: unknown };
+      certificatesPatched =
+        Array.isArray(constants.CERT_SERVER_HOST_KEY) && constants.CERT_SERVER_HOST_KEY.length > 0;
+    } catch {
+      certificatesPatched = false;
+    }
   }
-})();
+  return certificatesPatched;
+}
 
 export interface SshCredentials {
   /** OpenSSH private key (Secret key `identity`). */
@@ -80,7 +94,7 @@ const allowedClientKeyTypes = new Set([
   'ssh-rsa',
 ]);
 const minRsaBits = 2048;
-type ParsedKey = Exclude<ReturnType<typeof sshUtils.parseKey>, Error | unknown[]>;
+type ParsedKey = Exclude<ReturnType<typeof Ssh2.utils.parseKey>, Error | unknown[]>;
 
 function rsaModulusBits(blob: Buffer): number {
   let offset = 0;
@@ -101,7 +115,7 @@ function rsaModulusBits(blob: Buffer): number {
 
 /** Parses and checks the client key in memory; errors name the Secret keys, never their content. */
 export function parseIdentity(identity: string, passphrase: string | undefined): ParsedKey {
-  const parsed = sshUtils.parseKey(identity, passphrase);
+  const parsed = ssh2().utils.parseKey(identity, passphrase);
   if (parsed instanceof Error) {
     const encrypted = /encrypted|passphrase|decrypt/i.test(parsed.message);
     throw new SourceError(
@@ -145,7 +159,7 @@ export function knownHostsOf(options: SshConnectionOptions): readonly KnownHostE
     );
   }
   const { host, port } = options.url;
-  if (!hostCertificatesSupported && hasCertAuthorityFor(parsed.entries, host, port)) {
+  if (!hostCertificatesSupported() && hasCertAuthorityFor(parsed.entries, host, port)) {
     throw new SourceError(
       'HostKeyRejected',
       `${where}: known_hosts has @cert-authority lines for ${hostLookupName(host, port)}, but this build's ssh2 lacks the host certificate patch (patches/ssh2+1.17.0.patch); nothing was fetched`,
@@ -211,7 +225,7 @@ export function hostKeyVerdict(
  */
 export interface Connection {
   readonly key: string;
-  readonly client: InstanceType<typeof SshClient>;
+  readonly client: Ssh2.Client;
   readonly socket: Socket;
   readonly ready: Promise<void>;
   readonly readers: Set<ConversationSink>;
@@ -252,7 +266,7 @@ function openConnection(
 ): Connection {
   const { url, credentials } = options;
   const where = url.display;
-  const client = new SshClient();
+  const client = new (ssh2().Client)();
   const socket = new Socket();
   const readers = new Set<ConversationSink>();
   let rejected: string | undefined;
@@ -293,7 +307,7 @@ function openConnection(
     retire,
     fail,
   };
-  const algorithms = hostKeyAlgorithmsFor(entries, url.host, url.port, hostCertificatesSupported);
+  const algorithms = hostKeyAlgorithmsFor(entries, url.host, url.port, hostCertificatesSupported());
   socket.connect(url.port, url.host);
   client.connect({
     sock: socket,

@@ -13,19 +13,19 @@
  *   unrevoked self-certification at verification time; a user ID without one (added to the key by anyone,
  *   or revoked) is no identity of the key.
  */
-import {
-  createMessage,
-  type KeyID,
-  type PublicKey,
-  readKeys,
-  readSignature,
-  type Signature,
-  type Subkey,
-  verify,
-} from 'openpgp';
+import type * as OpenPgp from 'openpgp';
+import type { KeyID, PublicKey, Signature, Subkey } from 'openpgp';
 import { quote } from '../util/quote.ts';
 import { describeError, VerificationError } from './errors.ts';
 import type { GitIdentity, SignatureCheck } from './types.ts';
+
+let openpgpModule: Promise<typeof OpenPgp> | undefined;
+
+/** openpgp.js (2.4 MB of source and its key tables), loaded when the first OpenPGP key or signature is read. */
+function openpgp(): Promise<typeof OpenPgp> {
+  openpgpModule ??= import('openpgp');
+  return openpgpModule;
+}
 
 export interface OpenPgpKeyEntry {
   readonly key: PublicKey;
@@ -111,7 +111,7 @@ export async function parseArmoredPublicKeys(text: string, keyName: string): Pro
   }
   for (const [index, block] of blocks.entries()) {
     try {
-      for (const key of await readKeys({ armoredKeys: block })) {
+      for (const key of await (await openpgp()).readKeys({ armoredKeys: block })) {
         if (key.isPrivate()) throw new VerificationError('PrivateKeyMaterial', 'private key found');
         keys.push({ key, keyName, emails: emailsOf(key) });
       }
@@ -190,7 +190,7 @@ export async function verifyOpenPgpSignature(
 ): Promise<SignatureCheck> {
   let signature: Signature;
   try {
-    signature = await readSignature({ armoredSignature: armored });
+    signature = await (await openpgp()).readSignature({ armoredSignature: armored });
   } catch (error) {
     return fail('InvalidSignature', `unreadable OpenPGP signature: ${describeError(error)}`);
   }
@@ -235,6 +235,7 @@ export async function verifyOpenPgpSignature(
     return fail('UntrustedSigner', `OpenPGP key ${fingerprint} is not usable: ${describeError(error)}`);
   }
   try {
+    const { createMessage, verify } = await openpgp();
     const message = await createMessage({ binary: payload });
     const result = await verify({
       message,

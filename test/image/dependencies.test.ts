@@ -30,14 +30,14 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** Package names of the bare specifiers src/ imports at run time (type-only imports left out). */
+/** Package names of the bare specifiers src/ imports or requires (createRequire) at run time (type-only imports left out). */
 function packagesImportedBySrc(): Set<string> {
   const names = new Set<string>();
   const specifier =
-    /^\s*(import|export)\s+(?!type\s)[^'";]*?\sfrom\s+'([^'.][^']*)'|import\('([^'.][^']*)'\)/gm;
+    /^\s*(import|export)\s+(?!type\s)[^'";]*?\sfrom\s+'([^'.][^']*)'|import\('([^'.][^']*)'\)|\brequire\w*\('([^'.][^']*)'\)/gm;
   for (const file of sourceFiles(join(repoRoot, 'src'))) {
     for (const match of readFileSync(file, 'utf8').matchAll(specifier)) {
-      const name = match[2] ?? match[3] ?? '';
+      const name = match[2] ?? match[3] ?? match[4] ?? '';
       if (name.startsWith('node:')) continue;
       const parts = name.split('/');
       names.add(name.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? name));
