@@ -31,6 +31,7 @@ import { type RenderedObject, renderManifests } from '../render/render.ts';
 import { applyScope, crdScopes } from '../render/scope.ts';
 import { SourceError, safeUrl } from '../source/errors.ts';
 import { parseTrustedRoot, publicGoodTrustedRoot, type TrustedRootJSON } from '../trust-root/index.ts';
+import { withDeadline } from '../util/deadline.ts';
 import { keylessX509Checker } from '../verify/keyless-checker.ts';
 import type { TrustMaterialCache } from '../verify/trust.ts';
 import type { Evidence } from '../verify/types.ts';
@@ -114,11 +115,8 @@ export async function resolveRevision(
     credentials,
   };
   try {
-    const resolved = await deps.source.resolve(
-      remote,
-      repo.spec.ref,
-      AbortSignal.any([signal, AbortSignal.timeout(repo.spec.timeoutMs)]),
-      share,
+    const resolved = await withDeadline(repo.spec.timeoutMs, signal, (resolveSignal) =>
+      deps.source.resolve(remote, repo.spec.ref, resolveSignal, share),
     );
     const revision = formatRevision({
       ...(resolved.refName === undefined ? {} : { ref: resolved.refName }),
@@ -178,7 +176,10 @@ export interface VerifiedRevision {
   readonly signer: string;
 }
 
-/** Fetches and verifies; on success the manifest tree of the verified commit is returned. */
+/**
+ * Fetches and verifies; on success the manifest tree of the verified commit is returned. Reading
+ * the repository (fetch, verification's history walks, the tree) is bounded by spec.timeout.
+ */
 export async function fetchAndVerify(
   repo: GitRepository,
   cacheKey: string,
@@ -189,7 +190,32 @@ export async function fetchAndVerify(
   deps: PipelineDeps,
   signal: AbortSignal,
 ): Promise<VerifiedRevision | Refusal> {
-  const gitSignal = AbortSignal.any([signal, AbortSignal.timeout(repo.spec.timeoutMs)]);
+  return withDeadline(repo.spec.timeoutMs, signal, (gitSignal) =>
+    fetchAndVerifyWithin(
+      repo,
+      cacheKey,
+      remote,
+      resolved,
+      revision,
+      lastAppliedCommit,
+      deps,
+      signal,
+      gitSignal,
+    ),
+  );
+}
+
+async function fetchAndVerifyWithin(
+  repo: GitRepository,
+  cacheKey: string,
+  remote: RemoteSpec,
+  resolved: ResolvedRevision,
+  revision: string,
+  lastAppliedCommit: string | undefined,
+  deps: PipelineDeps,
+  signal: AbortSignal,
+  gitSignal: AbortSignal,
+): Promise<VerifiedRevision | Refusal> {
   let fetched: FetchedRepository;
   try {
     fetched = await deps.source.fetch(

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import { backoffDelay } from '../util/backoff.ts';
+import { Deadline } from '../util/deadline.ts';
 import { Utf8LineSplitter } from '../util/utf8.ts';
 import { KubeRequestError } from './errors.ts';
 
@@ -143,8 +144,8 @@ export function createUndiciTransport(options: UndiciTransportOptions): Transpor
 
   async function attempt(request: TransportRequest): Promise<TransportResponse> {
     const timeoutMs = request.timeoutMs ?? defaultTimeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = request.signal === undefined ? timeout : AbortSignal.any([request.signal, timeout]);
+    const deadline = new Deadline(timeoutMs, request.signal);
+    const signal = deadline.signal;
     const headers: Record<string, string | string[]> = {
       accept: 'application/json',
       'user-agent': options.userAgent,
@@ -177,7 +178,7 @@ export function createUndiciTransport(options: UndiciTransportOptions): Transpor
       if (request.signal?.aborted === true) {
         throw new KubeRequestError('Aborted', request.subject, 'request aborted', error);
       }
-      if (timeout.aborted) {
+      if (deadline.timedOut) {
         throw new KubeRequestError('Timeout', request.subject, `no answer within ${timeoutMs} ms`, error);
       }
       throw new KubeRequestError(
@@ -186,6 +187,8 @@ export function createUndiciTransport(options: UndiciTransportOptions): Transpor
         `connection failed (${errorCodeOf(error) ?? 'unknown'})`,
         error,
       );
+    } finally {
+      deadline.dispose();
     }
   }
 

@@ -17,6 +17,7 @@ import type {
   ResolvedRevision,
   SourcePort,
 } from '../controller/ports.ts';
+import { withDeadline } from '../util/deadline.ts';
 import type { Logger } from '../util/logger.ts';
 import { SourceError, safeUrl } from './errors.ts';
 import { gitHostOf, HostGate } from './host-gate.ts';
@@ -198,7 +199,9 @@ export function createGitSource(options: GitSourceOptions): GitSource {
     // own deadline, spec.timeout of the GitRepository that started it.
     const refs = shared.poll(key, prefix, share.maxAgeMs, () =>
       gateFor(remote)(() =>
-        listRemoteRefs(remote, prefix, callOptions(AbortSignal.timeout(remote.timeoutMs))),
+        withDeadline(remote.timeoutMs, undefined, (pollSignal) =>
+          listRemoteRefs(remote, prefix, callOptions(pollSignal)),
+        ),
       ),
     );
     const timedOut = () =>

@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { Deadline } from '../util/deadline.ts';
 import { decodeUtf8Prefix } from '../util/utf8.ts';
 import { SourceError, safeUrl } from './errors.ts';
 
@@ -67,17 +68,19 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       const headers: Record<string, string> = { ...(req.headers ?? {}), 'user-agent': 'signet-git/0.1' };
       if (authHeader !== undefined) headers.authorization = authHeader;
       if (body.length > 0) headers['content-length'] = String(body.length);
-      const signal = AbortSignal.any([
-        AbortSignal.timeout(options.timeoutMs),
-        ...(options.signal === undefined ? [] : [options.signal]),
-      ]);
+      // Disposed by cleanup() once the answer is read, so no timer outlives the request.
+      const deadline = new Deadline(options.timeoutMs, options.signal);
+      const signal = deadline.signal;
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
       const where = `${method} ${safeUrl(req.url)}`;
       return new Promise<GitHttpResponse>((resolve, reject) => {
         // `headersDone`: the promise is settled; later failures surface from the body iterator.
         let headersDone = false;
         let bodyError: SourceError | undefined;
-        const cleanup = () => signal.removeEventListener('abort', onAbort);
+        const cleanup = () => {
+          signal.removeEventListener('abort', onAbort);
+          deadline.dispose();
+        };
         const fail = (error: SourceError) => {
           bodyError ??= error;
           outgoing.destroy();
