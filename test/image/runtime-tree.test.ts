@@ -297,6 +297,7 @@ describe('hack/runtime-tree.sh assembles the Dockerfile runtime stage', () => {
   it('the ENTRYPOINT passes node the same V8 flags as bin/signet, and e2e/runtime-tree takes them from the image', () => {
     const nodeFlags = entrypointNodeFlags(runtime.entrypoint ?? []);
     expect(nodeFlags).toContain('--max-semi-space-size=8');
+    expect(nodeFlags).toContain('--optimize-for-size');
     const launcher = readFileSync(join(repoRoot, 'bin', 'signet'), 'utf8');
     const declared = /^node_flags=\((.*)\)$/m.exec(launcher)?.[1]?.split(/\s+/) ?? [];
     expect(declared).toEqual(nodeFlags);
