@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import type { GitRepository } from '../api/gitrepository.ts';
-import type { KubeClient } from '../kube/client.ts';
 import type { Alert, AlertKind, AlertObject } from '../notify/alert.ts';
 import { createNotifier } from '../notify/factory.ts';
 import type { QueueingNotifier } from '../notify/notifier.ts';
+import { withDeadline } from '../util/deadline.ts';
 import type { Logger } from '../util/logger.ts';
 
 export interface AlertInput {
@@ -30,8 +30,16 @@ export interface Alerter {
   close(): Promise<void>;
 }
 
+/** The decoded data of Secret `namespace/name`; rejects when it cannot be read (e.g. not found). */
+export type ReadSecret = (
+  namespace: string,
+  name: string,
+  signal: AbortSignal,
+) => Promise<Record<string, string>>;
+
 export interface AlerterOptions {
-  readonly client: KubeClient;
+  /** Reads the Slack Secret for each alert (the operator serves it from its reference cache). */
+  readonly readSecret: ReadSecret;
   readonly clusterName: string;
   readonly registry: Registry;
   readonly logger: Logger;
@@ -41,6 +49,8 @@ export interface AlerterOptions {
   readonly now?: () => Date;
 }
 
+const secretReadTimeoutMs = 10_000;
+
 export function createAlerter(options: AlerterOptions): Alerter {
   const notifiers = new Map<string, { fingerprint: string; notifier: QueueingNotifier }>();
   const now = options.now ?? (() => new Date());
@@ -49,16 +59,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
     const slack = repo.spec.alerts.slack;
     const key = `${repo.metadata.namespace}/${repo.metadata.name}`;
     if (slack === undefined) return undefined;
-    const secret = await options.client.get(
-      { apiVersion: 'v1', kind: 'Secret', name: slack.secretRef.name, namespace: repo.metadata.namespace },
-      { timeoutMs: 10_000 },
+    const data = await withDeadline(secretReadTimeoutMs, undefined, (signal) =>
+      options.readSecret(repo.metadata.namespace, slack.secretRef.name, signal),
     );
-    const data: Record<string, string> = {};
-    const raw = secret?.data;
-    if (raw !== undefined && typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
-      for (const [k, v] of Object.entries(raw))
-        if (typeof v === 'string') data[k] = Buffer.from(v, 'base64').toString('utf8');
-    }
     const fingerprint = createHash('sha256')
       .update(JSON.stringify([data, slack.events]))
       .digest('hex');

@@ -249,6 +249,7 @@ interface Wiring {
   readonly logger: Logger;
   readonly metrics: OperatorMetrics;
   readonly clients: Clients;
+  readonly references: ReferenceCache;
   readonly alerter: Alerter;
   readonly events: EventRecorder;
   readonly leadership: Leadership;
@@ -286,14 +287,7 @@ function createWorkers(w: Wiring): Workers {
     logger: w.logger,
     onManagedChange: (change) => queueDrift(`${change.owner.namespace}/${change.owner.name}`, change.id),
   });
-  const references = new ReferenceCache({
-    client: w.clients.admin,
-    logger: w.logger,
-    syncTimeoutMs: 5_000,
-    decode: referenceData,
-    read: (namespace, kind, name, signal) =>
-      w.clients.admin.get({ apiVersion: 'v1', kind, name, namespace }, { signal, timeoutMs: 15_000 }),
-  });
+  const { references } = w;
   const denyPolicies = new DenyPolicyIndex({
     client: w.clients.admin,
     logger: w.logger,
@@ -569,8 +563,17 @@ export async function startOperator(
   const metrics = createOperatorMetrics();
   const clients = await connectClients(options, logger);
   const { admin } = clients;
-  const alerter = createAlerter({
+  // Referenced Secrets and ConfigMaps (credentials, signers, the Slack Secret of each alert).
+  const references = new ReferenceCache({
     client: admin,
+    logger,
+    syncTimeoutMs: 5_000,
+    decode: referenceData,
+    read: (namespace, kind, name, signal) =>
+      admin.get({ apiVersion: 'v1', kind, name, namespace }, { signal, timeoutMs: 15_000 }),
+  });
+  const alerter = createAlerter({
+    readSecret: (namespace, name, signal) => references.read(namespace, 'Secret', name, signal),
     clusterName: options.clusterName,
     registry: metrics.registry,
     logger,
@@ -585,6 +588,7 @@ export async function startOperator(
     logger,
     metrics,
     clients,
+    references,
     alerter,
     events,
     leadership,
