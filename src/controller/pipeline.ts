@@ -191,7 +191,7 @@ export async function fetchAndVerify(
   signal: AbortSignal,
 ): Promise<VerifiedRevision | Refusal> {
   return withDeadline(repo.spec.timeoutMs, signal, (gitSignal) =>
-    fetchAndVerifyWithin(
+    fetchAndVerifyWithin({
       repo,
       cacheKey,
       remote,
@@ -201,21 +201,25 @@ export async function fetchAndVerify(
       deps,
       signal,
       gitSignal,
-    ),
+    }),
   );
 }
 
-async function fetchAndVerifyWithin(
-  repo: GitRepository,
-  cacheKey: string,
-  remote: RemoteSpec,
-  resolved: ResolvedRevision,
-  revision: string,
-  lastAppliedCommit: string | undefined,
-  deps: PipelineDeps,
-  signal: AbortSignal,
-  gitSignal: AbortSignal,
-): Promise<VerifiedRevision | Refusal> {
+/** fetchAndVerify's arguments, and `gitSignal`: the reconcile's signal bounded by spec.timeout. */
+interface FetchAndVerifyCall {
+  readonly repo: GitRepository;
+  readonly cacheKey: string;
+  readonly remote: RemoteSpec;
+  readonly resolved: ResolvedRevision;
+  readonly revision: string;
+  readonly lastAppliedCommit: string | undefined;
+  readonly deps: PipelineDeps;
+  readonly signal: AbortSignal;
+  readonly gitSignal: AbortSignal;
+}
+
+async function fetchAndVerifyWithin(call: FetchAndVerifyCall): Promise<VerifiedRevision | Refusal> {
+  const { repo, cacheKey, remote, resolved, revision, lastAppliedCommit, deps, signal, gitSignal } = call;
   let fetched: FetchedRepository;
   try {
     fetched = await deps.source.fetch(

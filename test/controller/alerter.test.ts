@@ -6,19 +6,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseGitRepository } from '../../src/api/gitrepository.ts';
 import { createAlerter } from '../../src/controller/alerter.ts';
 import { createLogger } from '../../src/util/logger.ts';
+import { rawGitRepository } from '../support/gitrepository.ts';
 
 function repo(alerts: Record<string, unknown> | undefined) {
-  return parseGitRepository({
-    apiVersion: 'signet.dev/v1alpha1',
-    kind: 'GitRepository',
-    metadata: { name: 'apps', namespace: 'team-a' },
-    spec: {
-      url: 'https://git.example.com/apps.git',
-      ref: { branch: 'main' },
-      verify: { signersRef: { kind: 'ConfigMap', name: 'signers' } },
-      ...(alerts === undefined ? {} : { alerts }),
-    },
-  });
+  return parseGitRepository(rawGitRepository(alerts === undefined ? {} : { alerts }));
 }
 
 async function body(request: IncomingMessage): Promise<string> {

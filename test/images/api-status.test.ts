@@ -3,18 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { parseGitRepository, SpecValidationError } from '../../src/api/gitrepository.ts';
 import { applyStatusChanges, readStatus, statusMergePatch } from '../../src/controller/status.ts';
+import { rawGitRepository } from '../support/gitrepository.ts';
 
 function repo(verify: Record<string, unknown>) {
-  return {
-    apiVersion: 'signet.dev/v1alpha1',
-    kind: 'GitRepository',
-    metadata: { name: 'apps', namespace: 'team-a' },
-    spec: {
-      url: 'https://git.example.com/apps.git',
-      ref: { branch: 'main' },
-      verify: { signersRef: { kind: 'ConfigMap', name: 'signers' }, ...verify },
-    },
-  };
+  return rawGitRepository({ verify: { signersRef: { kind: 'ConfigMap', name: 'signers' }, ...verify } });
 }
 
 function fieldErrors(verify: Record<string, unknown>): { field: string; message: string }[] {
