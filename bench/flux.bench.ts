@@ -23,7 +23,8 @@
  * - Memory once everything is deleted (Flux's Kustomizations prune, Signet's finalizer prunes) and
  *   the processes idled `idleMs`: VmRSS of each.
  * - Fleet (`SIGNET_BENCH_FLUX_FLEET`, default 200; 0 skips): that many GitRepositories over paths of
- *   one signed monorepo, 4 objects each, in fresh processes, Flux then Signet (runFleets).
+ *   one signed monorepo, 4 objects each, in fresh processes, Flux then Signet (runFleets). Flux
+ *   has a GitRepository per path unless `SIGNET_BENCH_FLUX_FLEET_SOURCES=shared` (one for all).
  *
  * Run: node bench/flux.bench.ts   (or `node bench/run.ts flux`; `make bench` builds Flux first)
  */
@@ -88,6 +89,11 @@ export interface FluxBenchOptions {
   readonly idleMs?: number;
   /** GitRepositories of the fleet case (each tool its own, fresh processes); 0 skips it. */
   readonly fleet?: number;
+  /**
+   * Flux's sources in the fleet: a GitRepository per path (default, like Signet's fleet) or one
+   * shared GitRepository for all Kustomizations (Flux's cheaper monorepo layout).
+   */
+  readonly fleetSources?: 'one-per-path' | 'shared';
 }
 
 export interface SignetFleetResult {
@@ -434,6 +440,9 @@ export async function runFluxBench(options: FluxBenchOptions = {}): Promise<Flux
   const idleMs = options.idleMs ?? 20_000;
   // 200 by default: Flux needed 467 s for 200 at load 7-10 (about 40 min for the issue's 1,000).
   const fleetSize = options.fleet ?? Number(process.env.SIGNET_BENCH_FLUX_FLEET ?? 200);
+  const fleetSources =
+    options.fleetSources ??
+    (process.env.SIGNET_BENCH_FLUX_FLEET_SOURCES === 'shared' ? 'shared' : 'one-per-path');
   const build = await ensureFluxBuilt();
   const stateDir = join(repoRoot, '.signet', `bench-flux-${process.pid}`);
   const plane = await startBenchPlane(stateDir);
@@ -497,7 +506,7 @@ export async function runFluxBench(options: FluxBenchOptions = {}): Promise<Flux
       flux = undefined;
       const repo = await createSignedRepo('flux-bench-fleet');
       repos.push(repo);
-      fleet = await runFleets(plane, user, repo, fleetSize);
+      fleet = await runFleets(plane, user, repo, fleetSize, fleetSources);
     }
     return { fluxVersion: await fluxVersion(), build, cold, noop, drift, idleAfterDelete, fleet };
   } finally {
@@ -520,6 +529,7 @@ async function runFleets(
   user: KubeClient,
   repo: SignedRepo,
   size: number,
+  fluxSources: 'one-per-path' | 'shared',
 ): Promise<FleetCase> {
   const commit = await repo.commit(
     { ...fleetFiles(size, 'flux'), ...fleetFiles(size, 'signet') },
@@ -535,6 +545,7 @@ async function runFleets(
     repo: { url: repo.url, caPem: repo.server.caPem, signerPublicKey: repo.key.publicKeyLine },
     revision,
     paths: paths('flux'),
+    sources: fluxSources,
   });
   const fluxGit = repo.server.requests.length - gitBefore;
   process.stderr.write(
