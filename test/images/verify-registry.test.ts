@@ -22,6 +22,7 @@ import {
   verifyKeyless,
 } from '../support/cosign.ts';
 import { makeTempDir } from '../support/git-fixtures.ts';
+import { rawGitRepository } from '../support/gitrepository.ts';
 import {
   attachBundle,
   attachKeylessBundle,
@@ -53,13 +54,8 @@ let key: CosignKeyPair;
 let otherKey: CosignKeyPair;
 let bed: SigstoreTestbed;
 function repoWith(host: string, extra: Record<string, unknown> = {}) {
-  return parseGitRepository({
-    apiVersion: 'signet.dev/v1alpha1',
-    kind: 'GitRepository',
-    metadata: { name: 'apps', namespace: 'team-a' },
-    spec: {
-      url: 'https://git.example.com/apps.git',
-      ref: { branch: 'main' },
+  return parseGitRepository(
+    rawGitRepository({
       timeout: '10s',
       verify: {
         signersRef: { kind: 'ConfigMap', name: 'signers' },
@@ -67,8 +63,8 @@ function repoWith(host: string, extra: Record<string, unknown> = {}) {
         images: [{ match: [`${host}/team/**`], keysRef: { kind: 'Secret', name: 'image-keys' } }],
         ...extra,
       },
-    },
-  });
+    }),
+  );
 }
 
 function depsFor(reg: OciRegistry, cache: VerdictCache, pem = key.publicKeyPem): PipelineDeps {
