@@ -113,9 +113,12 @@ export async function runFluxFleet(options: FluxFleetOptions): Promise<FluxFleet
       await Promise.all(objects.slice(start, start + 32).map((object) => options.client.create(object)));
     }
     // A LIST every 2 s (the bench's own user agent, not counted): cheaper than a watch per object.
+    // Each Kustomization counts once it has been seen applied and Ready: a fleet slower than its
+    // interval has the first ones reconciling again (Ready Unknown) before the last are applied.
+    const applied = new Set<string>();
     await waitUntil(
       async () => {
-        const applied = await appliedNames(options.client, namespace, options.revision);
+        for (const name of await appliedNames(options.client, namespace, options.revision)) applied.add(name);
         return applied.size >= specs.length ? true : undefined;
       },
       options.timeoutMs ?? 3_600_000,
