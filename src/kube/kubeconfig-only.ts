@@ -36,7 +36,7 @@ export function registerKubeConfigOnly(): void {
   registerHooks({
     resolve(specifier, context, nextResolve) {
       if (specifier === barrelSpecifier && context.parentURL?.endsWith(importerSuffix) === true) {
-        return { url: kubeConfigGenUrl, format: 'module', shortCircuit: true };
+        return { url: kubeConfigGenUrl, shortCircuit: true };
       }
       return nextResolve(specifier, context);
     },
